@@ -1,0 +1,97 @@
+"""The ``drkit`` entry point: global options, command discovery and error mapping."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from drkit import __version__
+from drkit.cli.common import AppContext, get_app, setup_logging
+from drkit.errors import DrkitError, ExitCode
+
+log = logging.getLogger(__name__)
+_SKIP = {"main", "common"}
+
+
+class DrkitGroup(click.Group):
+    """Maps drkit's exceptions to one line on stderr and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DrkitError as exc:
+            app = get_app(ctx)
+            if exc.show_traceback or app.verbose >= 2:
+                traceback.print_exc(file=sys.stderr)
+            click.echo(f"drkit: error: {exc}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("drkit: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # an unexpected error is a bug: say so, keep the detail
+            app = get_app(ctx)
+            if app.verbose:
+                traceback.print_exc(file=sys.stderr)
+                hint = ""
+            else:
+                hint = " (run with -v for the traceback)"
+            click.echo(f"drkit: internal error: {type(exc).__name__}: {exc}{hint}", err=True)
+            ctx.exit(70)
+
+
+@click.group(cls=DrkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", metavar="PATH", envvar="DRKIT_CONFIG",
+              help="Configuration file (default ./drkit.toml, or $DRKIT_CONFIG).")
+@click.option("--json", "json_output", is_flag=True,
+              help="Print one JSON document to stdout.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress.")
+@click.version_option(__version__, prog_name="drkit")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, json_output: bool, verbose: int,
+        quiet: bool) -> None:
+    """drkit: survive an insider deleting production and the backups.
+
+    Encrypted deduplicated snapshots, append-only cold copies in several regions
+    verified from outside, a policy linter, two-person approval and restore drills.
+
+    Exit codes: 0 clean, 1 findings or failed check, 2 usage/config/input error,
+    3 refused for want of approval.
+    """
+    app = ctx.ensure_object(AppContext)
+    if config_file:
+        app.config_file = config_file
+    app.json = app.json or json_output
+    app.verbose = verbose
+    app.quiet = quiet
+    setup_logging(verbose, quiet)
+
+
+def _register_commands() -> None:
+    import drkit.cli as package
+
+    for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if module_info.name in _SKIP or module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"drkit.cli.{module_info.name}")
+        for command in getattr(module, "COMMANDS", []):
+            cli.add_command(command)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="drkit", obj=AppContext())
+
+
+__all__ = ["ExitCode", "cli", "main"]

@@ -1,0 +1,259 @@
+"""``file://`` backend: a folder as an object store (the embedded default).
+
+Layout under the root folder::
+
+    <key>                    the object's bytes
+    .drkit-meta/<key>.json   sidecar: storage class, retain-until, sha256, thaw state
+    .drkit-tmp/              temporary files of writes in progress
+
+Writes go to a temporary file that is fsynced and then hard-linked into place, which
+fails atomically if the key exists, so an object is never overwritten and never seen
+half-written. The sidecar makes the storage contract hold on a plain disk: archive
+classes must be thawed before reading, and an object whose retain-until has not passed
+cannot be deleted (like COMPLIANCE object lock). The sidecar is not a security boundary:
+anyone with write access to the folder can change it, which is why ``drkit verify``
+hashes local objects instead of trusting it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from drkit.clock import Clock, SystemClock, parse_iso, utc_iso
+from drkit.errors import (
+    BackendUnavailable,
+    NeedsThaw,
+    ObjectExists,
+    ObjectNotFound,
+    RetentionActive,
+    StorageError,
+)
+from drkit.storage.base import (
+    ARCHIVE_CLASSES,
+    BucketSettings,
+    ObjectInfo,
+    Store,
+    validate_key,
+    validate_prefix,
+)
+
+META_DIR = ".drkit-meta"
+TMP_DIR = ".drkit-tmp"
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class LocalStore(Store):
+    checksums_in_listing = False
+
+    def __init__(self, root: Path, *, clock: Clock | None = None, create: bool = True) -> None:
+        self.root = Path(root)
+        self.url = self.root.resolve().as_uri()
+        self.clock = clock or SystemClock()
+        if not self.root.exists():
+            if not create:
+                raise BackendUnavailable(f"{self.url}: folder does not exist")
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BackendUnavailable(
+                    f"{self.url}: cannot create folder: {exc.strerror}"
+                ) from exc
+        elif not self.root.is_dir():
+            raise BackendUnavailable(f"{self.url}: not a folder")
+
+    # -- paths ---------------------------------------------------------------------------
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / META_DIR / (validate_key(key) + ".json")
+
+    def _read_meta(self, key: str) -> dict[str, object]:
+        try:
+            loaded = json.loads(self._meta_path(key).read_text())
+        except (OSError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def _write_meta(self, key: str, meta: dict[str, object]) -> None:
+        path = self._meta_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(meta, sort_keys=True))
+        os.replace(tmp, path)
+
+    # -- interface -------------------------------------------------------------------------
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        storage_class: str | None = None,
+        retain_until: datetime | None = None,
+    ) -> ObjectInfo:
+        path = self._path(key)
+        if path.exists():
+            raise ObjectExists(f"{self.url}: {key} already exists")
+        digest = hashlib.sha256(data).hexdigest()
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        meta: dict[str, object] = {"sha256": digest, "md5": md5, "size": len(data)}
+        if storage_class:
+            meta["storage_class"] = storage_class
+        if retain_until:
+            meta["retain_until"] = utc_iso(retain_until)
+        tmp_dir = self.root / TMP_DIR
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp_dir.mkdir(exist_ok=True)
+            # Sidecar first: an object that is visible always has its metadata. An orphan
+            # sidecar left by a crash is simply replaced by the next put.
+            self._write_meta(key, meta)
+            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp_name, path)
+                except FileExistsError:
+                    raise ObjectExists(f"{self.url}: {key} already exists") from None
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise StorageError(f"{self.url}: no space left writing {key}") from exc
+            raise StorageError(f"{self.url}: cannot write {key}: {exc.strerror}") from exc
+        return ObjectInfo(
+            key=key,
+            size=len(data),
+            sha256=digest,
+            md5=md5,
+            storage_class=storage_class or "STANDARD",
+            retain_until=retain_until,
+            needs_thaw=(storage_class or "") in ARCHIVE_CLASSES,
+        )
+
+    def get(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{self.url}: {key} not found") from None
+        info = self._info(key, st.st_size, st.st_mtime, hash_content=False)
+        if info.needs_thaw:
+            raise NeedsThaw(f"{self.url}: {key} is in {info.storage_class} and must be thawed")
+        try:
+            with path.open("rb") as fh:
+                if offset:
+                    fh.seek(offset)
+                return fh.read() if length is None else fh.read(length)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{self.url}: {key} not found") from None
+        except OSError as exc:
+            raise StorageError(f"{self.url}: cannot read {key}: {exc.strerror}") from exc
+
+    def _info(self, key: str, size: int, mtime: float, *, hash_content: bool) -> ObjectInfo:
+        meta = self._read_meta(key)
+        storage_class = str(meta.get("storage_class") or "STANDARD")
+        retain = meta.get("retain_until")
+        thawed = bool(meta.get("thawed"))
+        sha = None
+        if hash_content:
+            sha = _hash_file(self.root / key)
+        return ObjectInfo(
+            key=key,
+            size=size,
+            sha256=sha,
+            storage_class=storage_class,
+            retain_until=parse_iso(str(retain)) if retain else None,
+            needs_thaw=storage_class in ARCHIVE_CLASSES and not thawed,
+            last_modified=datetime.fromtimestamp(mtime).astimezone(),
+        )
+
+    def head(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{self.url}: {key} not found") from None
+        if not path.is_file():
+            raise ObjectNotFound(f"{self.url}: {key} not found")
+        # The sha256 is computed from the bytes on disk, never taken from the sidecar, so
+        # that an object changed behind drkit's back is seen for what it is.
+        return self._info(key, st.st_size, st.st_mtime, hash_content=True)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        validate_prefix(prefix)
+        # Walk only the folder the prefix names, then filter by the full prefix.
+        base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root / base_dir if base_dir else self.root
+        if not start.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            if rel_dir == ".":
+                dirnames[:] = [d for d in dirnames if not d.startswith(".drkit")]
+                rel_dir = ""
+            dirnames.sort()
+            for name in sorted(filenames):
+                key = f"{rel_dir}/{name}" if rel_dir else name
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    st = os.stat(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    continue
+                yield self._info(key, st.st_size, st.st_mtime, hash_content=False)
+
+    def thaw(self, key: str, *, days: int = 1) -> bool:
+        info = self.head(key)
+        if info.needs_thaw:
+            meta = self._read_meta(key)
+            meta["thawed"] = True
+            self._write_meta(key, meta)
+        return True
+
+    def delete(self, key: str) -> None:
+        info = self.head(key)
+        if info.retain_until is not None and info.retain_until > self.clock.now():
+            raise RetentionActive(
+                f"{self.url}: {key} is retained until {utc_iso(info.retain_until)}"
+            )
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{self.url}: {key} not found") from None
+        with contextlib.suppress(FileNotFoundError):
+            self._meta_path(key).unlink()
+
+    def bucket_settings(self) -> BucketSettings:
+        # A folder has no versioning or lock of its own; drkit's sidecar emulates
+        # COMPLIANCE retention per object, and verify hashes every object.
+        return BucketSettings(versioning="Disabled", object_lock_enabled=False)
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
