@@ -73,7 +73,8 @@ PASSPHRASE_ENV = "DRKIT_RECOVERY_PASSPHRASE"  # noqa: S105 - a variable name
 # RFC 9106 "second recommended option" is 64 MiB / 3 passes / 4 lanes.
 DEFAULT_KDF = {"name": "argon2id", "iterations": 3, "lanes": 4, "memory_cost": 65536}
 
-CHUNKER = {"algorithm": "fastcdc2020", "min_size": 262144, "avg_size": 1048576,
+CHUNK_MIN, CHUNK_AVG, CHUNK_MAX = 262144, 1048576, 4194304
+CHUNKER: dict[str, Any] = {"algorithm": "fastcdc2020", "min_size": 262144, "avg_size": 1048576,
            "max_size": 4194304, "normalized_chunking": 1, "seed": "keyed"}
 
 

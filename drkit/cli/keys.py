@@ -1,0 +1,89 @@
+"""``drkit keys init`` and ``drkit keys show``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from drkit.cli.common import emit, get_app, json_option
+from drkit.errors import InputError, KeyFileError
+from drkit.repo import keys as keyfiles
+from drkit.repo.writer import initialise_repository
+from drkit.storage.url import open_store
+
+
+def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
+    """--passphrase-file, then $DRKIT_RECOVERY_PASSPHRASE, then a prompt on a terminal."""
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{passphrase_file}: cannot read passphrase file: "
+                             f"{exc.strerror}") from None
+        value = text.rstrip("\r\n")
+    elif os.environ.get(keyfiles.PASSPHRASE_ENV):
+        value = os.environ[keyfiles.PASSPHRASE_ENV]
+    elif sys.stdin.isatty():
+        value = click.prompt("Recovery passphrase", hide_input=True,
+                             confirmation_prompt=confirm, err=True)
+    else:
+        raise InputError(f"no recovery passphrase: set {keyfiles.PASSPHRASE_ENV} or pass "
+                         "--passphrase-file")
+    if not value:
+        raise InputError("the recovery passphrase is empty")
+    return value
+
+
+passphrase_file_option = click.option(
+    "--passphrase-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help=f"Read the recovery passphrase from this file (else ${keyfiles.PASSPHRASE_ENV} "
+         "or a prompt).")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Create and show the repository keys."""
+
+
+@keys_group.command("init")
+@passphrase_file_option
+@json_option
+def keys_init(passphrase_file: Path | None) -> None:
+    """Create the keys and initialise the repository in the primary region."""
+    app = get_app()
+    config = app.config
+    passphrase = read_passphrase(passphrase_file, confirm=True)
+    made = keyfiles.init_keys(config.keys_dir, passphrase)
+    region = config.primary_region
+    store = open_store(region.url, base_dir=config.base_dir, clock=app.clock)
+    initialise_repository(store, region, made, now=app.clock.now())
+    prints = keyfiles.public_fingerprints(config)
+    emit({**prints, "keys_dir": str(config.keys_dir), "store": store.url},
+         f"created keys in {config.keys_dir} and repository {made.repository_id} in "
+         f"{region.name} ({store.url})\n"
+         f"writer   {prints['writer']}\nrecovery {prints['recovery']}\n"
+         f"move {config.keys_dir / keyfiles.RECOVERY_KEY_FILE} to the recovery team's "
+         "offline storage: writers do not need it")
+
+
+@keys_group.command("show")
+@json_option
+def keys_show() -> None:
+    """Print the repository id and the public key fingerprints."""
+    config = get_app().config
+    prints = keyfiles.public_fingerprints(config)
+    recovery_here = (config.keys_dir / keyfiles.RECOVERY_KEY_FILE).exists()
+    prints_json = {**prints, "recovery_private_key_present": recovery_here}
+    if not (config.keys_dir / keyfiles.WRITER_KEY_FILE).exists():
+        raise KeyFileError(f"{config.keys_dir / keyfiles.WRITER_KEY_FILE}: not found")
+    emit(prints_json,
+         f"repository {prints['repository_id']}\n"
+         f"writer     {prints['writer']}  {prints['writer_public_key']}\n"
+         f"recovery   {prints['recovery']}  {prints['recovery_public_key']}"
+         + ("\nnote: the recovery private key is on this host" if recovery_here else ""))
+
+
+COMMANDS = [keys_group]

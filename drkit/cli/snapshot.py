@@ -1,0 +1,163 @@
+"""``drkit snapshot``, ``drkit snapshots``, ``drkit restore`` and ``drkit check``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from drkit.cli.common import emit, get_app, human_bytes, json_option
+from drkit.cli.keys import passphrase_file_option, read_passphrase
+from drkit.config import Config
+from drkit.errors import CheckFailed, ExitCode, InputError
+from drkit.repo import keys as keyfiles
+from drkit.repo.check import check_repository
+from drkit.repo.repository import Repository
+from drkit.repo.restore import restore_snapshot
+from drkit.repo.snapshot import take_snapshot
+from drkit.storage.url import open_store
+
+
+def open_repository(config: Config, region: str | None) -> Repository:
+    app = get_app()
+    reg = config.region(region) if region else config.primary_region
+    store = open_store(reg.url, base_dir=config.base_dir, clock=app.clock)
+    return Repository.open(store, keyfiles.load_trusted_writer_keys(config))
+
+
+recovery_key_option = click.option(
+    "--recovery-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="The passphrase-protected recovery key file (default: keys folder/recovery.key).")
+region_option = click.option("--region", default=None, metavar="NAME",
+                             help="Read from this region (default: the primary).")
+
+
+def unlock(config: Config, recovery_key: Path | None, passphrase_file: Path | None
+           ) -> keyfiles.X25519PrivateKey:
+    path = recovery_key or config.keys_dir / keyfiles.RECOVERY_KEY_FILE
+    if not path.exists():
+        raise InputError(f"{path}: recovery key not found (pass --recovery-key)")
+    return keyfiles.unlock_recovery_key(path, read_passphrase(passphrase_file))
+
+
+@click.command("snapshot")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Only this source (repeatable; default: every source in drkit.toml).")
+@json_option
+def snapshot_command(sources: tuple[str, ...]) -> None:
+    """Take an encrypted, deduplicated snapshot of the configured sources."""
+    app = get_app()
+    result = take_snapshot(app.config, clock=app.clock, progress=app.progress(),
+                           source_names=list(sources) or None)
+    rate = result.bytes_read / result.duration_s if result.duration_s > 0 else 0
+    emit(result.to_dict(),
+         f"snapshot {result.snapshot_id[:12]}: {result.files} files, "
+         f"{human_bytes(result.bytes_total)} in sources, {human_bytes(result.bytes_read)} read, "
+         f"{human_bytes(result.bytes_new)} new, {human_bytes(result.bytes_stored)} stored, "
+         f"{result.duration_s:.1f} s ({human_bytes(rate)}/s)")
+
+
+@click.command("snapshots")
+@region_option
+@json_option
+def snapshots_command(region: str | None) -> None:
+    """List the snapshots (id, time, sources, size, new data)."""
+    repo = open_repository(get_app().config, region)
+    snaps = repo.snapshots()
+
+    def text() -> str:
+        if not snaps:
+            return "no snapshots"
+        lines = [f"{'ID':<12}  {'TIME':<20}  {'SIZE':>10}  {'NEW':>10}  SOURCES"]
+        for s in snaps:
+            st = s.manifest.stats
+            lines.append(f"{s.short_id:<12}  {s.manifest.time:<20}  "
+                         f"{human_bytes(st.get('bytes_total', 0)):>10}  "
+                         f"{human_bytes(st.get('bytes_new', 0)):>10}  "
+                         + ", ".join(x.name for x in s.manifest.sources))
+        return "\n".join(lines)
+
+    emit({"store": repo.store.url, "snapshots": [s.to_dict() for s in snaps]}, text)
+
+
+@click.command("restore")
+@click.argument("snapshot")
+@click.option("--to", "target", required=True, type=click.Path(path_type=Path),
+              help="Folder to restore into (must be empty unless --force).")
+@click.option("--path", "paths", multiple=True, metavar="GLOB",
+              help="Only entries matching this glob (SOURCE/PATH or PATH; repeatable).")
+@click.option("--force", is_flag=True, help="Restore into a non-empty folder.")
+@region_option
+@recovery_key_option
+@passphrase_file_option
+@json_option
+def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: bool,
+                    region: str | None, recovery_key: Path | None,
+                    passphrase_file: Path | None) -> None:
+    """Restore SNAPSHOT (an id prefix or 'latest') bit for bit into --to."""
+    app = get_app()
+    config = app.config
+    repo = open_repository(config, region)
+    snap = repo.find_snapshot(snapshot)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: exists and is not a directory")
+    if target.exists() and any(target.iterdir()) and not force:
+        raise InputError(f"{target}: is not empty (use --force to restore into it)")
+    recovery = unlock(config, recovery_key, passphrase_file)
+    result = restore_snapshot(repo, snap, target, recovery, paths=list(paths) or None,
+                              force=force, progress=app.progress())
+    emit(result.to_dict(),
+         f"restored snapshot {snap.short_id} to {target}: {result.files} files, "
+         f"{result.dirs} folders, {result.symlinks} symlinks, {human_bytes(result.bytes)}; "
+         "every chunk authenticated and every file hash verified")
+
+
+def _fraction(value: str | None) -> float:
+    if value is None:
+        return 0.0
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", value)
+    if not m or not 0 < float(m.group(1)) <= 100:
+        raise InputError(f"--read-data-subset: expected a percentage like 10%, got {value!r}")
+    return float(m.group(1)) / 100
+
+
+@click.command("check")
+@click.option("--read-data", is_flag=True, help="Read, hash and decrypt every pack.")
+@click.option("--read-data-subset", metavar="N%", default=None,
+              help="Read a random N% of the packs.")
+@region_option
+@recovery_key_option
+@passphrase_file_option
+@json_option
+def check_command(read_data: bool, read_data_subset: str | None, region: str | None,
+                  recovery_key: Path | None, passphrase_file: Path | None) -> None:
+    """Check the repository structure and, with --read-data, every byte of it."""
+    app = get_app()
+    config = app.config
+    fraction = 1.0 if read_data else _fraction(read_data_subset)
+    repo = open_repository(config, region)
+    recovery = unlock(config, recovery_key, passphrase_file) if fraction > 0 else None
+    report = check_repository(repo, read_fraction=fraction, recovery=recovery,
+                              progress=app.progress())
+
+    def text() -> str:
+        lines = list(report.problems)
+        what = (f"{report.snapshots} snapshots, {report.index_files} index files, "
+                f"{report.packs} packs")
+        if fraction > 0:
+            what += f"; read {report.packs_read} packs ({human_bytes(report.bytes_read)}), " \
+                    f"{report.chunks_read} chunks authenticated"
+        lines.append(f"{repo.store.url}: {'ok' if report.ok else 'FAILED'}: {what}"
+                     + ("" if report.ok else f"; {len(report.problems)} problem(s)"))
+        return "\n".join(lines)
+
+    emit(report.to_dict(), text)
+    if not report.ok:
+        if app.json:
+            click.get_current_context().exit(int(ExitCode.FINDINGS))
+        raise CheckFailed(f"check found {len(report.problems)} problem(s) in {repo.store.url}")
+
+
+COMMANDS = [snapshot_command, snapshots_command, restore_command, check_command]
+

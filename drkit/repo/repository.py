@@ -1,0 +1,158 @@
+"""The read side of a repository, on any region's store.
+
+``Repository.open(store, trusted)`` needs only a Store and the trusted writer public keys:
+it verifies the signed ``config`` object and the journal, and from then on sees only
+objects the journal lists (a crashed run's leftovers and objects an attacker injected
+are invisible). Decrypting needs the recovery private key, passed where it is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from drkit.errors import InputError, IntegrityError, ObjectNotFound
+from drkit.journal import Journal, JournalEntry
+from drkit.repo.crypto import ChunkCipher, unseal_session_key
+from drkit.repo.formats import (
+    ChunkLocation,
+    IndexFile,
+    Manifest,
+    decrypt_tree,
+    key_digest,
+)
+from drkit.repo.keys import CONFIG_KEY, RepositoryConfig, read_repository_config
+from drkit.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    id: str
+    key: str
+    manifest: Manifest
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.manifest
+        return {"id": self.id, "time": m.time, "host": m.host,
+                "sources": [s.to_dict() for s in m.sources], "stats": m.stats}
+
+
+class Repository:
+    def __init__(self, store: Store, config: RepositoryConfig,
+                 trusted: Sequence[Ed25519PublicKey], visible: dict[str, JournalEntry]) -> None:
+        self.store = store
+        self.config = config
+        self.trusted = list(trusted)
+        self.visible = visible
+        self._keys: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, store: Store, trusted: Sequence[Ed25519PublicKey]) -> Repository:
+        config = read_repository_config(store, trusted)
+        journal = Journal(store, config.origin)
+        _checkpoint, entries = journal.entries(trusted)
+        visible: dict[str, JournalEntry] = {}
+        for entry in entries:
+            if entry.kind == "object":
+                visible[entry.key] = entry
+            elif entry.kind == "tombstone":
+                visible.pop(entry.key, None)
+        logged = visible.get(CONFIG_KEY)
+        if logged is not None:
+            actual = hashlib.sha256(store.get(CONFIG_KEY)).hexdigest()
+            if actual != logged.sha256:
+                raise IntegrityError(f"{store.url}: {CONFIG_KEY}: differs from the journal")
+        return cls(store, config, trusted, visible)
+
+    @property
+    def repository_id(self) -> str:
+        return self.config.repository_id
+
+    def keys_under(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.visible if k.startswith(prefix))
+
+    def get_verified(self, key: str) -> bytes:
+        """Read an object and check it against the journal's sha256."""
+        entry = self.visible.get(key)
+        if entry is None:
+            raise IntegrityError(f"{self.store.url}: {key} is not in the journal")
+        try:
+            data = self.store.get(key)
+        except ObjectNotFound:
+            raise IntegrityError(f"{self.store.url}: {key} is missing") from None
+        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise IntegrityError(f"{self.store.url}: {key} does not match the journal "
+                                 f"(size {len(data)}, journaled {entry.size})")
+        return data
+
+    # -- snapshots -----------------------------------------------------------------------
+    def snapshots(self) -> list[SnapshotInfo]:
+        out = []
+        for key in self.keys_under("snapshots/"):
+            manifest = Manifest.decode(self.get_verified(key), self.trusted,
+                                       name=f"{self.store.url}: {key}")
+            out.append(SnapshotInfo(key_digest(key), key, manifest))
+        out.sort(key=lambda s: (s.manifest.time, s.id))
+        return out
+
+    def find_snapshot(self, ref: str) -> SnapshotInfo:
+        snaps = self.snapshots()
+        if ref == "latest":
+            if not snaps:
+                raise InputError(f"{self.store.url}: no snapshots")
+            return snaps[-1]
+        found = [s for s in snaps if s.id.startswith(ref.lower())] if ref else []
+        if not found:
+            raise InputError(f"{self.store.url}: no snapshot {ref!r}")
+        if len(found) > 1:
+            raise InputError(f"snapshot id {ref!r} is ambiguous ({len(found)} match)")
+        return found[0]
+
+    # -- index ---------------------------------------------------------------------------
+    def index_files(self) -> list[tuple[str, IndexFile]]:
+        out = []
+        for key in self.keys_under("index/"):
+            out.append((key, IndexFile.decode(self.get_verified(key), self.trusted,
+                                              name=f"{self.store.url}: {key}")))
+        return out
+
+    def load_index(self) -> dict[bytes, ChunkLocation]:
+        locations: dict[bytes, ChunkLocation] = {}
+        for _key, index in self.index_files():
+            locations.update(index.locations())
+        return locations
+
+    # -- decryption ----------------------------------------------------------------------
+    def session_key(self, session: str, recovery: X25519PrivateKey) -> bytes:
+        with self._lock:
+            cached = self._keys.get(session)
+        if cached is not None:
+            return cached
+        key = f"sessions/{session}"
+        value = unseal_session_key(self.get_verified(key), recovery,
+                                   name=f"{self.store.url}: {key}")
+        with self._lock:
+            self._keys[session] = value
+        return value
+
+    def cipher(self, session: str, recovery: X25519PrivateKey) -> ChunkCipher:
+        return ChunkCipher(self.session_key(session, recovery))
+
+    def read_tree(self, snapshot: SnapshotInfo, recovery: X25519PrivateKey) -> dict[str, Any]:
+        key = self.session_key(snapshot.manifest.session, recovery)
+        return decrypt_tree(snapshot.manifest.tree, key, self.repository_id,
+                            name=f"{self.store.url}: {snapshot.key}")

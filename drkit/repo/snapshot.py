@@ -1,0 +1,112 @@
+"""Taking a snapshot: sources -> chunk sink -> packs -> signed manifest -> journal."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from drkit.clock import Clock, utc_iso
+from drkit.config import Config
+from drkit.progress import Progress
+from drkit.repo.chunking import ChunkStore
+from drkit.repo.formats import Manifest, SourceSummary, content_key, encrypt_tree, key_digest
+from drkit.repo.writer import RepositoryWriter
+from drkit.sources.base import Source, SourceResult, make_source
+from drkit.storage.base import Store
+
+log = logging.getLogger(__name__)
+WORKERS = 2
+
+
+@dataclass
+class SnapshotResult:
+    snapshot_id: str
+    time: str
+    sources: list[str]
+    files: int
+    bytes_total: int
+    bytes_read: int
+    bytes_new: int
+    bytes_stored: int
+    objects_written: int
+    duration_s: float
+    journal_size: int
+    reused_leftovers: int = 0
+    control_totals: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"snapshot_id": self.snapshot_id, "time": self.time, "sources": self.sources,
+                "files": self.files, "bytes_total": self.bytes_total,
+                "bytes_read": self.bytes_read, "bytes_new": self.bytes_new,
+                "bytes_stored": self.bytes_stored, "objects_written": self.objects_written,
+                "duration_s": round(self.duration_s, 3), "journal_size": self.journal_size,
+                "reused_leftovers": self.reused_leftovers}
+
+
+def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
+                  source_names: list[str] | None = None, store: Store | None = None,
+                  workers: int = WORKERS) -> SnapshotResult:
+    """Snapshot the named sources (all by default) into the primary region."""
+    started = time.monotonic()
+    now = clock.now()
+    names = source_names or sorted(config.sources)
+    if not names:
+        from drkit.errors import InputError
+
+        raise InputError(f"{config.path}: no sources configured")
+    writer = RepositoryWriter.for_config(config, now=now, store=store)
+    configs = [config.source(n) for n in names]
+    with writer:
+        sources: list[Source] = [make_source(c, config.cache_dir, writer.keys.repository_id)
+                                 for c in configs]
+        for source in sources:
+            source.check()
+        try:
+            writer.load_known_chunks()
+            task = progress.task("snapshot", None, "B")
+            try:
+                sink = ChunkStore(writer, writer.keys.id_key, task)
+                results: list[SourceResult] = []
+                with ThreadPoolExecutor(workers, thread_name_prefix="chunk") as pool:
+                    for source in sources:
+                        results.append(source.snapshot(sink, pool, task))
+            finally:
+                task.close()
+            session, session_key = writer.session
+            writer.flush()
+            tree = {"tree_version": 1, "sources": [r.tree() for r in results]}
+            chunks = sorted({c for r in results for e in r.entries for c in e.get("chunks", ())})
+            stats = {"files": sum(r.files for r in results),
+                     "bytes_total": sum(r.bytes_total for r in results),
+                     "bytes_read": sum(r.bytes_read for r in results),
+                     "bytes_new": writer.bytes_new, "bytes_stored": writer.bytes_stored}
+            manifest = Manifest(
+                repository_id=writer.keys.repository_id, time=utc_iso(now),
+                host=socket.gethostname(),
+                sources=tuple(SourceSummary(r.name, r.type, r.files, r.bytes_total)
+                              for r in results),
+                stats=stats, session=session,
+                tree=encrypt_tree(tree, session_key, writer.keys.repository_id),
+                chunks=tuple(chunks))
+            encoded = manifest.encode(writer.keys.signing_key)
+            info = writer.put_object(content_key("snapshots", encoded), encoded)
+            reused = len(writer.reused)
+            objects = len(writer.written)
+            checkpoint = writer.commit()
+            for source in sources:
+                source.committed()
+        finally:
+            for source in sources:
+                source.cleanup()
+    return SnapshotResult(
+        snapshot_id=key_digest(info.key), time=utc_iso(now), sources=names,
+        files=int(stats["files"]), bytes_total=int(stats["bytes_total"]),
+        bytes_read=int(stats["bytes_read"]), bytes_new=writer.bytes_new,
+        bytes_stored=writer.bytes_stored, objects_written=objects,
+        duration_s=time.monotonic() - started, journal_size=checkpoint.size,
+        reused_leftovers=reused,
+        control_totals={r.name: r.control_totals for r in results if r.control_totals})

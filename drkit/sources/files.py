@@ -1,0 +1,169 @@
+"""``files`` source: a directory tree with regular files, directories and symlinks.
+
+Unchanged files are not read at all: a local files cache (per repository and source, in
+the cache folder) maps each path to (size, mtime, ctime, inode) and the chunk ids and
+hash of its content; a file whose four values match and whose chunks are all still in the
+repository is taken from the cache. The cache is only written after the snapshot is
+committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any
+
+from drkit.errors import InputError
+from drkit.progress import ProgressTask
+from drkit.sources.base import ChunkSink, Source, SourceResult, StoredContent
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+MAX_IN_FLIGHT = 256
+
+
+def excluded(rel: str, patterns: tuple[str, ...], *, is_dir: bool) -> bool:
+    """Glob match on the relative path or on the base name; ``dir/**`` excludes a folder."""
+    name = rel.rsplit("/", 1)[-1]
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(name, pattern):
+            return True
+        if is_dir and fnmatch.fnmatchcase(rel + "/", pattern):
+            return True
+    return False
+
+
+class FilesSource(Source):
+    type = "files"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._new_cache: dict[str, list[Any]] = {}
+
+    @property
+    def root(self) -> Path:
+        assert self.config.path is not None
+        return self.config.path
+
+    @property
+    def cache_path(self) -> Path:
+        return self.cache_dir / f"files-{self.repository_id}-{self.name}.json"
+
+    def check(self) -> None:
+        if not self.root.exists():
+            raise InputError(f"source {self.name!r}: {self.root} does not exist")
+        if not self.root.is_dir():
+            raise InputError(f"source {self.name!r}: {self.root} is not a directory")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise InputError(f"source {self.name!r}: {self.root} is not readable")
+
+    def _load_cache(self) -> dict[str, list[Any]]:
+        try:
+            data = json.loads(self.cache_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+            return {}
+        files = data.get("files")
+        return files if isinstance(files, dict) else {}
+
+    def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
+        """(relative path, lstat) of every entry, parents before children, sorted."""
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            path = self.root / rel_dir if rel_dir else self.root
+            try:
+                with os.scandir(path) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                raise InputError(f"source {self.name!r}: cannot list {path}: "
+                                 f"{exc.strerror}") from None
+            subdirs = []
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # vanished while we looked
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if excluded(rel, self.config.exclude, is_dir=is_dir):
+                    continue
+                yield rel, st
+                if is_dir:
+                    subdirs.append(rel)
+            stack.extend(reversed(subdirs))
+
+    def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
+        old_cache = self._load_cache()
+        result = SourceResult(self.name, self.type, str(self.root))
+        root_st = self.root.stat()
+        result.entries.append({"path": "", "type": "dir", "mode": stat.S_IMODE(root_st.st_mode),
+                               "mtime_ns": root_st.st_mtime_ns})
+        pending: list[tuple[dict[str, Any], list[Any], Future[StoredContent]]] = []
+
+        def settle(limit: int) -> None:
+            while len(pending) > limit:
+                entry, key, future = pending.pop(0)
+                content = future.result()
+                entry["size"] = content.size
+                entry["sha256"] = content.sha256
+                entry["chunks"] = [c.hex() for c in content.chunks]
+                result.bytes_total += content.size
+                result.bytes_read += content.size
+                self._new_cache[entry["path"]] = [*key, content.sha256, entry["chunks"]]
+
+        for rel, st in self._walk():
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                result.entries.append({"path": rel, "type": "dir", "mode": mode,
+                                       "mtime_ns": st.st_mtime_ns})
+            elif stat.S_ISLNK(st.st_mode):
+                try:
+                    target = os.readlink(self.root / rel)
+                except OSError:
+                    continue
+                result.entries.append({"path": rel, "type": "symlink", "target": target,
+                                       "mtime_ns": st.st_mtime_ns})
+            elif stat.S_ISREG(st.st_mode):
+                result.files += 1
+                entry: dict[str, Any] = {"path": rel, "type": "file", "mode": mode,
+                                         "mtime_ns": st.st_mtime_ns}
+                result.entries.append(entry)
+                key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+                cached = old_cache.get(rel)
+                if cached and cached[:4] == key:
+                    chunks = tuple(bytes.fromhex(c) for c in cached[5])
+                    if sink.has_all(chunks):
+                        entry.update(size=st.st_size, sha256=cached[4], chunks=cached[5])
+                        result.bytes_total += st.st_size
+                        self._new_cache[rel] = cached
+                        task.advance(st.st_size)
+                        continue
+                pending.append((entry, key, pool.submit(sink.store_file, self.root / rel)))
+                settle(MAX_IN_FLIGHT)
+            else:
+                log.info("source %s: skipping %s (not a file, folder or symlink)",
+                         self.name, rel)
+        settle(0)
+        return result
+
+    def committed(self) -> None:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
+        tmp.write_text(json.dumps({"version": CACHE_VERSION, "files": self._new_cache}))
+        os.replace(tmp, self.cache_path)
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.cache_path.with_name(self.cache_path.name + ".tmp").unlink()
+
+
+SOURCE = FilesSource
