@@ -371,15 +371,18 @@ class S3Store(Store):
         storage_class = resp.get("StorageClass") or "STANDARD"
         restore = str(resp.get("Restore") or "")
         sha = None
+        etag = str(resp.get("ETag", "")).strip('"')
         checksum = resp.get("ChecksumSHA256")
-        if checksum and "-" not in checksum:
+        # A multipart object (ETag "...-N") has a composite checksum (a hash of the part
+        # checksums), whatever its text looks like: moto omits the "-N" suffix real S3 adds.
+        composite = "-" in etag or resp.get("ChecksumType") == "COMPOSITE"
+        if checksum and not composite and "-" not in checksum:
             try:
                 sha = base64.b64decode(checksum).hex()
             except (binascii.Error, ValueError):
                 sha = None
         if sha is None:
             sha = (resp.get("Metadata") or {}).get(SHA256_METADATA)
-        etag = str(resp.get("ETag", "")).strip('"')
         return ObjectInfo(
             key=key,
             size=int(resp.get("ContentLength", 0)),
