@@ -1,0 +1,332 @@
+"""A TEST DOUBLE of the Tencent Cloud API 3.0 for CBS and TencentDB for MySQL (cdb).
+
+This is not Tencent Cloud and not an emulator of it: it is a small HTTP server bound to
+127.0.0.1 that speaks the API 3.0 wire shape closely enough for the real
+``tencentcloud-sdk-python`` clients to talk to it, so drkit's Tencent code runs through the
+real SDK, real HTTP and real request signing in tests. What it does:
+
+- accepts ``POST /`` with a JSON body, the action in ``X-TC-Action``, the API version in
+  ``X-TC-Version`` and the region in ``X-TC-Region``;
+- checks the ``TC3-HMAC-SHA256`` ``Authorization`` header against its secret key exactly
+  as the service does (canonical request over content-type and host, derived signing key)
+  and answers ``AuthFailure.SignatureFailure`` / ``AuthFailure.SecretIdNotFound`` otherwise;
+- answers ``{"Response": {..., "RequestId": ...}}``, and errors as
+  ``{"Response": {"Error": {"Code", "Message"}, "RequestId"}}`` with HTTP 200, as the
+  service does;
+- implements, for CBS (2017-03-12): DescribeDisks, CreateSnapshot, DescribeSnapshots,
+  CopySnapshotCrossRegions, DeleteSnapshots; for cdb (2017-03-20): DescribeDBInstances,
+  CreateBackup, DescribeBackups, DeleteBackup.
+
+Time-dependent behaviour is simulated: a new snapshot or backup is ``CREATING``/``RUNNING``
+and advances by ``step`` percent each time it is described; ``stuck`` keeps it there for
+ever (to test timeouts); ``refuse_regions`` makes a cross-region copy to those regions fail
+with the per-region error the real API reports in ``SnapshotCopyResultSet``. Times are
+"YYYY-MM-DD HH:MM:SS" in Asia/Shanghai (UTC+8), as the real API returns them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _sign(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def tc3_signature(secret_key: str, *, method: str, uri: str, query: str, content_type: str,
+                  host: str, payload: bytes, timestamp: str, service: str) -> str:
+    """The TC3-HMAC-SHA256 signature as documented for Tencent Cloud API 3.0."""
+    canonical_request = "\n".join([
+        method, uri, query, f"content-type:{content_type}\nhost:{host}\n",
+        "content-type;host", hashlib.sha256(payload).hexdigest()])
+    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d")
+    scope = f"{date}/{service}/tc3_request"
+    string_to_sign = "\n".join([
+        "TC3-HMAC-SHA256", timestamp, scope,
+        hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()])
+    k_date = _sign(("TC3" + secret_key).encode("utf-8"), date)
+    k_service = _sign(k_date, service)
+    k_signing = _sign(k_service, "tc3_request")
+    return hmac.new(k_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class TencentDouble:
+    """The test double's state and HTTP server. Use ``start()``/``stop()``."""
+
+    def __init__(self, secret_id: str, secret_key: str, *, step: float = 50.0) -> None:
+        self.secret_id = secret_id
+        self.secret_key = secret_key
+        self.step = step
+        self.stuck = False
+        self.refuse_regions: set[str] = set()
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []  # (action, region, params)
+        self.disks: dict[str, dict[str, dict[str, Any]]] = {}
+        self.snapshots: dict[str, dict[str, dict[str, Any]]] = {}
+        self.instances: dict[str, dict[str, dict[str, Any]]] = {}
+        self.backups: dict[str, list[dict[str, Any]]] = {}
+        self.remote_regions: dict[str, list[str]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> TencentDouble:
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                status, data = double.handle(self.command, self.path, dict(self.headers), body)
+                out = json.dumps(data).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    # -- test helpers ----------------------------------------------------------------------
+    def _now(self) -> str:
+        return datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+    def add_disk(self, region: str, tags: dict[str, str], size: int = 50) -> str:
+        disk_id = f"disk-{next(self._ids):08d}"
+        self.disks.setdefault(region, {})[disk_id] = {
+            "DiskId": disk_id, "DiskSize": size, "DiskState": "ATTACHED",
+            "Placement": {"Zone": f"{region}-1"},
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        return disk_id
+
+    def add_instance(self, region: str, tags: dict[str, str],
+                     remote_regions: list[str] | None = None) -> str:
+        inst_id = f"cdb-{next(self._ids):08d}"
+        self.instances.setdefault(region, {})[inst_id] = {
+            "InstanceId": inst_id, "Region": region, "Volume": 100, "Status": 1,
+            "TagList": [{"TagKey": k, "TagValue": v} for k, v in tags.items()]}
+        self.backups[inst_id] = []
+        self.remote_regions[inst_id] = list(remote_regions or [])
+        return inst_id
+
+    def age_snapshot(self, region: str, snapshot_id: str, days: float) -> None:
+        """Move a snapshot's CreateTime ``days`` into the past."""
+        snap = self.snapshots[region][snapshot_id]
+        when = datetime.strptime(snap["CreateTime"], "%Y-%m-%d %H:%M:%S")
+        snap["CreateTime"] = (when - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
+
+    # -- protocol --------------------------------------------------------------------------
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes
+               ) -> tuple[int, dict[str, Any]]:
+        request_id = str(uuid.uuid4())
+        lower = {k.lower(): v for k, v in headers.items()}
+        try:
+            if method != "POST" or path != "/":
+                raise ApiError("UnsupportedProtocol", "only POST / is supported")
+            service = self._authenticate(lower, body)
+            action = lower.get("x-tc-action", "")
+            region = lower.get("x-tc-region", "")
+            try:
+                params = json.loads(body or b"{}")
+            except ValueError:
+                raise ApiError("InvalidParameter", "body is not JSON") from None
+            handler = getattr(self, f"_{service}_{action}", None)
+            if handler is None:
+                raise ApiError("InvalidAction", f"action {action} not found for {service}")
+            with self._lock:
+                self.calls.append((action, region, params))
+                result = handler(region, params)
+            result["RequestId"] = request_id
+            return 200, {"Response": result}
+        except ApiError as err:
+            return 200, {"Response": {"Error": {"Code": err.code, "Message": err.message},
+                                      "RequestId": request_id}}
+
+    def _authenticate(self, headers: dict[str, str], body: bytes) -> str:
+        auth = headers.get("authorization", "")
+        if not auth.startswith("TC3-HMAC-SHA256 "):
+            raise ApiError("AuthFailure.SignatureFailure", "unsupported signature method")
+        fields = dict(part.strip().split("=", 1) for part in auth[16:].split(","))
+        secret_id, date, service, _ = fields.get("Credential", "///").split("/", 3)
+        if secret_id != self.secret_id:
+            raise ApiError("AuthFailure.SecretIdNotFound", "the SecretId is not found")
+        expected = tc3_signature(
+            self.secret_key, method="POST", uri="/", query="",
+            content_type=headers.get("content-type", ""), host=headers.get("host", ""),
+            payload=body, timestamp=headers.get("x-tc-timestamp", "0"), service=service)
+        if not hmac.compare_digest(expected, fields.get("Signature", "")):
+            raise ApiError("AuthFailure.SignatureFailure", "the provided signature is invalid")
+        if service not in ("cbs", "cdb"):
+            raise ApiError("InvalidAction", f"service {service} is not in this test double")
+        return service
+
+    def _advance(self, item: dict[str, Any], key: str, done: str) -> None:
+        if self.stuck or item[key] == done:
+            return
+        item["Percent"] = min(100, item.get("Percent", 0) + self.step)
+        if item["Percent"] >= 100:
+            item[key] = done
+
+    # -- CBS -------------------------------------------------------------------------------
+    def _cbs_DescribeDisks(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        disks = list(self.disks.get(region, {}).values())
+        for flt in params.get("Filters") or []:
+            values = set(flt.get("Values", []))
+            if flt["Name"] == "tag-key":
+                disks = [d for d in disks if values & {t["Key"] for t in d["Tags"]}]
+            elif flt["Name"] == "tag-value":
+                disks = [d for d in disks if values & {t["Value"] for t in d["Tags"]}]
+            elif flt["Name"] == "disk-id":
+                disks = [d for d in disks if d["DiskId"] in values]
+        offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
+        return {"TotalCount": len(disks), "DiskSet": disks[offset:offset + limit]}
+
+    def _cbs_CreateSnapshot(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        disk = self.disks.get(region, {}).get(params.get("DiskId", ""))
+        if disk is None:
+            raise ApiError("InvalidDisk.NotExist", f"disk {params.get('DiskId')} not found")
+        snap_id = f"snap-{next(self._ids):08d}"
+        self.snapshots.setdefault(region, {})[snap_id] = {
+            "SnapshotId": snap_id, "DiskId": disk["DiskId"], "DiskSize": disk["DiskSize"],
+            "SnapshotName": params.get("SnapshotName", snap_id), "SnapshotState": "CREATING",
+            "Percent": 0, "CreateTime": self._now(), "Placement": {"Zone": f"{region}-1"},
+            "CopyFromRemote": False, "Tags": list(params.get("Tags") or [])}
+        return {"SnapshotId": snap_id}
+
+    def _cbs_DescribeSnapshots(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        snaps = self.snapshots.get(region, {})
+        ids = params.get("SnapshotIds")
+        if ids:
+            for sid in ids:
+                if sid not in snaps:
+                    raise ApiError("InvalidSnapshotId.NotExist", f"snapshot {sid} not found")
+            chosen = [snaps[s] for s in ids]
+        else:
+            chosen = list(snaps.values())
+        for flt in params.get("Filters") or []:
+            values = set(flt.get("Values", []))
+            if flt["Name"] == "disk-id":
+                chosen = [s for s in chosen if s["DiskId"] in values]
+            elif flt["Name"] == "snapshot-name":
+                chosen = [s for s in chosen if s["SnapshotName"] in values]
+        for snap in chosen:
+            self._advance(snap, "SnapshotState", "NORMAL")
+        offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
+        return {"TotalCount": len(chosen),
+                "SnapshotSet": [dict(s) for s in chosen[offset:offset + limit]]}
+
+    def _cbs_CopySnapshotCrossRegions(self, region: str, params: dict[str, Any]
+                                      ) -> dict[str, Any]:
+        source = self.snapshots.get(region, {}).get(params.get("SnapshotId", ""))
+        if source is None:
+            raise ApiError("InvalidSnapshotId.NotExist", "source snapshot not found")
+        if source["SnapshotState"] != "NORMAL":
+            raise ApiError("InvalidSnapshot.NotNormal", "snapshot is not in NORMAL state")
+        results = []
+        for dest in params.get("DestinationRegions", []):
+            if dest in self.refuse_regions:
+                results.append({"DestinationRegion": dest, "SnapshotId": "",
+                                "Code": "UnsupportedOperation.RegionNotSupport",
+                                "Message": f"copy to {dest} is not allowed"})
+                continue
+            snap_id = f"snap-{next(self._ids):08d}"
+            self.snapshots.setdefault(dest, {})[snap_id] = {
+                **source, "SnapshotId": snap_id, "SnapshotState": "COPYING_FROM_REMOTE",
+                "Percent": 0, "CopyFromRemote": True, "Tags": [],
+                "SnapshotName": params.get("SnapshotName", source["SnapshotName"]),
+                "Placement": {"Zone": f"{dest}-1"}}
+            results.append({"DestinationRegion": dest, "SnapshotId": snap_id,
+                            "Code": "Success", "Message": ""})
+        return {"SnapshotCopyResultSet": results}
+
+    def _cbs_DeleteSnapshots(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        snaps = self.snapshots.get(region, {})
+        for sid in params.get("SnapshotIds", []):
+            if sid not in snaps:
+                raise ApiError("InvalidSnapshotId.NotExist", f"snapshot {sid} not found")
+        for sid in params.get("SnapshotIds", []):
+            del snaps[sid]
+        return {}
+
+    # -- cdb (TencentDB for MySQL) ---------------------------------------------------------
+    def _cdb_DescribeDBInstances(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        items = list(self.instances.get(region, {}).values())
+        offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
+        return {"TotalCount": len(items), "Items": items[offset:offset + limit]}
+
+    def _instance(self, region: str, inst_id: str) -> dict[str, Any]:
+        inst = self.instances.get(region, {}).get(inst_id)
+        if inst is None:
+            raise ApiError("InvalidParameter.InstanceNotFound", f"instance {inst_id} not found")
+        return inst
+
+    def _cdb_CreateBackup(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        inst = self._instance(region, params.get("InstanceId", ""))
+        backup_id = next(self._ids)
+        now = self._now()
+        self.backups[inst["InstanceId"]].append({
+            "BackupId": backup_id, "InstanceId": inst["InstanceId"], "Status": "RUNNING",
+            "Percent": 0, "Method": params.get("BackupMethod", "physical"), "Way": "manual",
+            "ManualBackupName": params.get("ManualBackupName", ""), "Date": now,
+            "StartTime": now, "FinishTime": "", "Size": 1024 * 1024, "Region": region,
+            "RemoteInfo": []})
+        return {"BackupId": backup_id}
+
+    def _cdb_DescribeBackups(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        inst = self._instance(region, params.get("InstanceId", ""))
+        items = self.backups[inst["InstanceId"]]
+        for item in items:
+            was = item["Status"]
+            self._advance(item, "Status", "SUCCESS")
+            if was != "SUCCESS" and item["Status"] == "SUCCESS":
+                item["FinishTime"] = self._now()
+                item["RemoteInfo"] = [
+                    {"SubBackupId": next(self._ids), "Region": r, "Status": "SUCCESS",
+                     "StartTime": item["StartTime"], "FinishTime": item["FinishTime"], "Url": ""}
+                    for r in self.remote_regions[inst["InstanceId"]]]
+        offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
+        out = [{k: v for k, v in b.items() if k != "Percent"} for b in items]
+        return {"TotalCount": len(out), "Items": out[offset:offset + limit]}
+
+    def _cdb_DeleteBackup(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        inst = self._instance(region, params.get("InstanceId", ""))
+        items = self.backups[inst["InstanceId"]]
+        wanted = int(params.get("BackupId", -1))
+        if not any(b["BackupId"] == wanted for b in items):
+            raise ApiError("InvalidParameter", f"backup {wanted} not found")
+        self.backups[inst["InstanceId"]] = [b for b in items if b["BackupId"] != wanted]
+        return {}
