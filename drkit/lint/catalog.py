@@ -1,0 +1,90 @@
+"""The action catalogues (drkit/lint/data/*.toml), loaded once per process.
+
+A :class:`Catalog` answers "which known actions of class X does this action pattern cover",
+with the answers cached per pattern, so linting thousands of files does not repeat the work.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from drkit.lint.patterns import compile_pattern, has_wildcard
+
+CLOUDS = ("aws", "tencent")
+ACTION_CLASSES = ("destructive", "tampering", "escalation_grant", "escalation_remove_deny",
+                  "pass_role", "assume_role", "compute_launch", "credentials")
+_DATA_FILES = {"aws": "aws_actions.toml", "tencent": "cam_actions.toml"}
+
+
+@dataclass
+class Catalog:
+    """Known actions of one cloud, by class, with case-insensitive wildcard expansion."""
+
+    cloud: str
+    classes: dict[str, tuple[str, ...]]
+    read_verbs: tuple[str, ...]
+    guard_condition_keys: tuple[str, ...]
+    _lower_to_name: dict[str, str] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for names in self.classes.values():
+            for name in names:
+                self._lower_to_name[name.lower()] = name
+        self._class_sets = {k: frozenset(v) for k, v in self.classes.items()}
+
+    def actions(self, action_class: str) -> frozenset[str]:
+        return self._class_sets[action_class]
+
+    def expand(self, pattern: str, action_class: str) -> frozenset[str]:
+        """The known actions of ``action_class`` that ``pattern`` matches."""
+        key = (pattern, action_class)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        known = self._class_sets[action_class]
+        if not has_wildcard(pattern):
+            name = self._lower_to_name.get(pattern.lower())
+            result = frozenset([name]) if name in known else frozenset()
+        else:
+            regex = compile_pattern(pattern, True)
+            result = frozenset(a for a in known if regex.fullmatch(a))
+        self._cache[key] = result
+        return result
+
+    def is_write_pattern(self, pattern: str) -> bool:
+        """Whether an action pattern may cover a write (anything that is not a pure read).
+
+        ``*``, ``svc:*`` and ``svc:*Foo`` may cover writes; ``svc:Get*`` and ``svc:ListBuckets``
+        do not.
+        """
+        if pattern == "*":
+            return True
+        verb = pattern.split(":", 1)[1] if ":" in pattern else pattern
+        if not verb or verb[0] in "*?":
+            return True
+        lower = verb.lower()
+        return not any(lower.startswith(v.lower()) for v in self.read_verbs)
+
+    def is_guard_key(self, key: str) -> bool:
+        lower = key.lower()
+        for guard in self.guard_condition_keys:
+            if guard.endswith("/*"):
+                if lower.startswith(guard[:-1].lower()):
+                    return True
+            elif lower == guard.lower():
+                return True
+        return False
+
+
+@cache
+def catalog(cloud: str) -> Catalog:
+    """The catalogue of ``cloud`` ("aws" or "tencent"), read from package data once."""
+    text = resources.files("drkit.lint.data").joinpath(_DATA_FILES[cloud]).read_text("utf-8")
+    data = tomllib.loads(text)
+    classes = {name: tuple(data.get(name, ())) for name in ACTION_CLASSES}
+    return Catalog(cloud=cloud, classes=classes, read_verbs=tuple(data["read_verbs"]),
+                   guard_condition_keys=tuple(data["guard_condition_keys"]))

@@ -1,0 +1,376 @@
+"""One policy model for AWS IAM and Tencent Cloud CAM documents.
+
+AWS policies use ``Version``/``Statement``/``Effect``/``Action``/``Resource``/``Principal``;
+CAM policies use the same words in lower case (COS also returns them capitalised) with
+``qcs::service:region:account:resource`` resources and ``qcs::cam::...`` principals.
+Parsing never raises: everything wrong with a document becomes a :class:`Problem` that the
+``syntax`` rules report, so a malformed file is a finding, not a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from drkit.lint.catalog import Catalog, catalog
+from drkit.lint.patterns import matches
+
+AWS_VERSIONS = ("2012-10-17", "2008-10-17")
+CAM_VERSIONS = ("2.0",)
+_AWS_TOP = {"Version", "Id", "Statement"}
+_CAM_TOP = {"version", "statement", "id"}
+_STATEMENT_KEYS = {"sid", "effect", "action", "notaction", "resource", "notresource",
+                   "principal", "notprincipal", "condition"}
+_ACTION_RE = re.compile(r"^[A-Za-z0-9_\-*?]+:[A-Za-z0-9_\-*?]+$")
+_QCS_HINT = re.compile(r"qcs::|\"version\"\s*:\s*\"2\.0\"|name/[a-z]+:")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something structurally wrong with a policy document."""
+
+    message: str
+    statement: int | None = None
+    line: int | None = None
+
+
+@dataclass
+class Statement:
+    """One statement, with keys normalised; ``None`` means the key is absent."""
+
+    index: int
+    sid: str | None
+    effect: str  # "Allow" or "Deny" (anything else is a Problem and the statement is inert)
+    actions: tuple[str, ...] | None
+    not_actions: tuple[str, ...] | None
+    resources: tuple[str, ...] | None
+    not_resources: tuple[str, ...] | None
+    principals: tuple[str, ...] | None  # flattened principal values, e.g. "*", "arn:aws:..."
+    not_principals: tuple[str, ...] | None
+    condition: dict[str, Any]
+    has_principal_block: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.sid if self.sid else str(self.index)
+
+    @property
+    def is_allow(self) -> bool:
+        return self.effect == "Allow"
+
+    @property
+    def is_deny(self) -> bool:
+        return self.effect == "Deny"
+
+    def action_patterns(self) -> tuple[str, ...]:
+        return self.actions if self.actions is not None else (self.not_actions or ())
+
+    def covers(self, cat: Catalog, action_class: str) -> frozenset[str]:
+        """Known actions of ``action_class`` this statement applies to (NotAction inverted)."""
+        if self.actions is not None:
+            out: set[str] = set()
+            for pattern in self.actions:
+                out |= cat.expand(pattern, action_class)
+            return frozenset(out)
+        if self.not_actions is not None:
+            excluded: set[str] = set()
+            for pattern in self.not_actions:
+                excluded |= cat.expand(pattern, action_class)
+            return cat.actions(action_class) - excluded
+        return frozenset()
+
+    def covers_action(self, action: str) -> bool:
+        if self.actions is not None:
+            return any(matches(p, action, True) for p in self.actions)
+        if self.not_actions is not None:
+            return not any(matches(p, action, True) for p in self.not_actions)
+        return False
+
+    def covers_resource(self, resource: str) -> bool:
+        """Whether the statement applies to a (literal) resource name."""
+        if self.resources is not None:
+            return any(matches(p, resource) for p in self.resources)
+        if self.not_resources is not None:
+            return not any(matches(p, resource) for p in self.not_resources)
+        # Trust and some resource policies omit Resource: they apply to the resource itself.
+        return True
+
+    def all_resources(self) -> bool:
+        """Whether the statement applies to every resource (``*`` or NotResource)."""
+        if self.resources is not None:
+            return "*" in self.resources
+        return self.not_resources is not None
+
+    def condition_keys(self) -> Iterator[str]:
+        for block in self.condition.values():
+            if isinstance(block, dict):
+                yield from (str(k) for k in block)
+
+    def has_guard_condition(self, cat: Catalog) -> bool:
+        return any(cat.is_guard_key(k) for k in self.condition_keys())
+
+
+@dataclass
+class Policy:
+    """One policy document from one file."""
+
+    file: str
+    cloud: str  # "aws" or "tencent"
+    text: str
+    kind: str = "identity"  # "identity", "resource" or "trust"
+    version: str | None = None
+    statements: list[Statement] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    parsed: bool = True
+    _lines: dict[int, int] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        return catalog(self.cloud)
+
+    def statement_line(self, index: int | None) -> int:
+        """1-based line where statement ``index`` starts (1 for the whole document)."""
+        if index is None or not self.parsed:
+            return 1
+        if self._lines is None:
+            self._lines = _statement_lines(self.text)
+        return self._lines.get(index, 1)
+
+
+def looks_like_policy(data: Any) -> bool:
+    return isinstance(data, dict) and any(
+        str(k).lower() in ("statement", "version") for k in data)
+
+
+def guess_cloud(text: str, data: Any = None) -> str:
+    if isinstance(data, dict):
+        if "version" in data or "statement" in data:
+            return "tencent"
+        if "Version" in data and str(data.get("Version")) in CAM_VERSIONS:
+            return "tencent"
+        if "Statement" in data and _QCS_HINT.search(text):
+            return "tencent"
+        if "Statement" in data or "Version" in data:
+            return "aws"
+    return "tencent" if _QCS_HINT.search(text) else "aws"
+
+
+def parse_policy(text: str, file: str) -> Policy:
+    """Parse one policy document; problems are recorded, never raised."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        policy = Policy(file=file, cloud=guess_cloud(text), text=text, parsed=False)
+        policy.problems.append(Problem(f"malformed JSON: {exc.msg} at line {exc.lineno} "
+                                       f"column {exc.colno}", line=exc.lineno))
+        return policy
+    cloud = guess_cloud(text, data)
+    policy = Policy(file=file, cloud=cloud, text=text)
+    if not isinstance(data, dict):
+        policy.problems.append(Problem("a policy must be a JSON object"))
+        return policy
+    _parse_document(policy, data)
+    return policy
+
+
+def _get(mapping: dict[str, Any], name: str) -> tuple[bool, Any]:
+    """Case-insensitive key lookup (CAM documents come in both spellings)."""
+    for key, value in mapping.items():
+        if key.lower() == name:
+            return True, value
+    return False, None
+
+
+def _parse_document(policy: Policy, data: dict[str, Any]) -> None:
+    aws = policy.cloud == "aws"
+    allowed_top = _AWS_TOP if aws else _CAM_TOP
+    for key in data:
+        known = key in allowed_top if aws else key.lower() in allowed_top
+        if not known:
+            policy.problems.append(Problem(f"unknown top-level key {key!r}"))
+    found, version = _get(data, "version")
+    policy.version = str(version) if found else None
+    valid_versions = AWS_VERSIONS if aws else CAM_VERSIONS
+    if not found:
+        if not aws:
+            policy.problems.append(Problem("missing 'version' (CAM policies use \"2.0\")"))
+    elif str(version) not in valid_versions:
+        policy.problems.append(Problem(f"bad version {version!r}; expected "
+                                       f"{' or '.join(valid_versions)}"))
+    found, raw_statements = _get(data, "statement")
+    if not found:
+        policy.problems.append(Problem("missing 'Statement'"))
+        return
+    if isinstance(raw_statements, dict):
+        raw_statements = [raw_statements]
+    if not isinstance(raw_statements, list) or not raw_statements:
+        policy.problems.append(Problem("'Statement' must be a non-empty list of objects"))
+        return
+    for index, raw in enumerate(raw_statements):
+        statement = _parse_statement(policy, index, raw)
+        if statement is not None:
+            policy.statements.append(statement)
+    if any(s.has_principal_block for s in policy.statements):
+        assume = catalog(policy.cloud).actions("assume_role")
+        if any(s.covers_action(a) for s in policy.statements for a in assume
+               if s.actions is not None):
+            policy.kind = "trust"
+        else:
+            policy.kind = "resource"
+        for st in policy.statements:
+            if not st.has_principal_block:
+                policy.problems.append(Problem(f"missing Principal in a {policy.kind} policy",
+                                               statement=st.index))
+
+
+def _strings(policy: Policy, index: int, key: str, value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    policy.problems.append(Problem(f"{key} must be a string or a non-empty list of strings",
+                                   statement=index))
+    return None
+
+
+def _principals(policy: Policy, index: int, key: str, value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, dict):
+        out: list[str] = []
+        for kind, inner in value.items():
+            vals = _strings(policy, index, f"{key}.{kind}", inner)
+            out.extend(vals or ())
+        return tuple(out)
+    policy.problems.append(Problem(f"{key} must be \"*\" or an object", statement=index))
+    return None
+
+
+def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
+    aws = policy.cloud == "aws"
+    if not isinstance(raw, dict):
+        policy.problems.append(Problem("a statement must be an object", statement=index))
+        return None
+    for key in raw:
+        if key.lower() not in _STATEMENT_KEYS or (aws and key[0].islower()):
+            policy.problems.append(Problem(f"unknown statement key {key!r}", statement=index))
+    _, sid = _get(raw, "sid")
+    found, effect_raw = _get(raw, "effect")
+    effect = str(effect_raw) if found else ""
+    if aws:
+        normalised = effect if effect in ("Allow", "Deny") else ""
+    else:
+        normalised = effect.capitalize() if effect.lower() in ("allow", "deny") else ""
+    if not normalised:
+        shown = repr(effect_raw) if found else "missing"
+        policy.problems.append(Problem(f"bad effect {shown}; expected "
+                                       f"{'Allow or Deny' if aws else 'allow or deny'}",
+                                       statement=index))
+    values: dict[str, tuple[str, ...] | None] = {}
+    for key in ("action", "notaction", "resource", "notresource"):
+        found, value = _get(raw, key)
+        values[key] = _strings(policy, index, key, value) if found else None
+    has_action = values["action"] is not None or values["notaction"] is not None
+    if _get(raw, "action")[0] and _get(raw, "notaction")[0]:
+        policy.problems.append(Problem("both Action and NotAction", statement=index))
+    if not has_action and not any(_get(raw, k)[0] for k in ("action", "notaction")):
+        policy.problems.append(Problem("missing Action", statement=index))
+    for key in ("action", "notaction"):
+        cleaned = []
+        for action in values[key] or ():
+            name = action[5:] if action.startswith("name/") else action
+            if name != "*" and not _ACTION_RE.match(name):
+                policy.problems.append(Problem(f"unparsable action {action!r}", statement=index))
+            cleaned.append(name)
+        if values[key] is not None:
+            values[key] = tuple(cleaned)
+    for key in ("resource", "notresource"):
+        for resource in values[key] or ():
+            reason = _resource_problem(resource, aws)
+            if reason:
+                policy.problems.append(Problem(f"unparsable resource {resource!r}: {reason}",
+                                               statement=index))
+    found_p, principal = _get(raw, "principal")
+    found_np, not_principal = _get(raw, "notprincipal")
+    principals = _principals(policy, index, "Principal", principal) if found_p else None
+    not_principals = (_principals(policy, index, "NotPrincipal", not_principal)
+                      if found_np else None)
+    if (values["resource"] is None and values["notresource"] is None
+            and not (found_p or found_np) and not any(_get(raw, k)[0]
+                                                      for k in ("resource", "notresource"))):
+        policy.problems.append(Problem("missing Resource", statement=index))
+    found, condition = _get(raw, "condition")
+    if found and not isinstance(condition, dict):
+        policy.problems.append(Problem("Condition must be an object", statement=index))
+        condition = {}
+    return Statement(index=index, sid=str(sid) if sid is not None else None, effect=normalised,
+                     actions=values["action"], not_actions=values["notaction"],
+                     resources=values["resource"], not_resources=values["notresource"],
+                     principals=principals, not_principals=not_principals,
+                     condition=condition if found else {},
+                     has_principal_block=found_p or found_np)
+
+
+def _resource_problem(resource: str, aws: bool) -> str | None:
+    if resource == "*":
+        return None
+    if aws:
+        if not resource.startswith("arn:"):
+            return "an AWS resource is \"*\" or an ARN"
+        if len(resource.split(":", 5)) < 6:
+            return "an ARN has six colon-separated parts"
+        return None
+    if not resource.startswith("qcs:"):
+        return "a CAM resource is \"*\" or qcs::service:region:account:resource"
+    if len(resource.split(":", 5)) < 6:
+        return "a qcs resource has six colon-separated parts"
+    return None
+
+
+def _statement_lines(text: str) -> dict[int, int]:
+    """Line number of each statement object, found by walking the top-level JSON object."""
+    decoder = json.JSONDecoder()
+    lines: dict[int, int] = {}
+    ws = re.compile(r"[ \t\n\r]*")
+
+    def skip(pos: int) -> int:
+        m = ws.match(text, pos)
+        return m.end() if m else pos
+
+    try:
+        pos = skip(0)
+        if text[pos] != "{":
+            return lines
+        pos = skip(pos + 1)
+        while pos < len(text) and text[pos] != "}":
+            key, pos = decoder.raw_decode(text, pos)
+            pos = skip(pos)
+            pos = skip(pos + 1)  # the colon
+            if isinstance(key, str) and key.lower() == "statement":
+                if text[pos] == "{":
+                    lines[0] = text.count("\n", 0, pos) + 1
+                    _, pos = decoder.raw_decode(text, pos)
+                elif text[pos] == "[":
+                    pos = skip(pos + 1)
+                    index = 0
+                    while text[pos] != "]":
+                        lines[index] = text.count("\n", 0, pos) + 1
+                        _, pos = decoder.raw_decode(text, pos)
+                        pos = skip(pos)
+                        if text[pos] == ",":
+                            pos = skip(pos + 1)
+                        index += 1
+                    pos += 1
+                else:
+                    _, pos = decoder.raw_decode(text, pos)
+            else:
+                _, pos = decoder.raw_decode(text, pos)
+            pos = skip(pos)
+            if pos < len(text) and text[pos] == ",":
+                pos = skip(pos + 1)
+    except (ValueError, IndexError):
+        pass
+    return lines

@@ -1,0 +1,96 @@
+"""Renderings of a :class:`LintReport`: text for people, JSON for tools, SARIF for code scanning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drkit import __version__
+from drkit.lint.engine import LintReport
+from drkit.lint.findings import LINTER_ERROR, SUPPRESSION_EXPIRED, Finding
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note",
+          "info": "note"}
+# GitHub code scanning ranks security results by this number (CVSS-like, 0.0-10.0).
+_SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0",
+                      "info": "1.0"}
+_BUILTIN = {
+    LINTER_ERROR: ("A lint rule crashed; the file was not fully checked",
+                   "Report the bug; treat the file as unchecked until fixed.", "critical"),
+    SUPPRESSION_EXPIRED: ("A suppression has expired and no longer applies",
+                          "Fix the finding, or renew the suppression with a new reason, "
+                          "owner and expiry.", "low"),
+}
+
+
+def render_text(report: LintReport) -> str:
+    lines = []
+    for f in report.findings:
+        where = f"{f.file}:{f.line}"
+        stmt = f" [statement {f.statement}]" if f.statement is not None else ""
+        who = f" [principal {f.principal}]" if f.principal else ""
+        lines.append(f"{where}: {f.severity.upper()} {f.rule}{stmt}{who}: {f.message}")
+    s = report.summary()
+    counts = ", ".join(f"{n} {sev}" for sev, n in s["by_severity"].items() if n)
+    lines.append(
+        f"{s['policies']} policies in {s['files']} files"
+        + (f", principals from {s['principals_file']}" if s["principals_file"] else "")
+        + f": {s['findings']} findings" + (f" ({counts})" if counts else "")
+        + (f", {s['suppressed']} suppressed" if s["suppressed"] else "")
+        + (f", {len(report.expired)} expired suppressions" if report.expired else "")
+        + f"; threshold {report.threshold}: {'FAIL' if report.failed else 'ok'}")
+    return "\n".join(lines)
+
+
+def _rule_descriptor(rule_id: str, title: str, remediation: str, severity: str,
+                     category: str) -> dict[str, Any]:
+    return {
+        "id": rule_id, "name": rule_id,
+        "shortDescription": {"text": title},
+        "fullDescription": {"text": title},
+        "help": {"text": remediation},
+        "defaultConfiguration": {"level": _LEVEL[severity]},
+        "properties": {"category": category, "tags": ["security", category],
+                       "security-severity": _SECURITY_SEVERITY[severity]},
+    }
+
+
+def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
+    props: dict[str, Any] = {"severity": f.severity, "category": f.category, "cloud": f.cloud,
+                             "actions": f.actions}
+    if f.statement is not None:
+        props["statement"] = f.statement
+    if f.principal:
+        props["principal"] = f.principal
+    if f.evidence:
+        props["evidence"] = f.evidence
+    return {
+        "ruleId": f.rule, "ruleIndex": index[f.rule], "level": _LEVEL[f.severity],
+        "message": {"text": f.message},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": f.file or "."},
+            "region": {"startLine": max(1, f.line)}}}],
+        "partialFingerprints": {"drkitFinding/v1": f"{f.rule}:{f.file}:{f.statement}:"
+                                                   f"{f.principal}"},
+        "properties": props,
+    }
+
+
+def render_sarif(report: LintReport) -> dict[str, Any]:
+    """A SARIF 2.1.0 log that GitHub code scanning accepts."""
+    descriptors = [_rule_descriptor(r.id, r.title, r.remediation, r.severity, r.category)
+                   for r in report.rules]
+    for rule_id, (title, remediation, severity) in _BUILTIN.items():
+        descriptors.append(_rule_descriptor(rule_id, title, remediation, severity, rule_id))
+    index = {d["id"]: i for i, d in enumerate(descriptors)}
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "drkit-lint", "version": __version__, "semanticVersion": __version__,
+                "rules": descriptors}},
+            "columnKind": "unicodeCodePoints",
+            "results": [_result(f, index) for f in report.findings],
+        }],
+    }

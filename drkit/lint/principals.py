@@ -1,0 +1,362 @@
+"""Separation of duties: who, across all their policies and both clouds, can destroy what.
+
+A principals file (TOML) names resource tiers (``production`` and one per backup copy) and
+principals (users, groups, roles in AWS or Tencent Cloud, or a person holding identities in
+both) with the policy files attached to them. :func:`analyse` builds each principal's
+effective permissions (an explicit unconditional deny wins over any allow), closes them over
+privilege escalation, and reports which tiers each principal can destroy or unprotect.
+
+Conservative choices, because a missed path is worse than a false alarm here:
+
+* an Allow with a condition still counts (an MFA prompt does not stop the one person who
+  holds the MFA device); a Deny with a condition does not count (it may not apply);
+* a principal that can attach or put policies, create or set policy versions, add users to
+  groups or rewrite trust policies is treated as holding every action of that cloud; if it
+  can also detach, delete or rewrite policies, its explicit denies no longer protect;
+* a principal that can assume a role, pass a role to new compute, or create access keys or
+  console passwords for another principal holds that principal's permissions too.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drkit.errors import InputError
+from drkit.lint.catalog import catalog
+from drkit.lint.model import Policy, Statement
+from drkit.lint.patterns import matches, overlap
+
+TIER_KINDS = ("production", "backup")
+PRINCIPAL_TYPES = ("user", "group", "role", "person")
+_TAKEOVER = {"aws": ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile"),
+             "tencent": ("cam:CreateAccessKey", "cam:CreateApiKey", "cam:UpdateUser")}
+
+
+@dataclass
+class Tier:
+    name: str
+    kind: str
+    resources: tuple[str, ...]
+
+
+@dataclass
+class Principal:
+    name: str
+    type: str
+    arn: str | None
+    policies: list[Policy]
+    groups: tuple[str, ...] = ()
+    trust: list[Policy] = field(default_factory=list)
+    line: int = 1
+
+
+@dataclass
+class PrincipalModel:
+    """A parsed principals file, with its policies loaded."""
+
+    file: str
+    tiers: list[Tier]
+    principals: list[Principal]
+
+    def by_name(self, name: str) -> Principal | None:
+        return next((p for p in self.principals if p.name == name), None)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One allow that makes an action on a resource possible, and how it was reached."""
+
+    action: str
+    resource: str
+    file: str
+    statement: str
+    via: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "resource": self.resource, "file": self.file,
+                "statement": self.statement, "via": list(self.via)}
+
+
+def resource_cloud(resource: str) -> str | None:
+    if resource.startswith("arn:"):
+        return "aws"
+    if resource.startswith("qcs:"):
+        return "tencent"
+    return None
+
+
+def resource_service(resource: str) -> str | None:
+    """The service part of an ARN or qcs resource (``s3``, ``cos``), unless wildcarded."""
+    parts = resource.split(":", 5)
+    if len(parts) < 6 or "*" in parts[2] or "?" in parts[2]:
+        return None
+    return parts[2].lower()
+
+
+def load_principals(path: Path, load_policy: Callable[[Path], Policy],
+                    display: Callable[[Path], str]) -> PrincipalModel:
+    """Read a principals file; policy paths are relative to it. Bad entries raise InputError."""
+    shown = display(path)
+    try:
+        text = path.read_text("utf-8")
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{shown}: cannot read principals file: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{shown}: not valid TOML: {exc}") from exc
+    tiers = []
+    for name, raw in (data.get("tiers") or {}).items():
+        if not isinstance(raw, dict) or raw.get("kind") not in TIER_KINDS:
+            raise InputError(f"{shown}: tiers.{name}: 'kind' must be one of "
+                             f"{', '.join(TIER_KINDS)}")
+        res = raw.get("resources")
+        if not isinstance(res, list) or not res or not all(isinstance(r, str) for r in res):
+            raise InputError(f"{shown}: tiers.{name}: 'resources' must be a non-empty list")
+        tiers.append(Tier(name=name, kind=raw["kind"], resources=tuple(res)))
+    if not tiers:
+        raise InputError(f"{shown}: no [tiers.<name>] tables")
+    principals = []
+    base = path.parent
+    for i, raw in enumerate(data.get("principals") or []):
+        where = f"{shown}: principals[{i}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise InputError(f"{where}: missing 'name'")
+        ptype = raw.get("type", "role")
+        if ptype not in PRINCIPAL_TYPES:
+            raise InputError(f"{where}: 'type' must be one of {', '.join(PRINCIPAL_TYPES)}")
+        policies = []
+        for key in ("policies", "trust"):
+            for rel in raw.get(key) or []:
+                file = (base / rel) if not Path(rel).is_absolute() else Path(rel)
+                if not file.is_file():
+                    raise InputError(f"{where} ({raw['name']}): policy file {rel!r} not found")
+                policies.append((key, load_policy(file)))
+        if not any(k == "policies" for k, _ in policies) and not raw.get("groups"):
+            raise InputError(f"{where} ({raw['name']}): needs 'policies' or 'groups'")
+        line = _line_of(text, raw["name"])
+        principals.append(Principal(
+            name=raw["name"], type=ptype, arn=raw.get("arn"),
+            policies=[p for k, p in policies if k == "policies"],
+            trust=[p for k, p in policies if k == "trust"],
+            groups=tuple(raw.get("groups") or ()), line=line))
+    model = PrincipalModel(file=shown, tiers=tiers, principals=principals)
+    for principal in principals:
+        for group in principal.groups:
+            if model.by_name(group) is None:
+                raise InputError(f"{shown}: {principal.name}: unknown group {group!r}")
+    return model
+
+
+def _line_of(text: str, name: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.replace(" ", "")
+        if stripped.startswith("name=") and (f'"{name}"' in line or f"'{name}'" in line):
+            return number
+    return 1
+
+
+class Analysis:
+    """Effective permissions of every principal in a model, closed over escalation."""
+
+    def __init__(self, model: PrincipalModel) -> None:
+        self.model = model
+        self._statements: dict[str, list[tuple[Policy, Statement]]] = {}
+        self._holds: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._class_cache: dict[tuple[str, str, str, str], str | None] = {}
+
+    def statements(self, principal: Principal) -> list[tuple[Policy, Statement]]:
+        """Identity statements of a principal and of the groups it belongs to."""
+        cached = self._statements.get(principal.name)
+        if cached is None:
+            cached = []
+            seen: set[str] = set()
+            todo = [principal]
+            while todo:
+                current = todo.pop()
+                if current.name in seen:
+                    continue
+                seen.add(current.name)
+                for policy in current.policies:
+                    cached.extend((policy, st) for st in policy.statements)
+                todo.extend(g for g in (self.model.by_name(n) for n in current.groups) if g)
+            self._statements[principal.name] = cached
+        return cached
+
+    def _direct_allow(self, principal: Principal, action: str, resource: str,
+                      cloud: str) -> tuple[Policy, Statement] | None:
+        for policy, st in self.statements(principal):
+            if (st.is_allow and policy.cloud == cloud and policy.kind != "trust"
+                    and st.covers_action(action) and _reaches(st, resource)):
+                return policy, st
+        return None
+
+    def _denied(self, principal: Principal, action: str, resource: str, cloud: str) -> bool:
+        for policy, st in self.statements(principal):
+            if (st.is_deny and policy.cloud == cloud and not st.condition
+                    and st.covers_action(action) and _subsumes(st, resource)):
+                return True
+        return False
+
+    def _class_allowed(self, principal: Principal, cls: str, cloud: str,
+                       resource: str = "*") -> str | None:
+        key = (principal.name, cls, cloud, resource)
+        if key in self._class_cache:
+            return self._class_cache[key]
+        found = None
+        for action in sorted(catalog(cloud).actions(cls)):
+            if (self._direct_allow(principal, action, resource, cloud)
+                    and not self._denied(principal, action, resource, cloud)):
+                found = action
+                break
+        self._class_cache[key] = found
+        return found
+
+    def escalates(self, principal: Principal, cloud: str) -> str | None:
+        """The action by which ``principal`` can grant itself anything in ``cloud``."""
+        return self._class_allowed(principal, "escalation_grant", cloud)
+
+    def can_as(self, principal: Principal, action: str, resource: str) -> Evidence | None:
+        """Whether ``principal`` itself (no role hopping) can do ``action`` on ``resource``."""
+        cloud = resource_cloud(resource)
+        clouds = (cloud,) if cloud else ("aws", "tencent")
+        for c in clouds:
+            hit = self._direct_allow(principal, action, resource, c)
+            escalated = None if hit else self.escalates(principal, c)
+            if hit is None and escalated is None:
+                continue
+            if (self._denied(principal, action, resource, c)
+                    and self._class_allowed(principal, "escalation_remove_deny", c) is None):
+                continue
+            if hit is not None:
+                policy, st = hit
+                return Evidence(action, resource, policy.file, st.label)
+            return Evidence(action, resource, principal.name,
+                            f"escalation via {escalated}", (f"{principal.name}+{escalated}",))
+        return None
+
+    def _edge(self, source: Principal, target: Principal) -> str | None:
+        """How ``source`` can act as ``target``, or None."""
+        if target.arn is None or target is source:
+            return None
+        cloud = resource_cloud(target.arn) or "aws"
+        cat = catalog(cloud)
+        for action in sorted(cat.actions("assume_role")):
+            if self.can_as(source, action, target.arn):
+                return f"{action} on {target.arn}"
+        if source.arn:
+            for trust in target.trust:
+                for st in trust.statements:
+                    if st.is_allow and any(matches(p, source.arn) for p in st.principals or ()):
+                        return f"trusted by {trust.file}#{st.label}"
+        for action in sorted(cat.actions("pass_role")):
+            if self.can_as(source, action, target.arn):
+                launch = self._class_allowed(source, "compute_launch", cloud)
+                if launch:
+                    return f"{action} on {target.arn} + {launch}"
+        for action in _TAKEOVER[cloud]:
+            if self.can_as(source, action, target.arn):
+                return f"{action} on {target.arn}"
+        escalated = self.escalates(source, cloud)
+        if escalated:
+            return f"{escalated} (can rewrite {target.name}'s trust or permissions)"
+        return None
+
+    def holds(self, principal: Principal) -> dict[str, tuple[str, ...]]:
+        """Principals whose permissions ``principal`` holds, each with the path to it."""
+        cached = self._holds.get(principal.name)
+        if cached is not None:
+            return cached
+        paths: dict[str, tuple[str, ...]] = {principal.name: ()}
+        frontier = [principal]
+        while frontier:
+            current = frontier.pop()
+            for target in self.model.principals:
+                if target.name in paths:
+                    continue
+                how = self._edge(current, target)
+                if how:
+                    paths[target.name] = paths[current.name] + (f"{target.name} ({how})",)
+                    frontier.append(target)
+        self._holds[principal.name] = paths
+        return paths
+
+    def can(self, principal: Principal, action: str, resource: str) -> Evidence | None:
+        for name, path in self.holds(principal).items():
+            holder = self.model.by_name(name)
+            if holder is None:
+                continue
+            hit = self.can_as(holder, action, resource)
+            if hit is not None:
+                return Evidence(hit.action, hit.resource, hit.file, hit.statement,
+                                path + hit.via)
+        return None
+
+    def tier_reach(self, principal: Principal, tier: Tier) -> list[Evidence]:
+        """Every catalogued destroy (and, for backups, unprotect) action on the tier."""
+        classes = ("destructive",) if tier.kind == "production" else ("destructive", "tampering")
+        found: list[Evidence] = []
+        for resource in tier.resources:
+            cloud = resource_cloud(resource)
+            service = resource_service(resource)
+            for c in (cloud,) if cloud else ("aws", "tencent"):
+                cat = catalog(c)
+                for cls in classes:
+                    for action in sorted(cat.actions(cls)):
+                        if service and action.split(":", 1)[0].lower() != service:
+                            continue  # an action of one service never acts on another's
+                        hit = self.can(principal, action, resource)
+                        if hit is not None:
+                            found.append(hit)
+        return found
+
+
+def _reaches(st: Statement, resource: str) -> bool:
+    if st.resources is not None:
+        return any(overlap(p, resource) for p in st.resources)
+    if st.not_resources is not None:
+        return not any(matches(p, resource) for p in st.not_resources)
+    return False
+
+
+def _subsumes(st: Statement, resource: str) -> bool:
+    if st.resources is not None:
+        return any(matches(p, resource) for p in st.resources)
+    if st.not_resources is not None:
+        return not any(overlap(p, resource) for p in st.not_resources)
+    return False
+
+
+@dataclass
+class DutyViolation:
+    principal: Principal
+    severity: str
+    production: list[str]
+    backups: list[str]
+    evidence: list[tuple[str, Evidence]]
+    all_backups: int
+
+
+def analyse(model: PrincipalModel) -> Iterator[DutyViolation]:
+    """Principals that can destroy production and every backup tier, or two or more tiers."""
+    analysis = Analysis(model)
+    backups = [t for t in model.tiers if t.kind == "backup"]
+    for principal in model.principals:
+        reached: dict[str, list[Evidence]] = {}
+        for tier in model.tiers:
+            hits = analysis.tier_reach(principal, tier)
+            if hits:
+                reached[tier.name] = hits
+        prod = [t.name for t in model.tiers if t.kind == "production" and t.name in reached]
+        backs = [t.name for t in backups if t.name in reached]
+        if prod and backups and len(backs) == len(backups):
+            severity = "critical"
+        elif len(backs) >= 2:
+            severity = "high"
+        else:
+            continue
+        evidence = [(tier, ev) for tier in prod + backs for ev in reached[tier]]
+        yield DutyViolation(principal, severity, prod, backs, evidence, len(backups))

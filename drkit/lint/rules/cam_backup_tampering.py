@@ -1,0 +1,28 @@
+"""Tencent Cloud CAM: changes that shrink or unprotect backups (lifecycle, versioning, replication,
+lock, policy, keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from drkit.lint import checks
+from drkit.lint.findings import Hit
+from drkit.lint.model import Policy
+
+ID = "cam_backup_tampering"
+CATEGORY = "backup-tampering"
+SEVERITY = "high"
+CLOUDS = ("tencent",)
+TITLE = (
+    'Changes that shrink or unprotect backups (lifecycle, versioning, replication, lock, policy, '
+    'keys)'
+)
+REMEDIATION = (
+    'Remove cos:PutBucketLifecycle/Versioning/Replication/ObjectLock/Policy/ACL and '
+    'kms:ScheduleKeyDeletion from roles that write or read backups.'
+)
+
+
+def check(policy: Policy) -> Iterator[Hit]:
+    yield from checks.action_class(policy, "tampering", "backup tampering")
