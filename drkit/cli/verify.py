@@ -1,0 +1,109 @@
+"""``drkit verify``: append-only verification of every region and its bucket guardrails."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from drkit.cli.common import emit, get_app, json_option
+from drkit.config import RegionConfig
+from drkit.errors import ExitCode, StorageError, UsageError
+from drkit.storage.base import Store
+from drkit.storage.url import open_store
+from drkit.verify.context import repository_origin, trusted_writer_keys
+from drkit.verify.core import RegionReport, verify_regions
+from drkit.verify.state import TrustedState, default_state_dir
+
+
+def parse_read_data(value: str | None) -> float | None:
+    """``--read-data`` -> 1.0, ``--read-data=10%`` -> 0.1; None when not given."""
+    if value is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%?\s*", value)
+    if not m or not 0 < float(m.group(1)) <= 100:
+        raise UsageError(f"--read-data={value}: give a percentage between 0 and 100, "
+                         "e.g. --read-data=10%")
+    return float(m.group(1)) / 100
+
+
+@click.command("verify")
+@click.option("--region", "region_names", multiple=True, metavar="NAME",
+              help="Only this region (repeatable).")
+@click.option("--all", "all_regions", is_flag=True,
+              help="Every configured region (the default).")
+@click.option("--read-data", "read_data", is_flag=False, flag_value="100%", default=None,
+              metavar="[N%]", help="Also read and hash the data: all of it, or a random N%.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where this host keeps its trusted state (default: verify.state_dir, "
+                   "else the user state folder).")
+@json_option
+def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: str | None,
+                   state_dir: Path | None) -> None:
+    """Prove every region still holds everything ever logged, unchanged.
+
+    Checks checkpoint signatures, consistency with this host's trusted state and the
+    primary (rollback, truncation, fork), every logged object's size and checksum,
+    injected objects, replication lag and bucket guardrails. Exit 0 clean, 1 findings,
+    2 error.
+    """
+    if region_names and all_regions:
+        raise UsageError("give --region or --all, not both")
+    fraction = parse_read_data(read_data)
+    app = get_app()
+    config = app.config
+    now = app.clock.now()
+    names = region_names or tuple(config.regions)
+    selected = [config.region(n) for n in names]
+    trusted = trusted_writer_keys(config)
+
+    stores: dict[str, Store] = {}
+    unavailable: list[RegionReport] = []
+    ordered = [config.primary_region] + [r for r in config.regions.values() if not r.primary]
+    for region in ordered:
+        try:
+            stores[region.name] = open_store(region.url, base_dir=config.base_dir,
+                                             clock=app.clock)
+        except StorageError as exc:
+            if region in selected:
+                report = RegionReport(region=region.name, url=str(region.url),
+                                      primary=region.primary)
+                report.add("critical", "region-unavailable", f"cannot open the region: {exc}")
+                unavailable.append(report)
+    origin = repository_origin([(r.name, stores[r.name]) for r in ordered if r.name in stores],
+                               trusted)
+    state = TrustedState(state_dir or config.verify_state_dir or default_state_dir(), origin)
+    primary_cfg = config.primary_region
+    primary = ((primary_cfg, stores[primary_cfg.name]) if primary_cfg.name in stores
+               else None)
+    targets: list[tuple[RegionConfig, Store]] = [(r, stores[r.name]) for r in selected
+                                                 if r.name in stores]
+    result = verify_regions(targets, origin=origin, trusted=trusted, state=state, now=now,
+                            primary=primary, read_fraction=fraction, progress=app.progress())
+    result.regions += unavailable
+    findings = result.findings
+    data = result.to_dict()
+    data["state_file"] = str(state.path)
+
+    def text() -> str:
+        lines = []
+        for r in result.regions:
+            status = "clean" if r.clean else f"{len(r.findings)} findings"
+            lines.append(f"{r.region}: {status}; log size {r.log_size}, "
+                         f"{r.objects_logged} objects ({r.objects_checked_by_listing} by "
+                         f"listing, {r.objects_hashed} hashed, {r.objects_read} read)")
+            lines += [f"  note: {n}" for n in r.notes]
+        lines += [f.line() for f in findings]
+        lines.append("clean" if not findings else
+                     f"{len(findings)} finding{'s' if len(findings) != 1 else ''}")
+        return "\n".join(lines)
+
+    emit(data, text)
+    for store in stores.values():
+        store.close()
+    if findings:
+        click.get_current_context().exit(int(ExitCode.FINDINGS))
+
+
+COMMANDS = [verify_command]

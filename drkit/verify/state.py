@@ -1,0 +1,106 @@
+"""Trusted state of the verifying host: the largest verified checkpoint per region.
+
+One JSON file per repository in the state folder (``--state-dir``, ``verify.state_dir``
+or ``platformdirs.user_state_dir("drkit")``)::
+
+    {"format": "drkit-verify-state", "version": 1, "origin": "drkit:...",
+     "regions": {"shanghai": {"size": 42, "root": "<base64>", "checkpoint_time": "...",
+                              "verified_at": "..."}},
+     "largest": {"size": 42, "root": "<base64>", "region": "beijing"}}
+
+It only ever moves forward: a region whose log is shorter than what this host saw before
+has been rolled back or truncated, and one whose log does not extend it has forked.
+Written atomically (temporary file, fsync, rename). The folder belongs to the verifying
+host; keep it away from the people whose actions it checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from drkit.clock import utc_iso
+from drkit.errors import InputError
+
+STATE_FORMAT = "drkit-verify-state"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SeenCheckpoint:
+    size: int
+    root: bytes
+    region: str = ""
+
+
+def default_state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("drkit"))
+
+
+class TrustedState:
+    def __init__(self, state_dir: Path, origin: str) -> None:
+        self.path = Path(state_dir) / (re.sub(r"[^A-Za-z0-9_.-]", "_", origin) + ".json")
+        self.origin = origin
+        self.data: dict[str, Any] = {"format": STATE_FORMAT, "version": STATE_VERSION,
+                                     "origin": origin, "regions": {}, "largest": None}
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path}: cannot read the verify state: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT \
+                or raw.get("origin") != origin or not isinstance(raw.get("regions"), dict):
+            raise InputError(f"{self.path}: not a drkit verify state for {origin}")
+        self.data = raw
+
+    @staticmethod
+    def _seen(d: Any, region: str = "") -> SeenCheckpoint | None:
+        if not isinstance(d, dict):
+            return None
+        try:
+            return SeenCheckpoint(int(d["size"]), base64.b64decode(d["root"]),
+                                  str(d.get("region", region)))
+        except (KeyError, TypeError, ValueError):
+            raise InputError("verify state is corrupted") from None
+
+    def region(self, name: str) -> SeenCheckpoint | None:
+        return self._seen(self.data["regions"].get(name), name)
+
+    def largest(self) -> SeenCheckpoint | None:
+        return self._seen(self.data.get("largest"))
+
+    def record(self, region: str, size: int, root: bytes, checkpoint_time: datetime | None,
+               now: datetime) -> None:
+        prev = self.region(region)
+        if prev is None or size >= prev.size:
+            self.data["regions"][region] = {
+                "size": size, "root": base64.b64encode(root).decode(),
+                "checkpoint_time": utc_iso(checkpoint_time) if checkpoint_time else None,
+                "verified_at": utc_iso(now)}
+        largest = self.largest()
+        if largest is None or size > largest.size:
+            self.data["largest"] = {"size": size, "root": base64.b64encode(root).decode(),
+                                    "region": region}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.data, fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
