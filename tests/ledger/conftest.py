@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +71,45 @@ def connect(path: Path) -> sqlite3.Connection:
 @pytest.fixture
 def ro_connect() -> Callable[[Path], sqlite3.Connection]:
     return connect
+
+
+@pytest.fixture(scope="session")
+def postgres_conninfo() -> Iterator[str]:
+    """A PostgreSQL to read from: $DRKIT_TEST_PG, else a throwaway cluster on a Unix socket.
+
+    The throwaway cluster listens on no TCP address at all; it runs as the ``postgres``
+    user because PostgreSQL refuses to run as root. Skips when neither is possible.
+    """
+    env = os.environ.get("DRKIT_TEST_PG")
+    if env:
+        yield env
+        return
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no PostgreSQL (set DRKIT_TEST_PG or install initdb/pg_ctl)")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run PostgreSQL")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="drkit-pg-"))
+    if prefix:
+        shutil.chown(base, user="postgres")
+    data = base / "data"
+    try:
+        subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "drkit",
+                        "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"),
+                        "-o", f"-c listen_addresses='' -c unix_socket_directories={base} "
+                              "-c fsync=off", "start"], check=True, capture_output=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"cannot start a throwaway PostgreSQL: {exc}")
+    try:
+        yield f"host={base} user=drkit dbname=postgres"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
