@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import traceback
@@ -22,7 +21,7 @@ from drkit.lint.findings import (
     Rule,
     severity_rank,
 )
-from drkit.lint.model import Policy, Problem, looks_like_policy, parse_policy
+from drkit.lint.model import Policy, Problem, parse_policy
 from drkit.lint.principals import PrincipalModel, load_principals
 from drkit.lint.registry import load_rules
 from drkit.lint.suppressions import Suppression, load_suppressions
@@ -184,14 +183,9 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
         for path in files:
             policy = load(path)
             task.advance()
-            if policy.parsed and path.resolve() not in explicit:
-                try:
-                    data = json.loads(policy.text)
-                except ValueError:  # pragma: no cover - parsed already
-                    data = None
-                if not looks_like_policy(data):
-                    log.info("skipping %s: not a policy document", policy.file)
-                    continue
+            if not policy.is_policy_document and path.resolve() not in explicit:
+                log.info("skipping %s: not a policy document", policy.file)
+                continue
             policies += 1
             findings.extend(linter.lint_policy(policy))
     finally:

@@ -125,6 +125,7 @@ class Policy:
     statements: list[Statement] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     parsed: bool = True
+    is_policy_document: bool = True  # False for JSON that is not a policy (package.json...)
     _lines: dict[int, int] | None = None
 
     @property
@@ -168,7 +169,7 @@ def parse_policy(text: str, file: str) -> Policy:
                                        f"column {exc.colno}", line=exc.lineno))
         return policy
     cloud = guess_cloud(text, data)
-    policy = Policy(file=file, cloud=cloud, text=text)
+    policy = Policy(file=file, cloud=cloud, text=text, is_policy_document=looks_like_policy(data))
     if not isinstance(data, dict):
         policy.problems.append(Problem("a policy must be a JSON object"))
         return policy
