@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/ruff check drkit tests bench
 	$(BIN)/mypy
+	$(BIN)/drkit lint policies/ --severity-threshold medium
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
