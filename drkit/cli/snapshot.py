@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -113,6 +114,10 @@ def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: 
          "every chunk authenticated and every file hash verified")
 
 
+def _default_key(config: Config) -> Path:
+    return config.keys_dir / keyfiles.RECOVERY_KEY_FILE
+
+
 def _fraction(value: str | None) -> float:
     if value is None:
         return 0.0
@@ -137,7 +142,12 @@ def check_command(read_data: bool, read_data_subset: str | None, region: str | N
     config = app.config
     fraction = 1.0 if read_data else _fraction(read_data_subset)
     repo = open_repository(config, region)
-    recovery = unlock(config, recovery_key, passphrase_file) if fraction > 0 else None
+    # The recovery key is needed to read data; when it can be had without a prompt it also
+    # lets the structure check read every snapshot tree.
+    can_unlock = passphrase_file is not None or bool(os.environ.get(keyfiles.PASSPHRASE_ENV))
+    recovery = unlock(config, recovery_key, passphrase_file) \
+        if fraction > 0 or (can_unlock and (recovery_key or _default_key(config).exists())) \
+        else None
     report = check_repository(repo, read_fraction=fraction, recovery=recovery,
                               progress=app.progress())
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from drkit.errors import DrkitError
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.repo.formats import PACK_MAGIC, IndexFile, Manifest, key_digest
-from drkit.repo.repository import Repository
+from drkit.repo.repository import Repository, SnapshotInfo
 
 WORKERS = 2
 
@@ -84,6 +84,7 @@ def check_repository(repo: Repository, *, read_fraction: float = 0.0,
             chunks[cid] = (index.pack, offset, length)
             lst.append((cid, offset, length, index.session))
     report.packs = len(by_pack)
+    locations = {cid: loc for index in indexes.values() for cid, loc in index.locations().items()}
 
     for key in repo.keys_under("snapshots/"):
         try:
@@ -92,12 +93,29 @@ def check_repository(repo: Repository, *, read_fraction: float = 0.0,
             report.problems.append(_strip(str(exc), url))
             continue
         report.snapshots += 1
-        missing = [c for c in manifest.chunks if bytes.fromhex(c) not in chunks]
+        pack_digests = {key_digest(p) for p in by_pack}
+        absent = [p for p in manifest.packs if p not in pack_digests]
+        if absent:
+            report.problems.append(f"{key}: {len(absent)} pack(s) not in any index "
+                                   f"(first {absent[0][:16]})")
+        missing = [c for c in manifest.tree_chunks if bytes.fromhex(c) not in chunks]
         if missing:
-            report.problems.append(f"{key}: {len(missing)} chunk(s) not in any index "
-                                   f"(first {missing[0][:16]})")
+            report.problems.append(f"{key}: tree chunk {missing[0][:16]} is not indexed")
         if f"sessions/{manifest.session}" not in repo.visible:
             report.problems.append(f"{key}: session key {manifest.session[:16]} is missing")
+        if recovery is not None and not missing:
+            # With the recovery key the tree can be read: every file's chunks must be indexed.
+            try:
+                tree = repo.read_tree(SnapshotInfo(key_digest(key), key, manifest), recovery,
+                                      locations)
+            except DrkitError as exc:
+                report.problems.append(_strip(str(exc), url))
+                continue
+            unindexed = [c for src in tree["sources"] for e in src["entries"]
+                         for c in e.get("chunks", ()) if bytes.fromhex(c) not in chunks]
+            if unindexed:
+                report.problems.append(f"{key}: {len(unindexed)} file chunk(s) not in any "
+                                       f"index (first {unindexed[0][:16]})")
 
     if read_fraction > 0 and by_pack:
         packs = sorted(p for p in by_pack if p in listed)

@@ -17,6 +17,8 @@ from drkit.repo.writer import RepositoryWriter
 from drkit.sources.base import StoredContent
 
 SMALL_FILE = 1 << 20
+# The tree is cut finer so that unchanged stretches deduplicate between snapshots.
+TREE_MIN, TREE_AVG, TREE_MAX = 4096, 16384, 65536
 
 
 class ChunkStore:
@@ -43,7 +45,7 @@ class ChunkStore:
     def has_all(self, chunks: tuple[bytes, ...]) -> bool:
         return all(self.writer.has(c) for c in chunks)
 
-    def _consume(self, pieces: object) -> StoredContent:
+    def _consume(self, pieces: object, *, count: bool = True) -> StoredContent:
         digest = hashlib.sha256()
         ids: list[bytes] = []
         size = 0
@@ -55,10 +57,17 @@ class ChunkStore:
             size += len(data)
             if not self.writer.has(cid):
                 self.writer.add_chunk(cid, data)
-            self.task.advance(len(data))
-        with self._lock:
-            self.bytes_read += size
+            if count:
+                self.task.advance(len(data))
+        if count:
+            with self._lock:
+                self.bytes_read += size
         return StoredContent(size, digest.hexdigest(), tuple(ids))
+
+    def store_tree(self, data: bytes) -> StoredContent:
+        cdc = FastCDC(TREE_AVG, min_size=TREE_MIN, max_size=TREE_MAX, normalized_chunking=1,
+                      seed=self._seed)
+        return self._consume(cdc.cut_buf(data), count=False)
 
     def store_stream(self, reader: BinaryIO) -> StoredContent:
         return self._consume(self._cdc().cut_stream(reader))

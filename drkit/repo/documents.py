@@ -6,7 +6,9 @@ Format (version 1), canonical JSON::
      "signer": "drkit-ed25519:BASE64", "signature": BASE64}
 
 The signature is Ed25519 over ``domain_hash("drkit/KIND/v1", canonical_json(body))`` so a
-signature on one kind of document can never be replayed as another kind.
+signature on one kind of document can never be replayed as another kind. Large documents
+(index files, snapshot manifests) are stored as one zstd frame of those bytes; a reader
+recognises the zstd magic number.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import zstandard
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -24,11 +27,14 @@ from drkit.repo.encoding import b64d, b64e, ed25519_text, parse_ed25519, raw_pub
 
 SIGNED_FORMAT = "drkit-signed"
 SIGNED_VERSION = 1
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAX_DOCUMENT = 1 << 30
 
 
-def sign_document(kind: str, body: dict[str, Any], signer: Ed25519PrivateKey) -> bytes:
+def sign_document(kind: str, body: dict[str, Any], signer: Ed25519PrivateKey, *,
+                  compress: bool = False) -> bytes:
     digest = domain_hash(f"drkit/{kind}/v1", canonical_json(body))
-    return canonical_json({
+    data = canonical_json({
         "format": SIGNED_FORMAT,
         "version": SIGNED_VERSION,
         "kind": kind,
@@ -36,11 +42,19 @@ def sign_document(kind: str, body: dict[str, Any], signer: Ed25519PrivateKey) ->
         "signer": ed25519_text(signer.public_key()),
         "signature": b64e(signer.sign(digest)),
     })
+    if compress:
+        return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(data)
+    return data
 
 
 def open_document(data: bytes, kind: str, trusted: Sequence[Ed25519PublicKey], *,
                   name: str) -> dict[str, Any]:
     """Verify and return the body of a signed document; raise naming ``name`` otherwise."""
+    if data[:4] == ZSTD_MAGIC:
+        try:
+            data = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DOCUMENT)
+        except zstandard.ZstdError:
+            raise IntegrityError(f"{name}: not a drkit document (bad zstd frame)") from None
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):

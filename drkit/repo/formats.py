@@ -9,27 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import zstandard
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from drkit.canonical import canonical_json
 from drkit.errors import FormatVersionError, IntegrityError
-from drkit.repo.crypto import NONCE_SIZE, ZSTD_LEVEL
 from drkit.repo.documents import open_document, sign_document
-from drkit.repo.encoding import b64d, b64e
 
 PACK_MAGIC = b"DRKPACK\x01"  # 7 bytes of name, 1 byte of version
 INDEX_VERSION = 1
 SNAPSHOT_VERSION = 1
 TREE_VERSION = 1
-TREE_AAD = b"drkit/tree/v1"
 
 
 def content_key(prefix: str, data: bytes, *, fanout: bool = False) -> str:
@@ -68,7 +61,7 @@ class IndexFile:
                 "chunks": [[c.hex(), o, n, r] for c, o, n, r in self.chunks]}
 
     def encode(self, signer: Ed25519PrivateKey) -> bytes:
-        return sign_document("index", self.body(), signer)
+        return sign_document("index", self.body(), signer, compress=True)
 
     @classmethod
     def decode(cls, data: bytes, trusted: Sequence[Ed25519PublicKey], *, name: str
@@ -110,7 +103,8 @@ class SourceSummary:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A snapshot manifest: public header, encrypted tree, referenced chunk ids."""
+    """A snapshot manifest: public header and statistics, the chunk ids of the encrypted
+    tree, and the packs the snapshot's data lives in."""
 
     repository_id: str
     time: str
@@ -118,17 +112,23 @@ class Manifest:
     sources: tuple[SourceSummary, ...]
     stats: dict[str, Any]
     session: str
-    tree: dict[str, str]  # {"nonce": b64, "ciphertext": b64}
-    chunks: tuple[str, ...]  # sorted hex chunk ids (keyed ids: they reveal nothing)
+    tree_chunks: tuple[str, ...]  # hex chunk ids of the tree stream, in order
+    tree_size: int
+    tree_sha256: str
+    packs: tuple[str, ...]  # sorted digests of every pack holding a chunk of the snapshot
+    chunk_count: int
 
     def body(self) -> dict[str, Any]:
         return {"snapshot_version": SNAPSHOT_VERSION, "repository_id": self.repository_id,
                 "time": self.time, "host": self.host,
                 "sources": [s.to_dict() for s in self.sources], "stats": self.stats,
-                "session": self.session, "tree": self.tree, "chunks": list(self.chunks)}
+                "session": self.session,
+                "tree": {"chunks": list(self.tree_chunks), "size": self.tree_size,
+                         "sha256": self.tree_sha256},
+                "packs": list(self.packs), "chunk_count": self.chunk_count}
 
     def encode(self, signer: Ed25519PrivateKey) -> bytes:
-        return sign_document("snapshot", self.body(), signer)
+        return sign_document("snapshot", self.body(), signer, compress=True)
 
     @classmethod
     def decode(cls, data: bytes, trusted: Sequence[Ed25519PublicKey], *, name: str) -> Manifest:
@@ -141,31 +141,40 @@ class Manifest:
                 sources=tuple(SourceSummary(str(s["name"]), str(s["type"]), int(s["files"]),
                                             int(s["bytes"])) for s in body["sources"]),
                 stats=dict(body["stats"]), session=str(body["session"]),
-                tree={"nonce": str(body["tree"]["nonce"]),
-                      "ciphertext": str(body["tree"]["ciphertext"])},
-                chunks=tuple(str(c) for c in body["chunks"]),
+                tree_chunks=tuple(str(c) for c in body["tree"]["chunks"]),
+                tree_size=int(body["tree"]["size"]), tree_sha256=str(body["tree"]["sha256"]),
+                packs=tuple(str(p) for p in body["packs"]),
+                chunk_count=int(body["chunk_count"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"{name}: malformed snapshot manifest ({exc})") from None
 
 
-def encrypt_tree(tree: dict[str, Any], session_key: bytes, repository_id: str, *,
-                 nonce: bytes | None = None) -> dict[str, str]:
-    nonce = nonce if nonce is not None else secrets.token_bytes(NONCE_SIZE)
-    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(canonical_json(tree))
-    ct = AESGCM(session_key).encrypt(nonce, packed, TREE_AAD + repository_id.encode("ascii"))
-    return {"nonce": b64e(nonce), "ciphertext": b64e(ct)}
+def encode_tree(sources: Sequence[dict[str, Any]]) -> bytes:
+    """The snapshot tree as JSON lines: a header, then per source a source line followed by
+    its entries (sorted by path). Line-oriented so that unchanged stretches of the tree
+    deduplicate from one snapshot to the next."""
+    lines = [canonical_json({"tree_version": TREE_VERSION})]
+    for source in sources:
+        head = {k: v for k, v in source.items() if k != "entries"}
+        lines.append(canonical_json({"source": head}))
+        lines.extend(canonical_json(e) for e in source["entries"])
+    return b"\n".join(lines) + b"\n"
 
 
-def decrypt_tree(sealed: dict[str, str], session_key: bytes, repository_id: str, *,
-                 name: str) -> dict[str, Any]:
+def decode_tree(data: bytes, *, name: str) -> dict[str, Any]:
+    """Parse tree bytes back into ``{"tree_version": 1, "sources": [{..., "entries": []}]}``."""
     try:
-        packed = AESGCM(session_key).decrypt(b64d(sealed["nonce"]), b64d(sealed["ciphertext"]),
-                                             TREE_AAD + repository_id.encode("ascii"))
-    except (InvalidTag, ValueError, KeyError):
-        raise IntegrityError(f"{name}: snapshot tree fails authentication") from None
-    tree = json.loads(zstandard.ZstdDecompressor().decompress(packed, max_output_size=1 << 31))
-    if not isinstance(tree, dict):
-        raise IntegrityError(f"{name}: malformed snapshot tree")
-    _check_version(tree, "tree_version", TREE_VERSION, name)
-    return tree
+        lines = data.decode("utf-8").splitlines()
+        header = json.loads(lines[0])
+        _check_version(header, "tree_version", TREE_VERSION, name)
+        sources: list[dict[str, Any]] = []
+        for line in lines[1:]:
+            item = json.loads(line)
+            if "source" in item:
+                sources.append({**item["source"], "entries": []})
+            else:
+                sources[-1]["entries"].append(item)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{name}: malformed snapshot tree ({exc})") from None
+    return {"tree_version": header["tree_version"], "sources": sources}

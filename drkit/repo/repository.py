@@ -25,7 +25,7 @@ from drkit.repo.formats import (
     ChunkLocation,
     IndexFile,
     Manifest,
-    decrypt_tree,
+    decode_tree,
     key_digest,
 )
 from drkit.repo.keys import CONFIG_KEY, RepositoryConfig, read_repository_config
@@ -152,7 +152,32 @@ class Repository:
     def cipher(self, session: str, recovery: X25519PrivateKey) -> ChunkCipher:
         return ChunkCipher(self.session_key(session, recovery))
 
-    def read_tree(self, snapshot: SnapshotInfo, recovery: X25519PrivateKey) -> dict[str, Any]:
-        key = self.session_key(snapshot.manifest.session, recovery)
-        return decrypt_tree(snapshot.manifest.tree, key, self.repository_id,
-                            name=f"{self.store.url}: {snapshot.key}")
+    def read_chunk(self, cid: bytes, recovery: X25519PrivateKey,
+                   index: dict[bytes, ChunkLocation] | None = None) -> bytes:
+        """One chunk, fetched by range from its pack and authenticated."""
+        loc = (index if index is not None else self.load_index()).get(cid)
+        if loc is None:
+            raise IntegrityError(f"{self.store.url}: chunk {cid.hex()[:16]} is not indexed")
+        if loc.pack not in self.visible:
+            raise IntegrityError(f"{self.store.url}: {loc.pack} is not in the journal")
+        try:
+            blob = self.store.get(loc.pack, offset=loc.offset, length=loc.length)
+        except ObjectNotFound:
+            raise IntegrityError(f"{self.store.url}: {loc.pack} is missing") from None
+        data = self.cipher(loc.session, recovery).decrypt(cid, blob,
+                                                          name=f"{self.store.url}: {loc.pack}")
+        if len(data) != loc.raw_length:
+            raise IntegrityError(f"{self.store.url}: {loc.pack}: chunk {cid.hex()[:16]} "
+                                 "has the wrong length")
+        return data
+
+    def read_tree(self, snapshot: SnapshotInfo, recovery: X25519PrivateKey,
+                  index: dict[bytes, ChunkLocation] | None = None) -> dict[str, Any]:
+        index = index if index is not None else self.load_index()
+        name = f"{self.store.url}: {snapshot.key}"
+        data = b"".join(self.read_chunk(bytes.fromhex(c), recovery, index)
+                        for c in snapshot.manifest.tree_chunks)
+        if len(data) != snapshot.manifest.tree_size or \
+                hashlib.sha256(data).hexdigest() != snapshot.manifest.tree_sha256:
+            raise IntegrityError(f"{name}: snapshot tree does not match its hash")
+        return decode_tree(data, name=name)

@@ -66,8 +66,8 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
         raise InputError(f"{target}: exists and is not a directory")
     if target.exists() and any(target.iterdir()) and not force:
         raise InputError(f"{target}: is not empty (use --force to restore into it)")
-    tree = repo.read_tree(snapshot, recovery)
     index = repo.load_index()
+    tree = repo.read_tree(snapshot, recovery, index)
     name = f"{repo.store.url}: {snapshot.key}"
 
     files: list[tuple[Path, dict[str, Any]]] = []

@@ -13,7 +13,7 @@ from drkit.clock import Clock, utc_iso
 from drkit.config import Config
 from drkit.progress import Progress
 from drkit.repo.chunking import ChunkStore
-from drkit.repo.formats import Manifest, SourceSummary, content_key, encrypt_tree, key_digest
+from drkit.repo.formats import Manifest, SourceSummary, content_key, encode_tree, key_digest
 from drkit.repo.writer import RepositoryWriter
 from drkit.sources.base import Source, SourceResult, make_source
 from drkit.storage.base import Store
@@ -76,10 +76,13 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
                         results.append(source.snapshot(sink, pool, task))
             finally:
                 task.close()
-            session, session_key = writer.session
+            session, _session_key = writer.session
+            tree = sink.store_tree(encode_tree([r.tree() for r in results]))
             writer.flush()
-            tree = {"tree_version": 1, "sources": [r.tree() for r in results]}
-            chunks = sorted({c for r in results for e in r.entries for c in e.get("chunks", ())})
+            chunks = {bytes.fromhex(c) for r in results for e in r.entries
+                      for c in e.get("chunks", ())}
+            chunks.update(tree.chunks)
+            packs = sorted({key_digest(writer.known[c].pack) for c in chunks})
             stats = {"files": sum(r.files for r in results),
                      "bytes_total": sum(r.bytes_total for r in results),
                      "bytes_read": sum(r.bytes_read for r in results),
@@ -90,8 +93,8 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
                 sources=tuple(SourceSummary(r.name, r.type, r.files, r.bytes_total)
                               for r in results),
                 stats=stats, session=session,
-                tree=encrypt_tree(tree, session_key, writer.keys.repository_id),
-                chunks=tuple(chunks))
+                tree_chunks=tuple(c.hex() for c in tree.chunks), tree_size=tree.size,
+                tree_sha256=tree.sha256, packs=tuple(packs), chunk_count=len(chunks))
             encoded = manifest.encode(writer.keys.signing_key)
             info = writer.put_object(content_key("snapshots", encoded), encoded)
             reused = len(writer.reused)
