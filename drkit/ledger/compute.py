@@ -62,7 +62,7 @@ def _fen(value: Any, name: str, where: str) -> int:
         return value
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
-    raise InputError(f"{where}: {name} must be an integer number of fen, got {value!r}")
+    raise InputError(f"{where}: {name} must be an integer, got {value!r}")
 
 
 def _merchant_id(value: Any, where: str) -> MerchantId:

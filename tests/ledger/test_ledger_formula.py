@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drkit.errors import InputError
@@ -101,6 +101,7 @@ def test_rounding_is_half_up_at_exactly_half_a_fen(make_db, ro_connect) -> None:
         assert Decimal("154.5").quantize(Decimal(1)) == 154  # what we must not do
 
 
+@settings(database=None)  # no .hypothesis folder in the working tree
 @given(st.integers(-10**12, 10**12), st.integers(1, 10**6))
 def test_round_half_up_matches_decimal(numerator: int, denominator: int) -> None:
     with localcontext() as ctx:
