@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from drkit.lint.findings import Hit
 from drkit.lint.model import Policy, Statement
-from drkit.lint.patterns import matches
+from drkit.lint.patterns import resource_matches
 
 PUBLIC_PRINCIPALS = {"aws": ("*",), "tencent": ("*", "qcs::cam::anyone", "qcs::cam::anyone:anyone")}
 
@@ -34,7 +34,7 @@ def _deny_subsumes(deny: Statement, allow: Statement) -> bool:
         return True
     if allow.resources is None:
         return False
-    return all(any(matches(d, a) for d in deny.resources) for a in allow.resources)
+    return all(any(resource_matches(d, a) for d in deny.resources) for a in allow.resources)
 
 
 def effective(policy: Policy, statement: Statement, action_class: str) -> frozenset[str]:

@@ -67,3 +67,28 @@ def overlap(a: str, b: str) -> bool:
         return result
 
     return go(0, 0)
+
+
+def _segments(value: str) -> list[str] | None:
+    parts = value.split(":", 5)
+    return parts if len(parts) == 6 and parts[0] in ("arn", "qcs") else None
+
+
+def resource_overlap(a: str, b: str) -> bool:
+    """:func:`overlap` per ARN/qcs segment (partition, service, region, account, resource).
+
+    A ``*`` in a policy's region segment stands for a region, not for "anything including
+    another bucket's name", so segments are compared one by one; ``*`` alone matches all.
+    """
+    sa, sb = _segments(a), _segments(b)
+    if sa is None or sb is None:
+        return overlap(a, b)
+    return all(overlap(x, y) for x, y in zip(sa, sb, strict=True))
+
+
+def resource_matches(pattern: str, value: str) -> bool:
+    """:func:`matches` per ARN/qcs segment (see :func:`resource_overlap`)."""
+    sp, sv = _segments(pattern), _segments(value)
+    if sp is None or sv is None:
+        return matches(pattern, value)
+    return all(matches(x, y) for x, y in zip(sp, sv, strict=True))

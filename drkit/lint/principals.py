@@ -28,7 +28,7 @@ from typing import Any
 from drkit.errors import InputError
 from drkit.lint.catalog import catalog
 from drkit.lint.model import Policy, Statement
-from drkit.lint.patterns import matches, overlap
+from drkit.lint.patterns import matches, resource_matches, resource_overlap
 
 TIER_KINDS = ("production", "backup")
 PRINCIPAL_TYPES = ("user", "group", "role", "person")
@@ -316,17 +316,17 @@ class Analysis:
 
 def _reaches(st: Statement, resource: str) -> bool:
     if st.resources is not None:
-        return any(overlap(p, resource) for p in st.resources)
+        return any(resource_overlap(p, resource) for p in st.resources)
     if st.not_resources is not None:
-        return not any(matches(p, resource) for p in st.not_resources)
+        return not any(resource_matches(p, resource) for p in st.not_resources)
     return False
 
 
 def _subsumes(st: Statement, resource: str) -> bool:
     if st.resources is not None:
-        return any(matches(p, resource) for p in st.resources)
+        return any(resource_matches(p, resource) for p in st.resources)
     if st.not_resources is not None:
-        return not any(overlap(p, resource) for p in st.not_resources)
+        return not any(resource_overlap(p, resource) for p in st.not_resources)
     return False
 
 

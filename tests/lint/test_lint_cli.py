@@ -151,3 +151,20 @@ def test_text_output_names_file_line_rule(drkit, write) -> None:
     assert res.exit_code == 1
     assert "p/a.json:4: HIGH aws_not_action [statement 0]" in res.stdout
     assert res.stdout.rstrip().endswith("FAIL")
+
+
+def test_shipped_principals_catch_a_role_that_can_wipe_two_regions(drkit, shipped: Path) -> None:
+    verifier = shipped / "tencent" / "verifier.json"
+    doc = json.loads(verifier.read_text())
+    # A "cleanup" permission slipped into the verifier: delete in every drkit COS bucket.
+    doc["statement"].append({"effect": "allow", "action": ["name/cos:DeleteObject"],
+                             "resource": ["qcs::cos:*:uid/1250000000:drkit-backup-*"],
+                             "condition": {"ip_equal": {"qcs:ip": ["10.20.0.0/16"]}}})
+    verifier.write_text(json.dumps(doc))
+    res = drkit("lint", str(shipped), "--severity-threshold", "critical", "--json")
+    report = json.loads(res.stdout)
+    (duty,) = [f for f in report["findings"] if f["rule"] == "separation_of_duties"]
+    assert duty["severity"] == "high" and duty["principal"] == "drkit-verifier"
+    assert {e["tier"] for e in duty["evidence"]} == {"backup-beijing", "backup-nanjing"}
+    assert res.exit_code == 0  # high is below the critical threshold
+    assert drkit("lint", str(shipped), "--severity-threshold", "high").exit_code == 1

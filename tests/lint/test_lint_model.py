@@ -152,3 +152,17 @@ def test_crashing_rule_is_a_critical_finding(write) -> None:
     assert finding.rule == "linter-error" and finding.severity == "critical"
     assert "aws_crashy crashed: KeyError" in finding.message
     assert report.failed
+
+
+def test_resource_wildcards_stay_within_their_segment() -> None:
+    from drkit.lint.patterns import resource_matches, resource_overlap
+
+    policy = "qcs::cos:*:uid/1250000000:drkit-backup-*"
+    assert resource_overlap(policy, "qcs::cos:ap-nanjing:uid/1250000000:drkit-backup-nj/*")
+    # As plain strings these overlap (the tier's trailing * could spell the rest), but a
+    # region wildcard does not reach another bucket.
+    prod = "qcs::cos:ap-shanghai:uid/1250000000:shop-prod-1250000000/*"
+    assert overlap(policy, prod) and not resource_overlap(policy, prod)
+    assert resource_overlap("*", prod) and resource_matches("*", prod)
+    assert resource_matches("arn:aws:s3:::b/*", "arn:aws:s3:::b/x/y")
+    assert not resource_matches("arn:aws:s3:::b/*", "arn:aws:s3:::c/x")
