@@ -11,6 +11,7 @@ moto keeps all state in this process, so every test must use fresh bucket names
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -76,8 +77,12 @@ def credentials_env(name: str = CREDENTIALS_ENV) -> dict[str, str]:
     }
 
 
+@functools.lru_cache(maxsize=32)
 def s3_client(endpoint: str, region: str = "us-east-1") -> Any:
-    """A plain boto3 S3 client on the moto server (for setting bucket state in tests)."""
+    """A plain boto3 S3 client on the moto server (for setting bucket state in tests).
+
+    Cached per endpoint and region (clients are thread-safe and slow to make); do not
+    close it."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -137,7 +142,6 @@ def create_bucket(
         )
     if public_read:
         client.put_bucket_acl(Bucket=bucket, ACL="public-read")
-    client.close()
     return bucket
 
 

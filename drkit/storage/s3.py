@@ -27,6 +27,7 @@ import builtins
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -79,6 +80,20 @@ _PUBLIC_GROUPS = (
     "http://acs.amazonaws.com/groups/global/AllUsers",
     "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
 )
+
+
+_SESSION_LOCK = threading.Lock()
+_SESSION: boto3.session.Session | None = None
+
+
+def _shared_session() -> boto3.session.Session:
+    """One boto3 session for all stores without a profile: loading the S3 service model
+    is the slow part of making a client, and a session caches it. Explicit credentials
+    are passed per client, so stores never share them by accident."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = boto3.session.Session()
+    return _SESSION
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
@@ -145,18 +160,26 @@ class S3Store(Store):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        try:
-            creds = credentials or {}
-            session = boto3.session.Session(
+        creds = credentials or {}
+        if profile:
+            try:
+                session = boto3.session.Session(profile_name=profile)
+            except botocore.exceptions.ProfileNotFound:
+                raise BackendUnavailable(
+                    f"{self.url}: AWS profile {profile!r} not found"
+                ) from None
+        else:
+            session = _shared_session()
+        # A boto3 session is not thread-safe while it makes clients; clients are.
+        with _SESSION_LOCK:
+            self._client: Any = session.client(
+                "s3",
+                endpoint_url=endpoint,
+                config=config,
                 aws_access_key_id=creds.get("aws_access_key_id"),
                 aws_secret_access_key=creds.get("aws_secret_access_key"),
                 aws_session_token=creds.get("aws_session_token"),
-                region_name=region,
-                profile_name=profile,
             )
-        except botocore.exceptions.ProfileNotFound:
-            raise BackendUnavailable(f"{self.url}: AWS profile {profile!r} not found") from None
-        self._client: Any = session.client("s3", endpoint_url=endpoint, config=config)
 
     @classmethod
     def from_url(cls, parsed: StoreURL, *, clock: Clock | None = None) -> S3Store:
