@@ -1,0 +1,391 @@
+"""The gate around dangerous operations: evaluate a request's decisions, refuse or run.
+
+A request may run only when all of these hold at the moment of execution:
+
+1. it verifies (its id is the hash of its content, the plan matches the plan hash, the
+   requester's signature is good) and belongs to this repository;
+2. at least *quorum* distinct enrolled people approved it with valid signatures made by
+   keys in the approver registry in force, none of them the requester (a request filed
+   without a requester signature needs one approval more, because its real author could
+   be among the approvers);
+3. nobody enrolled denied it (one denial vetoes);
+4. it has not expired (and was not created in the future beyond the allowed skew);
+5. it was never executed before (a create-only claim makes approvals single use);
+6. the plan recomputed now is byte-for-byte the approved plan (same hash).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from drkit.approval import configpin, policy
+from drkit.approval.identity import actor
+from drkit.approval.registry import (
+    RegistryVersion,
+    check_local_copy,
+    check_seen,
+    load_versions,
+    registry_content,
+)
+from drkit.approval.requests import (
+    ApprovalRequest,
+    claim_execution,
+    list_request_ids,
+    load_decisions,
+    load_execution,
+    load_request,
+    put_result,
+    verify_decision,
+)
+from drkit.canonical import canonical_hash
+from drkit.clock import Clock, parse_iso, utc_iso
+from drkit.config import Config
+from drkit.errors import ApprovalRequired, DrkitError, IntegrityError
+from drkit.progress import NULL_PROGRESS, Progress
+from drkit.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApprovalContext:
+    """The primary store, the repository id and the time source of one command."""
+
+    config: Config
+    clock: Clock
+    store: Store
+    repository_id: str
+    progress: Progress = NULL_PROGRESS
+
+    @classmethod
+    def open(cls, config: Config, clock: Clock, progress: Progress = NULL_PROGRESS
+             ) -> ApprovalContext:
+        from drkit.repo.keys import load_trusted_writer_keys, read_repository_id
+        from drkit.storage.url import open_store
+
+        store = open_store(config.primary_region.url, clock=clock)
+        repository_id = read_repository_id(store, load_trusted_writer_keys(config))
+        return cls(config, clock, store, repository_id, progress)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
+# -- the registry in force ---------------------------------------------------------------------
+def load_registry_chain(ctx: ApprovalContext) -> list[RegistryVersion]:
+    """Every pinned version, each later one proven to be approved by its predecessor."""
+    versions = load_versions(ctx.store, ctx.repository_id)
+    for previous, version in zip(versions, versions[1:], strict=False):
+        _check_update(ctx, previous, version)
+    if versions:
+        check_seen(ctx.config, ctx.repository_id, versions)
+    return versions
+
+
+def _check_update(ctx: ApprovalContext, previous: RegistryVersion,
+                  version: RegistryVersion) -> None:
+    where = f"approver registry version {version.number}"
+    request_id = version.authorized_by.get("request")
+    if not isinstance(request_id, str):
+        raise IntegrityError(f"{where}: names no approval request (only version 1 may be a "
+                             "bootstrap)")
+    request = load_request(ctx.store, request_id)
+    content = registry_content(version.number, previous.sha256, ctx.repository_id,
+                               version.approvers)
+    if request.operation != "approvers" or request.plan.get("registry") != content:
+        raise IntegrityError(f"{where}: differs from what request {request_id[:12]} approved")
+    evaluation = evaluate(ctx, request, previous, ignore_expiry=True)
+    if evaluation.denials or len(evaluation.approvers) < evaluation.quorum:
+        raise IntegrityError(f"{where}: request {request_id[:12]} lacks a quorum of version "
+                             f"{previous.number}'s approvers ({evaluation.describe()})")
+
+
+def current_registry(ctx: ApprovalContext, *, check_local: bool = True) -> RegistryVersion:
+    versions = load_registry_chain(ctx)
+    if not versions:
+        raise ApprovalRequired(
+            f"{ctx.store.url}: no approver registry is pinned in this repository; enrol "
+            "people with 'drkit approvers enroll NAME' and pin the first registry once with "
+            "'drkit approvers bootstrap FILE...' (see docs/approval.md)")
+    if check_local:
+        check_local_copy(ctx.config, versions[-1])
+    return versions[-1]
+
+
+# -- evaluation -------------------------------------------------------------------------------
+@dataclass
+class Evaluation:
+    request: ApprovalRequest
+    state: str  # pending, approved, denied, expired, executed, invalid
+    quorum: int
+    approvers: dict[str, str] = field(default_factory=dict)  # person -> fingerprint key
+    denials: list[dict[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    executed: dict[str, Any] | None = None
+
+    def describe(self) -> str:
+        got = ", ".join(sorted(self.approvers)) or "nobody"
+        text = f"{len(self.approvers)} of {self.quorum} approvals ({got})"
+        if self.denials:
+            text += "; denied by " + ", ".join(
+                f"{d['name']} ({d['reason']})" for d in self.denials)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        req = self.request
+        return {
+            "id": req.id, "operation": req.operation, "params": req.params,
+            "state": self.state, "quorum": self.quorum,
+            "approved_by": sorted(self.approvers), "denied_by": self.denials,
+            "problems": self.problems, "requester": req.requester,
+            "reason": req.doc.get("reason"), "created": req.doc["created"],
+            "expires": req.doc["expires"], "plan_sha256": req.plan_sha256,
+            "executed": self.executed,
+        }
+
+
+def required_quorum(ctx: ApprovalContext, request: ApprovalRequest) -> int:
+    recorded = request.doc.get("quorum")
+    quorum = max(policy.quorum_for(ctx.config, request.operation),
+                 configpin.pinned_quorum(ctx.store, request.operation),
+                 recorded if isinstance(recorded, int) else 1)
+    if request.requester_name is None:
+        quorum += 1
+    return quorum
+
+
+def evaluate(ctx: ApprovalContext, request: ApprovalRequest, registry: RegistryVersion, *,
+             ignore_expiry: bool = False) -> Evaluation:
+    now = ctx.now()
+    skew = policy.max_skew(ctx.config)
+    ev = Evaluation(request, "pending", required_quorum(ctx, request))
+    requester = request.requester_name
+    if request.requester_signature and request.requester.get("key"):
+        signed_by = registry.person_for_key(str(request.requester["key"]))
+        if signed_by != requester:
+            ev.problems.append(f"the requester key is not enrolled as {requester!r} in "
+                               f"registry version {registry.number}")
+            ev.state = "invalid"
+    if request.doc.get("repository") != ctx.repository_id:
+        ev.problems.append(f"request is for repository {request.doc.get('repository')}, "
+                           f"not {ctx.repository_id}")
+        ev.state = "invalid"
+    if request.created > now + skew:
+        ev.problems.append(f"request was created in the future ({request.doc['created']})")
+        ev.state = "invalid"
+    seen_keys: dict[str, str] = {}
+    for key, data in load_decisions(ctx.store, request.id):
+        try:
+            decision = verify_decision(key, data, request.id)
+        except IntegrityError as exc:
+            ev.problems.append(str(exc))
+            continue
+        body = decision.body
+        person = registry.person_for_key(str(body.get("key")))
+        claimed = body.get("name")
+        if person is None:
+            ev.problems.append(f"{key}: signed by key {body.get('key')} (claims {claimed!r}) "
+                               f"which is not enrolled in registry version {registry.number}; "
+                               "not counted")
+            continue
+        if claimed != person:
+            ev.problems.append(f"{key}: claims to be {claimed!r} but the key belongs to "
+                               f"{person!r}; not counted")
+            continue
+        try:
+            at = parse_iso(str(body.get("at")))
+        except ValueError:
+            ev.problems.append(f"{key}: unreadable time; not counted")
+            continue
+        if at > request.expires + skew or at > now + skew:
+            ev.problems.append(f"{key}: {person} signed at {body.get('at')}, after the "
+                               "request expired or in the future; not counted")
+            continue
+        if decision.verdict == "deny":
+            ev.denials.append({"name": person, "reason": str(body.get("reason", "")),
+                               "at": str(body.get("at"))})
+            continue
+        if person == requester:
+            ev.problems.append(f"{person} requested this and cannot approve their own "
+                               "request; not counted")
+            continue
+        if person in ev.approvers:
+            if seen_keys[person] != body.get("key"):
+                ev.problems.append(f"{person} approved twice with two different keys; "
+                                   "counted once (approvals count people, not keys)")
+            continue
+        ev.approvers[person] = str(body.get("key"))
+        seen_keys[person] = str(body.get("key"))
+    ev.executed = load_execution(ctx.store, request.id)
+    if ev.state == "invalid":
+        return ev
+    if ev.executed is not None:
+        ev.state = "executed"
+    elif ev.denials:
+        ev.state = "denied"
+    elif not ignore_expiry and now > request.expires:
+        ev.state = "expired"
+    elif len(ev.approvers) >= ev.quorum:
+        ev.state = "approved"
+    return ev
+
+
+def list_requests(ctx: ApprovalContext) -> list[Evaluation]:
+    registry = current_registry(ctx)
+    out = []
+    for request_id in list_request_ids(ctx.store):
+        try:
+            request = load_request(ctx.store, request_id)
+        except IntegrityError as exc:
+            log.error("%s", exc)
+            continue
+        out.append(evaluate(ctx, request, registry))
+    out.sort(key=lambda e: (e.request.doc["created"], e.request.id))
+    return out
+
+
+def how_to_request(operation: str, args: str) -> str:
+    return (f"request it with 'drkit request {operation} {args}--reason TEXT', have "
+            "approvers sign with 'drkit approve ID', then run 'drkit execute ID'")
+
+
+def check_approved(ctx: ApprovalContext, request: ApprovalRequest, plan: Any,
+                   registry: RegistryVersion) -> Evaluation:
+    """Raise ApprovalRequired (exit 3) with every reason the request cannot run now."""
+    ev = evaluate(ctx, request, registry)
+    rid = request.id[:12]
+    if ev.state == "invalid":
+        raise ApprovalRequired(f"request {rid} is not valid: " + "; ".join(ev.problems))
+    if ev.state == "executed":
+        raise ApprovalRequired(f"request {rid} was already executed at "
+                               f"{(ev.executed or {}).get('started')}; approvals are single "
+                               "use: file a new request")
+    if ev.state == "denied":
+        raise ApprovalRequired(f"request {rid} was denied: " + "; ".join(
+            f"{d['name']}: {d['reason']}" for d in ev.denials))
+    if ev.state == "expired":
+        raise ApprovalRequired(f"request {rid} expired at {request.doc['expires']}; file a "
+                               "new request")
+    if ev.state != "approved":
+        detail = ("; " + "; ".join(ev.problems)) if ev.problems else ""
+        raise ApprovalRequired(f"request {rid} needs {ev.quorum} approvals from enrolled "
+                               f"people other than the requester, has {ev.describe()}"
+                               f"{detail}")
+    if canonical_hash(plan) != request.plan_sha256:
+        raise ApprovalRequired(
+            f"request {rid}: the plan changed since it was approved (approved plan "
+            f"{request.plan_sha256[:12]}, plan now {canonical_hash(plan)[:12]}: "
+            f"{_plan_difference(request.plan, plan)}); nothing was done, file a new request")
+    return ev
+
+
+def _plan_difference(old: Any, new: Any) -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        parts = []
+        for k in keys[:3]:
+            a, b = old.get(k), new.get(k)
+            if isinstance(a, list) and isinstance(b, list):
+                added = [x for x in b if x not in a]
+                removed = [x for x in a if x not in b]
+                parts.append(f"{k}: {len(added)} added, {len(removed)} removed")
+            else:
+                parts.append(f"{k} differs")
+        return ", ".join(parts) or "content differs"
+    return "content differs"
+
+
+# -- running --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Grant:
+    """Proof that an approved request was consumed for one run."""
+
+    request_id: str
+    operation: str
+    approved_by: tuple[str, ...]
+    requester: str | None
+
+
+def consume(ctx: ApprovalContext, request: ApprovalRequest, plan: Any) -> Grant:
+    """Check everything and claim the request (single use); the caller then runs it."""
+    registry = current_registry(ctx)
+    ev = check_approved(ctx, request, plan, registry)
+    claim_execution(ctx.store, request.id, now=ctx.now(), actor=actor())
+    return Grant(request.id, request.operation, tuple(sorted(ev.approvers)),
+                 request.requester_name)
+
+
+def record_result(ctx: ApprovalContext, grant: Grant, result: Mapping[str, Any]) -> None:
+    put_result(ctx.store, grant.request_id, {"request": grant.request_id,
+                                             "finished": utc_iso(ctx.now()),
+                                             "result": dict(result)})
+
+
+def execute(ctx: ApprovalContext, request_id: str, *,
+            expect: tuple[str, Mapping[str, Any]] | None = None) -> tuple[Grant, dict[str, Any]]:
+    """``drkit execute ID`` (or an operation run with ``--approval ID``, which passes the
+    operation and parameters it was asked for as ``expect``): recompute the plan, check the
+    gate, run, record the result."""
+    from drkit.approval.operations import get_operation
+    from drkit.approval.requests import resolve_id
+
+    request = load_request(ctx.store, resolve_id(ctx.store, request_id))
+    if expect is not None and (request.operation != expect[0]
+                               or request.params != dict(expect[1])):
+        raise ApprovalRequired(f"request {request.id[:12]} approves {request.operation} with "
+                               f"{request.params}, not {expect[0]} with {dict(expect[1])}")
+    operation = get_operation(request.operation)
+    if operation.run is None:
+        raise ApprovalRequired(
+            f"request {request.id[:12]} is for {request.operation!r}, which runs through its "
+            f"own command ({operation.runs_via}) with --approval {request.id[:12]}")
+    plan = operation.plan(ctx, request.params)
+    grant = consume(ctx, request, plan)
+    try:
+        result = operation.run(ctx, request.params, plan, grant)
+    except DrkitError as exc:
+        record_result(ctx, grant, {"ok": False, "error": str(exc)})
+        raise
+    record_result(ctx, grant, {"ok": True, **result})
+    return grant, result
+
+
+def require_approval(operation: str, params: Mapping[str, Any], plan: Any, *,
+                     config: Config, clock: Clock, approval_id: str | None = None) -> Grant:
+    """The gate for dangerous operations run by other modules (restore into production,
+    key rotation): return a Grant if an approved, unexecuted request for exactly this
+    operation, parameters and plan exists (``approval_id`` picks one); else raise
+    ApprovalRequired (exit 3) saying how to get one. The request is consumed."""
+    ctx = ApprovalContext.open(config, clock)
+    wanted = dict(params)
+    if approval_id is not None:
+        from drkit.approval.requests import resolve_id
+
+        request = load_request(ctx.store, resolve_id(ctx.store, approval_id))
+        if request.operation != operation or request.params != wanted:
+            raise ApprovalRequired(f"request {request.id[:12]} approves {request.operation} "
+                                   f"{request.params}, not {operation} {wanted}")
+        return consume(ctx, request, plan)
+    registry = current_registry(ctx)
+    plan_hash = canonical_hash(plan)
+    candidates = []
+    for request_id in list_request_ids(ctx.store):
+        try:
+            request = load_request(ctx.store, request_id)
+        except IntegrityError:
+            continue
+        if request.operation == operation and request.params == wanted \
+                and request.plan_sha256 == plan_hash:
+            candidates.append(request)
+    for request in candidates:
+        if evaluate(ctx, request, registry).state == "approved":
+            return consume(ctx, request, plan)
+    args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(wanted.items()))
+    states = ", ".join(f"{r.id[:12]} {evaluate(ctx, r, registry).state}" for r in candidates)
+    raise ApprovalRequired(f"{operation} is a dangerous operation and needs approval "
+                           f"({states or 'no matching request'}); "
+                           + how_to_request(operation, args + " " if args else ""))

@@ -1,0 +1,58 @@
+"""Approval policy from ``[approval]`` in drkit.toml: quorum per operation, expiry, skew.
+
+``quorum`` is either a number (every operation) or a table with ``default`` and one key per
+operation. The effective quorum is the *largest* of the local file's value, the value in
+the configuration pinned in the repository (``drkit config apply``) and the quorum recorded
+in the request when it was filed, so lowering the quorum in a local file achieves nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from drkit.config import Config
+from drkit.errors import ConfigError
+
+DEFAULT_QUORUM = 2
+DEFAULT_EXPIRY_HOURS = 72.0
+DEFAULT_SKEW_MINUTES = 5.0
+_KEYS = {"quorum", "expiry_hours", "max_skew_minutes", "registry_file"}
+
+
+def _approval_table(config: Config) -> dict[str, Any]:
+    table = config.approval
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise ConfigError("unknown key", file=str(config.path), key=f"approval.{unknown[0]}")
+    return table
+
+
+def quorum_from_raw(table: dict[str, Any], operation: str, *, where: str) -> int:
+    value: Any = table.get("quorum", DEFAULT_QUORUM)
+    if isinstance(value, dict):
+        value = value.get(operation, value.get("default", DEFAULT_QUORUM))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"quorum must be a whole number >= 1, got {value!r}", file=where,
+                          key="approval.quorum")
+    return value
+
+
+def quorum_for(config: Config, operation: str) -> int:
+    return quorum_from_raw(_approval_table(config), operation, where=str(config.path))
+
+
+def _number(config: Config, key: str, default: float) -> float:
+    value = _approval_table(config).get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"must be a positive number, got {value!r}", file=str(config.path),
+                          key=f"approval.{key}")
+    return float(value)
+
+
+def expiry(config: Config) -> timedelta:
+    return timedelta(hours=_number(config, "expiry_hours", DEFAULT_EXPIRY_HOURS))
+
+
+def max_skew(config: Config) -> timedelta:
+    return timedelta(minutes=_number(config, "max_skew_minutes", DEFAULT_SKEW_MINUTES))
