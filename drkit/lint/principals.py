@@ -32,6 +32,8 @@ from drkit.lint.patterns import matches, resource_matches, resource_overlap
 
 TIER_KINDS = ("production", "backup")
 PRINCIPAL_TYPES = ("user", "group", "role", "person")
+_POLICY_WRITE = {"aws": ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy"),
+                 "tencent": ("cos:PutBucketPolicy", "cos:DeleteBucketPolicy")}
 _TAKEOVER = {"aws": ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile"),
              "tencent": ("cam:CreateAccessKey", "cam:CreateApiKey", "cam:UpdateUser")}
 
@@ -61,6 +63,7 @@ class PrincipalModel:
     file: str
     tiers: list[Tier]
     principals: list[Principal]
+    resource_policies: list[Policy] = field(default_factory=list)
 
     def by_name(self, name: str) -> Principal | None:
         return next((p for p in self.principals if p.name == name), None)
@@ -143,7 +146,14 @@ def load_principals(path: Path, load_policy: Callable[[Path], Policy],
             policies=[p for k, p in policies if k == "policies"],
             trust=[p for k, p in policies if k == "trust"],
             groups=tuple(raw.get("groups") or ()), line=line))
-    model = PrincipalModel(file=shown, tiers=tiers, principals=principals)
+    resource_policies = []
+    for rel in data.get("resource_policies") or []:
+        file = (base / rel) if not Path(rel).is_absolute() else Path(rel)
+        if not file.is_file():
+            raise InputError(f"{shown}: resource_policies: policy file {rel!r} not found")
+        resource_policies.append(load_policy(file))
+    model = PrincipalModel(file=shown, tiers=tiers, principals=principals,
+                           resource_policies=resource_policies)
     for principal in principals:
         for group in principal.groups:
             if model.by_name(group) is None:
@@ -220,7 +230,57 @@ class Analysis:
         return self._class_allowed(principal, "escalation_grant", cloud)
 
     def can_as(self, principal: Principal, action: str, resource: str) -> Evidence | None:
-        """Whether ``principal`` itself (no role hopping) can do ``action`` on ``resource``."""
+        """Whether ``principal`` itself (no role hopping) can do ``action`` on ``resource``.
+
+        Identity policies (with escalation) or a resource policy naming the principal must
+        allow it, and no unconditional Deny in a resource policy (bucket policy) may apply,
+        unless the principal can rewrite that resource policy.
+        """
+        found = self._identity_can(principal, action, resource)
+        if found is None:
+            found = self._resource_allow(principal, action, resource)
+        if found is None:
+            return None
+        for policy, st in self._resource_statements(principal, action, resource, "Deny"):
+            if not st.condition and not self._can_rewrite(principal, policy, st):
+                return None
+        return found
+
+    def _resource_statements(self, principal: Principal, action: str, resource: str,
+                             effect: str) -> Iterator[tuple[Policy, Statement]]:
+        cloud = resource_cloud(resource)
+        for policy in self.model.resource_policies:
+            if cloud and policy.cloud != cloud:
+                continue
+            for st in policy.statements:
+                if (st.effect == effect and st.covers_action(action)
+                        and (_subsumes(st, resource) if effect == "Deny"
+                             else _reaches(st, resource))
+                        and _names_principal(st, principal, effect == "Deny")):
+                    yield policy, st
+
+    def _resource_allow(self, principal: Principal, action: str,
+                        resource: str) -> Evidence | None:
+        for policy, st in self._resource_statements(principal, action, resource, "Allow"):
+            return Evidence(action, resource, policy.file, st.label)
+        return None
+
+    def _can_rewrite(self, principal: Principal, policy: Policy, deny: Statement) -> bool:
+        """Whether ``principal`` can replace or delete the resource policy holding ``deny``."""
+        for action in _POLICY_WRITE[policy.cloud]:
+            for target in deny.resources or ("*",):
+                if self._identity_can(principal, action, target) is None:
+                    continue
+                blocked = any(
+                    st.is_deny and not st.condition and st.covers_action(action)
+                    and _names_principal(st, principal, True)
+                    for st in policy.statements)
+                if not blocked:
+                    return True
+        return False
+
+    def _identity_can(self, principal: Principal, action: str, resource: str
+                      ) -> Evidence | None:
         cloud = resource_cloud(resource)
         clouds = (cloud,) if cloud else ("aws", "tencent")
         for c in clouds:
@@ -312,6 +372,32 @@ class Analysis:
                         if hit is not None:
                             found.append(hit)
         return found
+
+
+def _names_principal(st: Statement, principal: Principal, deny: bool) -> bool:
+    """Whether a resource-policy statement applies to ``principal``.
+
+    ``*`` and ``qcs::cam::anyone`` name everyone. For a Deny, an account root principal
+    names every identity of that account too, and NotPrincipal names everyone not listed.
+    """
+    arn = principal.arn or ""
+    if st.not_principals is not None:
+        return deny and not any(arn and matches(p, arn) for p in st.not_principals)
+    for value in st.principals or ():
+        if value in ("*", "qcs::cam::anyone"):
+            return True
+        if arn and matches(value, arn):
+            return True
+        if deny and arn and value.endswith(":root") and _same_account(value, arn):
+            return True
+    return False
+
+
+def _same_account(root: str, arn: str) -> bool:
+    if root.startswith("arn:"):
+        return root.split(":")[4:5] == arn.split(":")[4:5]
+    # qcs::cam::uin/<owner>:root names every identity of that owner uin.
+    return arn.startswith(root[: -len("root")])
 
 
 def _reaches(st: Statement, resource: str) -> bool:

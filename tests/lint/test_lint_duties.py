@@ -40,13 +40,13 @@ DESTROY_S3 = aws({"Sid": "WipeS3", "Effect": "Allow", "Action": "s3:DeleteObject
                   "Resource": S3})
 
 
-def setup(tmp_path: Path, policies: dict[str, Any], principals: str) -> Path:
+def setup(tmp_path: Path, policies: dict[str, Any], principals: str, top: str = "") -> Path:
     root = tmp_path / "pol"
     for name, doc in policies.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc, indent=2))
-    (root / "principals.toml").write_text(TIERS + principals)
+    (root / "principals.toml").write_text(top + TIERS + principals)
     return root
 
 
@@ -161,3 +161,39 @@ def test_duty_finding_in_reports(tmp_path: Path, drkit, fmt: str) -> None:
                       if r["ruleId"] == "separation_of_duties")
         assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith(
             "principals.toml")
+
+
+def test_bucket_policy_deny_protects_unless_the_principal_can_rewrite_it(tmp_path: Path) -> None:
+    wipe = cam({"effect": "allow", "action": ["name/cos:DeleteBucket"],
+                "resource": [f"qcs::cos:*:uid/{APP}:backup-*"]})
+    bucket_deny = {"version": "2.0", "Statement": [
+        {"Effect": "deny", "Principal": {"qcs": ["qcs::cam::anyone"]},
+         "Action": ["name/cos:DeleteBucket", "name/cos:PutBucketLifecycle"],
+         "Resource": [BJ, NJ]}]}
+    principal = ('[[principals]]\nname = "ops"\narn = "qcs::cam::uin/{u}:uin/200"\n'
+                 'policies = [{files}]\n')
+    docs = {"wipe.json": wipe, "bucket.json": bucket_deny,
+            "rewrite.json": cam({"effect": "allow", "action": ["cos:PutBucketPolicy"],
+                                 "resource": [f"qcs::cos:*:uid/{APP}:backup-*"]})}
+    unsafe = setup(tmp_path / "a", docs, principal.format(u=U, files='"wipe.json"'))
+    assert [f.severity for f in duties(unsafe)] == ["high"]
+    safe = setup(tmp_path / "b", docs, principal.format(u=U, files='"wipe.json"'),
+                 top='resource_policies = ["bucket.json"]\n')
+    assert duties(safe) == []
+    rewriter = setup(tmp_path / "c", docs,
+                     principal.format(u=U, files='"wipe.json", "rewrite.json"'),
+                     top='resource_policies = ["bucket.json"]\n')
+    assert [f.severity for f in duties(rewriter)] == ["high"]
+
+
+def test_bucket_policy_allow_grants_the_named_principal(tmp_path: Path) -> None:
+    arn = f"qcs::cam::uin/{U}:uin/300"
+    grant = {"version": "2.0", "Statement": [
+        {"Effect": "allow", "Principal": {"qcs": [arn]}, "Action": ["name/cos:DeleteObject"],
+         "Resource": [BJ, NJ]}]}
+    reader = cam({"effect": "allow", "action": ["name/cos:GetObject"], "resource": [BJ]})
+    root = setup(tmp_path, {"grant.json": grant, "reader.json": reader},
+                 f'[[principals]]\nname = "auditor"\narn = "{arn}"\npolicies = ["reader.json"]\n'
+                 '[[principals]]\nname = "other"\narn = "qcs::cam::uin/1:uin/2"\n'
+                 'policies = ["reader.json"]\n', top='resource_policies = ["grant.json"]\n')
+    assert [f.principal for f in duties(root)] == ["auditor"]
