@@ -73,6 +73,8 @@ COS_CLASSES = ("STANDARD", "STANDARD_IA", "ARCHIVE", "DEEP_ARCHIVE", "INTELLIGEN
                "MAZ_STANDARD", "MAZ_STANDARD_IA", "MAZ_INTELLIGENT_TIERING")
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchResource", "NoSuchVersion"}
+# COS answers a refused x-cos-forbid-overwrite with 409 FileAlreadyExists; the S3 dialect
+# (moto through the test adapter) with 412 PreconditionFailed.
 _EXISTS = {"PreconditionFailed", "FileAlreadyExists", "ObjectAlreadyExists"}
 _CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                 "InvalidSecretId", "AccessDenied", "InvalidAccessKey", "InvalidToken"}
@@ -240,7 +242,17 @@ class COSStore(Store):
     def _default_retention_days(self) -> int | None:
         """The bucket's object-lock default retention in days (None: no lock). Cached."""
         if self._lock_days is False:
-            self._lock_days = self._read_lock()[1]
+            try:
+                self._lock_days = self._read_lock()[1]
+            except CosServiceError as exc:
+                if exc.get_status_code() != 403:
+                    raise self._unavailable(exc, "read bucket object lock") from exc
+                # A least-privilege writer may not read the bucket's lock: then retention
+                # is unknown here (the bucket still enforces it).
+                log.warning("%s: no permission to read the bucket's object lock", self.url)
+                self._lock_days = None
+            except CosClientError as exc:
+                raise self._unavailable(exc, "read bucket object lock") from exc
         return self._lock_days if isinstance(self._lock_days, int) else None
 
     def _read_lock(self) -> tuple[bool, int | None]:

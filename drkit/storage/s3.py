@@ -96,6 +96,10 @@ def _shared_session() -> boto3.session.Session:
     return _SESSION
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -153,7 +157,7 @@ class S3Store(Store):
         # exponential backoff and jitter; adaptive adds client-side rate limiting.
         config = Config(
             region_name=region,
-            retries={"max_attempts": max_attempts, "mode": "adaptive"},
+            retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
             connect_timeout=connect_timeout,
             read_timeout=60,
             s3=cast(Any, {"addressing_style": addressing}),
@@ -216,6 +220,11 @@ class S3Store(Store):
                 return BackendUnavailable(f"{self.url}: bucket {self.bucket} does not exist")
             if code in _CREDENTIALS:
                 return BackendUnavailable(f"{self.url}: the service refused the credentials")
+            if code in ("PermanentRedirect", "301", "IllegalLocationConstraintException"):
+                return BackendUnavailable(
+                    f"{self.url}: bucket {self.bucket} is in another region than"
+                    f" {self.region or 'the default'}"
+                )
             if code in ("AccessDenied", "403", "Forbidden"):
                 return BackendUnavailable(f"{self.url}: access denied ({what})")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -412,10 +421,10 @@ class S3Store(Store):
             sha256=sha,
             md5=etag if etag and "-" not in etag else None,
             storage_class=storage_class,
-            retain_until=resp.get("ObjectLockRetainUntilDate"),
+            retain_until=_utc(resp.get("ObjectLockRetainUntilDate")),
             needs_thaw=storage_class in ARCHIVE_CLASSES
             and 'ongoing-request="false"' not in restore,
-            last_modified=resp.get("LastModified"),
+            last_modified=_utc(resp.get("LastModified")),
         )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -434,7 +443,7 @@ class S3Store(Store):
                         storage_class=storage_class,
                         # A listing does not say whether an archive object was restored.
                         needs_thaw=storage_class in ARCHIVE_CLASSES,
-                        last_modified=item.get("LastModified"),
+                        last_modified=_utc(item.get("LastModified")),
                     )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise self._unavailable(exc, f"list {prefix or '(all)'}") from exc

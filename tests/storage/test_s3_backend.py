@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import botocore.exceptions
@@ -12,7 +14,13 @@ import pytest
 from moto_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, create_bucket, s3_client, s3_url
 
 from drkit.clock import FixedClock
-from drkit.errors import BackendUnavailable, InvalidObjectKey, RetentionActive, Unsupported
+from drkit.errors import (
+    BackendUnavailable,
+    InvalidObjectKey,
+    RetentionActive,
+    StorageError,
+    Unsupported,
+)
 from drkit.storage.s3 import S3Store
 from drkit.storage.url import open_store, parse_store_url
 
@@ -161,3 +169,48 @@ def test_no_credentials_at_all_is_backend_unavailable(moto_endpoint: str) -> Non
     with pytest.raises(BackendUnavailable) as err:
         store.head("k")
     assert "no AWS credentials" in str(err.value)
+
+
+class _FlakyS3(BaseHTTPRequestHandler):
+    """Answers 503 SlowDown to the first ``failures`` requests, then a HEAD of 3 bytes."""
+
+    failures = 2
+    seen = 0
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        type(self).seen += 1
+        if type(self).seen <= type(self).failures:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.send_header("ETag", '"acbd18db4cc2f85cedef654fccc4a4d8"')
+        self.send_header("Last-Modified", "Mon, 23 Nov 2026 02:30:00 GMT")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_throttling_and_5xx_are_retried_with_backoff() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyS3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        store = S3Store("flaky", endpoint=endpoint, region="us-east-1", credentials=CREDS)
+        info = store.head("k")
+        assert info.size == 3
+        assert info.md5 == "acbd18db4cc2f85cedef654fccc4a4d8"
+        assert _FlakyS3.seen == 3
+        _FlakyS3.seen, _FlakyS3.failures = 0, 10
+        with pytest.raises(StorageError) as err:
+            S3Store("flaky", endpoint=endpoint, region="us-east-1", credentials=CREDS,
+                    max_attempts=2).head("k")
+        assert _FlakyS3.seen == 2
+        assert "503" in str(err.value)
+    finally:
+        server.shutdown()
+        server.server_close()
