@@ -131,7 +131,7 @@ class Linter:
                 findings.extend(self._run(rule, policy, policy.file, policy.cloud,
                                           policy.statement_line))
         # Findings name statements by Sid where there is one (stable across reordering).
-        labels = {st.index: st.label for st in policy.statements}
+        labels = {st.index: st.ref for st in policy.statements}
         for finding in findings:
             if isinstance(finding.statement, int):
                 finding.statement = labels.get(finding.statement, finding.statement)

@@ -58,6 +58,11 @@ class Statement:
         return self.sid if self.sid else str(self.index)
 
     @property
+    def ref(self) -> int | str:
+        """How reports name the statement: its Sid, or its 0-based index without one."""
+        return self.sid if self.sid else self.index
+
+    @property
     def is_allow(self) -> bool:
         return self.effect == "Allow"
 

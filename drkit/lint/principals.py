@@ -76,7 +76,7 @@ class Evidence:
     action: str
     resource: str
     file: str
-    statement: str
+    statement: int | str
     via: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -262,7 +262,7 @@ class Analysis:
     def _resource_allow(self, principal: Principal, action: str,
                         resource: str) -> Evidence | None:
         for policy, st in self._resource_statements(principal, action, resource, "Allow"):
-            return Evidence(action, resource, policy.file, st.label)
+            return Evidence(action, resource, policy.file, st.ref)
         return None
 
     def _can_rewrite(self, principal: Principal, policy: Policy, deny: Statement) -> bool:
@@ -293,7 +293,7 @@ class Analysis:
                 continue
             if hit is not None:
                 policy, st = hit
-                return Evidence(action, resource, policy.file, st.label)
+                return Evidence(action, resource, policy.file, st.ref)
             return Evidence(action, resource, principal.name,
                             f"escalation via {escalated}", (f"{principal.name}+{escalated}",))
         return None
