@@ -168,3 +168,15 @@ def test_shipped_principals_catch_a_role_that_can_wipe_two_regions(drkit, shippe
     assert {e["tier"] for e in duty["evidence"]} == {"backup-beijing", "backup-nanjing"}
     assert res.exit_code == 0  # high is below the critical threshold
     assert drkit("lint", str(shipped), "--severity-threshold", "high").exit_code == 1
+
+
+def test_output_file_and_non_policy_json_skipped(drkit, write, tmp_path: Path) -> None:
+    write("p/package.json", {"name": "not-a-policy"})
+    write("p/a.json", {"Version": "2012-10-17", "Statement": {
+        "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}})
+    res = drkit("lint", "p", "--format", "sarif", "-o", "out.sarif")
+    assert res.exit_code == 0 and res.stdout == ""
+    sarif = json.loads((tmp_path / "out.sarif").read_text())
+    assert sarif["runs"][0]["results"] == []
+    summary = json.loads(drkit("lint", "p", "--json").stdout)["summary"]
+    assert summary["files"] == 2 and summary["policies"] == 1

@@ -166,3 +166,24 @@ def test_resource_wildcards_stay_within_their_segment() -> None:
     assert resource_overlap("*", prod) and resource_matches("*", prod)
     assert resource_matches("arn:aws:s3:::b/*", "arn:aws:s3:::b/x/y")
     assert not resource_matches("arn:aws:s3:::b/*", "arn:aws:s3:::c/x")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from(
+        ["*", "s3:*", "Allow", "deny", "2.0", "2012-10-17", "qcs::cam::anyone",
+         "arn:aws:s3:::b/*", "name/cos:DeleteBucket", "qcs::cos:ap-beijing:uid/1:b-1/*"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["Version", "version", "Statement", "statement", "Effect", "effect",
+                         "Action", "NotAction", "action", "Resource", "resource",
+                         "NotResource", "Principal", "NotPrincipal", "Condition", "Sid",
+                         "qcs", "AWS", "Bogus"]), inner, max_size=5),
+    max_leaves=20)
+
+
+@given(_json)
+def test_any_json_document_lints_without_a_rule_crashing(doc: object) -> None:
+    import json
+
+    policy = parse_policy(json.dumps(doc), "fuzz.json")
+    findings = Linter().lint_policy(policy)
+    assert not [f for f in findings if f.rule == "linter-error"], findings
