@@ -117,9 +117,14 @@ def ledger_group() -> None:
                    "February 2020 spec).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the ledger document (canonical JSON) here.")
+@click.option("--store/--no-store", default=True, show_default=True,
+              help="Sign the ledger and store it in the repository (journaled and "
+                   "replicated like a snapshot), where drills reconcile against it.")
 @json_option
-def build_command(source_name: str, spec_file: Path | None, out_file: Path | None) -> None:
-    """Compute the ledger from a source's live database. Exit 1 when it has findings."""
+def build_command(source_name: str, spec_file: Path | None, out_file: Path | None,
+                  store: bool) -> None:
+    """Compute the ledger from a source's live database and store it, signed, in the
+    repository. Exit 1 when it has findings."""
     app = get_app()
     config = app.config
     spec = resolve_spec(config, spec_file)
@@ -134,11 +139,20 @@ def build_command(source_name: str, spec_file: Path | None, out_file: Path | Non
     data: dict[str, Any] = ledger.to_dict()
     data["source"] = source_name
     data["out"] = str(out_file) if out_file is not None else None
+    stored = None
+    if store:
+        from drkit.ledger.store import store_ledger
+
+        stored = store_ledger(config, source_name, ledger, now=app.clock.now())
+        data["stored"] = {"key": stored.key, "size": stored.size}
 
     def text() -> str:
         out = ledger_summary(ledger)
         if out_file is not None:
             out += f"\nwrote {out_file} ({len(document):,} bytes)"
+        if stored is not None:
+            out += (f"\nstored in the repository as {stored.key} "
+                    f"(signed, sealed to the recovery key, journaled)")
         return out
 
     emit(data, text)

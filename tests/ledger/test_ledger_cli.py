@@ -39,7 +39,7 @@ def test_build_json_on_the_demo_database(drkit, site: Path) -> None:
     stats = generate_shop_db(db)
     before = hashlib.sha256(db.read_bytes()).hexdigest()
 
-    res = drkit("--json", "ledger", "build", "--source", "shop", "--out", "ledger.json")
+    res = drkit("--json", "ledger", "build", "--no-store", "--source", "shop", "--out", "ledger.json")
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["findings"] == []
@@ -68,7 +68,7 @@ def test_build_json_on_the_demo_database(drkit, site: Path) -> None:
     victim = busiest_merchant(db, default_spec().baseline)
     lost = delete_orders(db, victim, default_spec().baseline)
     assert lost > 0
-    res = drkit("ledger", "build", "--source", "shop", "--out", "after.json")
+    res = drkit("ledger", "build", "--no-store", "--source", "shop", "--out", "after.json")
     assert res.exit_code == 0, res.stderr
     res = drkit("--json", "ledger", "reconcile", "ledger.json", "after.json")
     assert res.exit_code == 1
@@ -88,7 +88,7 @@ def test_build_json_on_the_demo_database(drkit, site: Path) -> None:
 def test_build_text_show_and_spec_from_config(drkit, site: Path, write_db) -> None:
     write_db(site / "data/shop.db", [(1, "catering", "cash"), (2, "retail", "traffic")],
              [(1, 20_000, 0, "paid", "2020-02-18T09:00:00+08:00")])
-    res = drkit("ledger", "build", "--source", "shop", "--out", "l.json")
+    res = drkit("ledger", "build", "--no-store", "--source", "shop", "--out", "l.json")
     assert res.exit_code == 0, res.stderr
     assert "merchants      2 (1 cash, 1 traffic)" in res.stdout
     assert "8 days 14 hours = 103/12 days" in res.stdout
@@ -111,25 +111,25 @@ def test_build_text_show_and_spec_from_config(drkit, site: Path, write_db) -> No
         default_spec_text().replace("cap_fen = 15_000_000_000", "cap_fen = 5_000"))
     with (site / "drkit.toml").open("a") as f:
         f.write('[ledger]\nspec = "tight.toml"\n')
-    res = drkit("--json", "ledger", "build", "--source", "shop")
+    res = drkit("--json", "ledger", "build", "--no-store", "--source", "shop")
     assert res.exit_code == 1
     assert [f["code"] for f in json.loads(res.stdout)["findings"]] == ["provision-exceeded"]
 
 
 def test_build_errors_are_one_line_with_exit_2(drkit, site: Path) -> None:
-    res = drkit("ledger", "build", "--source", "nope")
+    res = drkit("ledger", "build", "--no-store", "--source", "nope")
     assert res.exit_code == 2
     assert res.stderr == "drkit: error: unknown source 'nope' (configured: shop, uploads)\n"
-    res = drkit("ledger", "build", "--source", "uploads")
+    res = drkit("ledger", "build", "--no-store", "--source", "uploads")
     assert res.exit_code == 2 and "is a files source" in res.stderr
-    res = drkit("ledger", "build", "--source", "shop")
+    res = drkit("ledger", "build", "--no-store", "--source", "shop")
     assert res.exit_code == 2 and "data/shop.db does not exist" in res.stderr
     (site / "data/shop.db").write_bytes(b"this is not a database" * 100)
-    res = drkit("ledger", "build", "--source", "shop")
+    res = drkit("ledger", "build", "--no-store", "--source", "shop")
     assert res.exit_code == 2
     assert "queries.merchants: the query failed: file is not a database" in res.stderr
     (site / "bad.toml").write_text("[incident]\n")
-    res = drkit("ledger", "build", "--source", "shop", "--spec", "bad.toml")
+    res = drkit("ledger", "build", "--no-store", "--source", "shop", "--spec", "bad.toml")
     assert res.exit_code == 2
     assert res.stderr.startswith("drkit: error: bad.toml: format: must be")
     assert res.stderr.count("\n") == 1

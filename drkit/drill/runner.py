@@ -1,0 +1,376 @@
+"""The restore drill: prove that one region alone can bring the business back.
+
+Steps, each timed and recorded in the report:
+
+1. verify the region (refuse to trust one with findings unless told to);
+2. thaw archive-class objects (metadata first, then the snapshot's packs) and wait;
+3. restore the snapshot into a scratch folder, checking every chunk and file hash;
+4. check every database's control totals against the snapshot's;
+5. recompute the compensation ledger from the restored database and reconcile it with the
+   ledger stored in the repository, merchant by merchant;
+6. measure RTO (start to reconciled data) and RPO (age of the snapshot) against the
+   objectives.
+
+Only the drilled region's store is ever opened: the primary may be gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from drkit.clock import Clock, parse_iso, utc_iso
+from drkit.config import Config
+from drkit.drill.report import DrillReport, StepResult
+from drkit.errors import DrkitError, InputError, IntegrityError, StorageError
+from drkit.ledger import compute_ledger, reconcile
+from drkit.ledger.store import LEDGER_PREFIX, latest_ledger
+from drkit.progress import NULL_PROGRESS, Progress
+from drkit.repo.keys import load_trusted_writer_keys
+from drkit.repo.repository import Repository, SnapshotInfo
+from drkit.repo.restore import restore_snapshot
+from drkit.sources.sqlite import control_totals
+from drkit.storage.base import ARCHIVE_CLASSES, Store
+from drkit.storage.url import open_store
+from drkit.verify.context import repository_origin
+from drkit.verify.core import verify_region
+from drkit.verify.state import TrustedState, default_state_dir
+
+log = logging.getLogger(__name__)
+
+
+class StepFailed(Exception):
+    """A drill step found a problem; the drill stops and reports it."""
+
+
+@dataclass
+class DrillOptions:
+    region: str
+    snapshot: str = "latest"
+    scratch: Path | None = None
+    keep: bool = False
+    accept_findings: bool = False
+    thaw_timeout: float = 6 * 3600.0
+    thaw_poll: float = 30.0
+    state_dir: Path | None = None
+    ledger_source: str | None = None
+
+
+@dataclass
+class _Run:
+    report: DrillReport
+    monotonic: Callable[[], float]
+    sleep: Callable[[float], None]
+    progress: Progress
+    store: Store | None = None
+    repo: Repository | None = None
+    snapshot: SnapshotInfo | None = None
+    restored: Path | None = None
+    control: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[dict[str, Any]]:
+        """Time a step; a StepFailed or drkit error marks it failed and stops the drill."""
+        started = self.monotonic()
+        info: dict[str, Any] = {"detail": "", "data": {}}
+        try:
+            yield info
+        except StepFailed as exc:
+            self.report.add(StepResult(name, False, self.monotonic() - started, str(exc),
+                                       info["data"]))
+            raise
+        except DrkitError as exc:
+            self.report.add(StepResult(name, False, self.monotonic() - started, str(exc),
+                                       info["data"]))
+            raise
+        self.report.add(StepResult(name, True, self.monotonic() - started, info["detail"],
+                                   info["data"]))
+
+
+def run_drill(config: Config, options: DrillOptions, recovery: X25519PrivateKey, *,
+              clock: Clock, progress: Progress = NULL_PROGRESS,
+              monotonic: Callable[[], float] = time.monotonic,
+              sleep: Callable[[float], None] = time.sleep) -> DrillReport:
+    """Run a drill on one region and return its report (never raises for a failed step:
+    the failure is in the report; ``report.error`` holds a drkit error's message)."""
+    region = config.region(options.region)
+    start = monotonic()
+    report = DrillReport(region=region.name, started_at=utc_iso(clock.now()),
+                         rto_objective_seconds=config.objectives.rto_minutes * 60,
+                         rpo_objective_seconds=config.objectives.rpo_hours * 3600)
+    run = _Run(report, monotonic, sleep, progress)
+    scratch_owned = options.scratch is None
+    scratch = options.scratch or Path(tempfile.mkdtemp(prefix="drkit-drill-"))
+    if not scratch_owned and scratch.exists() and any(scratch.iterdir()):
+        raise InputError(f"{scratch}: scratch folder is not empty")
+    trusted = load_trusted_writer_keys(config)
+    try:
+        try:
+            run.store = open_store(region.url, base_dir=config.base_dir, clock=clock)
+            _verify(run, config, options, trusted, clock)
+            _thaw_and_open(run, options, trusted)
+            _restore(run, scratch, recovery)
+            _check_control_totals(run)
+            _reconcile_ledger(run, config, options, recovery, trusted)
+            report.rto_seconds = monotonic() - start
+        except StepFailed:
+            pass
+        except IntegrityError as exc:
+            # A chunk or file that fails authentication is a failed drill, not an error.
+            report.error = None
+            log.info("drill failed: %s", exc)
+        except DrkitError as exc:
+            report.error = str(exc)
+        if run.snapshot is not None:
+            taken = parse_iso(run.snapshot.manifest.time)
+            report.rpo_seconds = (clock.now() - taken).total_seconds()
+        if report.rto_seconds is None and not report.error and report.steps \
+                and all(s.ok for s in report.steps):
+            report.rto_seconds = monotonic() - start
+    finally:
+        if run.store is not None:
+            run.store.close()
+        if not options.keep:
+            if scratch_owned:
+                shutil.rmtree(scratch, ignore_errors=True)
+            elif run.restored is not None:
+                shutil.rmtree(run.restored, ignore_errors=True)
+    return report
+
+
+def _verify(run: _Run, config: Config, options: DrillOptions, trusted: list[Any],
+            clock: Clock) -> None:
+    assert run.store is not None
+    region = config.region(options.region)
+    with run.step("verify region") as info:
+        origin = repository_origin([(region.name, run.store)], trusted)
+        state = TrustedState(options.state_dir or config.verify_state_dir
+                             or default_state_dir(), origin)
+        result = verify_region(region, run.store, origin=origin, trusted=trusted,
+                               state=state, now=clock.now(), progress=run.progress)
+        state.save()
+        info["data"] = {"log_size": result.log_size, "findings": len(result.findings)}
+        if result.findings:
+            found = [f.to_dict() for f in result.findings]
+            if not options.accept_findings:
+                info["data"]["verify_findings"] = found
+                listed = "; ".join(f.line() for f in result.findings[:3])
+                more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+                raise StepFailed(f"{len(found)} verify finding(s): {listed}{more}; refusing "
+                                 "to trust this region (--accept-findings overrides, and the "
+                                 "report records it)")
+            run.report.accepted_findings = found
+            info["detail"] = f"{len(found)} finding(s) accepted with --accept-findings"
+        else:
+            info["detail"] = f"clean; log size {result.log_size}"
+
+
+def _thaw(run: _Run, keys: list[str], what: str, options: DrillOptions) -> int:
+    """Thaw the archive-class objects among ``keys`` and wait until all are readable."""
+    assert run.store is not None
+    wanted = set(keys)
+    cold = [info.key for prefix in sorted({k.split("/", 1)[0] + "/" for k in wanted})
+            for info in run.store.list(prefix)
+            if info.key in wanted and (info.needs_thaw or info.storage_class in ARCHIVE_CLASSES)]
+    if not cold:
+        return 0
+    task = run.progress.task(f"thaw {what}", len(cold))
+    waiting = []
+    try:
+        for key in cold:
+            if run.store.thaw(key):
+                task.advance()
+            else:
+                waiting.append(key)
+        deadline = run.monotonic() + options.thaw_timeout
+        while waiting:
+            if run.monotonic() >= deadline:
+                raise StepFailed(f"{len(waiting)} {what} objects still frozen after "
+                                 f"{options.thaw_timeout:.0f}s, e.g. {waiting[0]}")
+            run.sleep(min(options.thaw_poll, max(0.0, deadline - run.monotonic())))
+            still = []
+            for key in waiting:
+                if run.store.thaw(key):
+                    task.advance()
+                else:
+                    still.append(key)
+            waiting = still
+    finally:
+        task.close()
+    return len(cold)
+
+
+def _thaw_and_open(run: _Run, options: DrillOptions, trusted: list[Any]) -> None:
+    assert run.store is not None
+    with run.step("thaw and open") as info:
+        # The journal and the config object are always readable; everything else the
+        # repository needs to list snapshots (manifests, index files, sealed session keys,
+        # stored ledgers) is thawed first, then the packs of the chosen snapshot.
+        from drkit.journal import JournalEntry, read_log
+
+        origin = repository_origin([(options.region, run.store)], trusted)
+        view = read_log(run.store, origin, trusted)
+        live: dict[str, JournalEntry] = {}
+        for entry in view.entries:
+            if entry.kind == "object":
+                live[entry.key] = entry
+            elif entry.kind == "tombstone":
+                live.pop(entry.key, None)
+        meta = [k for k in live if not k.startswith("packs/")]
+        thawed = _thaw(run, meta, "metadata", options)
+        run.repo = Repository.open(run.store, trusted)
+        snap = run.repo.find_snapshot(options.snapshot)
+        run.snapshot = snap
+        run.report.snapshot = snap.id
+        run.report.snapshot_time = snap.manifest.time
+        if view.checkpoint is not None:
+            run.report.checkpoint = {"size": view.checkpoint.size,
+                                     "root": view.checkpoint.root.hex()}
+        packs = [k for k in live if k.startswith("packs/")
+                 and k.rsplit("/", 1)[-1] in set(snap.manifest.packs)]
+        thawed += _thaw(run, packs, "packs", options)
+        info["detail"] = (f"snapshot {snap.id[:12]} of {snap.manifest.time}; "
+                          f"{thawed} archived objects thawed")
+        info["data"] = {"thawed": thawed, "packs": len(snap.manifest.packs)}
+
+
+def _restore(run: _Run, scratch: Path, recovery: X25519PrivateKey) -> None:
+    assert run.repo is not None and run.snapshot is not None
+    with run.step("restore") as info:
+        target = scratch / "restore"
+        run.restored = target
+        result = restore_snapshot(run.repo, run.snapshot, target, recovery,
+                                  progress=run.progress)
+        run.control = result.control_totals
+        info["detail"] = (f"{result.files} files, {result.bytes:,} bytes from "
+                          f"{result.packs_read} packs; every chunk and file hash checked")
+        info["data"] = {"files": result.files, "bytes": result.bytes,
+                        "packs": result.packs_read}
+
+
+def _sqlite_sources(run: _Run) -> dict[str, Path]:
+    """Restored SQLite databases by source name."""
+    assert run.snapshot is not None and run.restored is not None
+    out = {}
+    for src in run.snapshot.manifest.sources:
+        if src.type == "sqlite":
+            folder = run.restored / src.name
+            files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+            if len(files) != 1:
+                raise StepFailed(f"source {src.name!r}: expected one restored database file "
+                                 f"in {folder}, found {len(files)}")
+            out[src.name] = files[0]
+    return out
+
+
+def _check_control_totals(run: _Run) -> None:
+    with run.step("control totals") as info:
+        dbs = _sqlite_sources(run)
+        problems = []
+        tables = 0
+        for name, path in sorted(dbs.items()):
+            expected = run.control.get(name)
+            if not expected:
+                problems.append(f"{name}: the snapshot recorded no control totals")
+                continue
+            actual = control_totals(path)
+            exp_tables = expected.get("tables", expected)
+            act_tables = actual.get("tables", actual)
+            for table in sorted(set(exp_tables) | set(act_tables)):
+                tables += 1
+                if exp_tables.get(table) != act_tables.get(table):
+                    problems.append(f"{name}.{table}: expected {exp_tables.get(table)}, "
+                                    f"restored {act_tables.get(table)}")
+        info["data"] = {"databases": len(dbs), "tables": tables}
+        if problems:
+            raise StepFailed("; ".join(problems[:5]) +
+                             (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+        info["detail"] = f"{len(dbs)} database(s), {tables} tables match"
+
+
+def _reconcile_ledger(run: _Run, config: Config, options: DrillOptions,
+                      recovery: X25519PrivateKey, trusted: list[Any]) -> None:
+    assert run.repo is not None
+    with run.step("reconcile ledger") as info:
+        dbs = _sqlite_sources(run)
+        if not run.repo.keys_under(LEDGER_PREFIX + "/"):
+            info["detail"] = "no ledger stored in this region; nothing to reconcile"
+            return
+        source = options.ledger_source or _ledger_source(config, dbs)
+        if source not in dbs:
+            raise StepFailed(f"ledger source {source!r} is not a SQLite source of snapshot "
+                             f"{run.snapshot.id[:12] if run.snapshot else '?'}")
+        stored = latest_ledger(run.repo, source, recovery, trusted)
+        conn = sqlite3.connect(f"file:{dbs[source]}?mode=ro", uri=True)
+        try:
+            actual = compute_ledger(conn, stored.ledger.spec)
+        except sqlite3.Error as exc:
+            raise StepFailed(f"restored database {dbs[source].name}: {exc}") from None
+        finally:
+            conn.close()
+        result = reconcile(stored.ledger, actual)
+        totals = stored.ledger.totals
+        run.report.reconciled = result.reconciled
+        run.report.mismatched = [_mismatch(m) for m in result.mismatched]
+        run.report.ledger = {
+            "key": stored.key, "source": source, "built_at": utc_iso(stored.built_at),
+            "merchants": totals.merchants, "cash_fen": totals.cash_fen,
+            "cash_merchants": totals.cash_merchants,
+            "traffic_merchants": totals.traffic_merchants,
+            "restored_cash_fen": actual.totals.cash_fen,
+            "cash_at_stake_fen": result.cash_at_stake_fen,
+        }
+        info["data"] = {"reconciled": result.reconciled,
+                        "mismatched": len(result.mismatched)}
+        if result.mismatched:
+            first = run.report.mismatched[0]
+            raise StepFailed(f"{len(result.mismatched)} of {totals.merchants} merchants do not "
+                             f"reconcile, e.g. merchant {first['merchant_id']}: "
+                             f"{first['summary']}")
+        info["detail"] = f"all {result.reconciled} merchants reconcile"
+
+
+def _ledger_source(config: Config, dbs: dict[str, Path]) -> str:
+    configured = config.ledger.get("source")
+    if isinstance(configured, str):
+        return configured
+    if len(dbs) == 1:
+        return next(iter(dbs))
+    raise StepFailed("several SQLite sources: name the ledger's with [ledger] source = ... "
+                     "or --ledger-source")
+
+
+def _mismatch(m: Any) -> dict[str, Any]:
+    data: dict[str, Any] = m.to_dict() if hasattr(m, "to_dict") else dict(m)
+    data.setdefault("merchant_id", getattr(m, "merchant_id", None))
+    if "summary" not in data:
+        data["summary"] = _summarise(data)
+    return data
+
+
+def _summarise(d: dict[str, Any]) -> str:
+    parts = [str(d.get("kind", "changed"))]
+    diffs = d.get("fields") or d.get("differences") or {}
+    if isinstance(diffs, dict):
+        for name, value in list(diffs.items())[:4]:
+            if isinstance(value, dict) and "expected" in value:
+                parts.append(f"{name} {value['expected']} -> {value.get('actual')}")
+            else:
+                parts.append(f"{name} {value}")
+    stake = d.get("cash_at_stake_fen")
+    if stake:
+        parts.append(f"cash at stake {int(stake) // 100:,}.{int(stake) % 100:02d}")
+    return "; ".join(parts)
+
+
+__all__ = ["DrillOptions", "StorageError", "run_drill"]
