@@ -197,3 +197,43 @@ def test_bucket_policy_allow_grants_the_named_principal(tmp_path: Path) -> None:
                  '[[principals]]\nname = "other"\narn = "qcs::cam::uin/1:uin/2"\n'
                  'policies = ["reader.json"]\n', top='resource_policies = ["grant.json"]\n')
     assert [f.principal for f in duties(root)] == ["auditor"]
+
+
+def test_split_across_clouds(tmp_path: Path) -> None:
+    """Neither identity alone is critical; the person holding both is."""
+    tencent_side = cam(DESTROY_PROD["statement"][0], DESTROY_COS["statement"][0])
+    docs = {"tencent.json": tencent_side, "aws.json": DESTROY_S3}
+    alone = setup(tmp_path / "a", docs,
+                  '[[principals]]\nname = "alice-tencent"\npolicies = ["tencent.json"]\n'
+                  '[[principals]]\nname = "alice-aws"\npolicies = ["aws.json"]\n')
+    assert {f.principal: f.severity for f in duties(alone)} == {"alice-tencent": "high"}
+    both = setup(tmp_path / "b", docs, '[[principals]]\nname = "alice"\ntype = "person"\n'
+                                       'policies = ["tencent.json", "aws.json"]\n')
+    (finding,) = duties(both)
+    assert finding.severity == "critical" and finding.cloud == "aws+tencent"
+    assert {e["tier"] for e in finding.evidence} == {
+        "production", "backup-beijing", "backup-nanjing", "backup-aws"}
+
+
+def test_unsafe_through_passing_a_role_to_new_compute(tmp_path: Path) -> None:
+    role = f"arn:aws:iam::{ACCT}:role/janitor"
+    launcher = aws({"Effect": "Allow", "Action": "iam:PassRole", "Resource": role},
+                   {"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "*"})
+    janitor = aws({"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": S3},
+                  {"Effect": "Allow", "Action": "rds:DeleteDBInstance",
+                   "Resource": f"arn:aws:rds:ap-southeast-1:{ACCT}:db:*"})
+    cos = DESTROY_COS
+    principals = ('[[principals]]\nname = "dev"\ntype = "person"\n'
+                  'policies = ["launcher.json", "cos.json"]\n'
+                  f'[[principals]]\nname = "janitor"\narn = "{role}"\n'
+                  'policies = ["janitor.json"]\n')
+    root = setup(tmp_path, {"launcher.json": launcher, "janitor.json": janitor,
+                            "cos.json": cos}, principals)
+    found = {f.principal: f for f in duties(root)}
+    assert found["dev"].severity == "critical"
+    assert "janitor (iam:PassRole on" in found["dev"].message
+    # Without the compute launch, PassRole alone gives nothing.
+    launcher["Statement"].pop()
+    root = setup(tmp_path / "x", {"launcher.json": launcher, "janitor.json": janitor,
+                                  "cos.json": cos}, principals)
+    assert {f.principal: f.severity for f in duties(root)}["dev"] == "high"
