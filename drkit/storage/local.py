@@ -208,21 +208,32 @@ class LocalStore(Store):
         start = self.root / base_dir if base_dir else self.root
         if not start.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(start):
-            rel_dir = os.path.relpath(dirpath, self.root)
-            if rel_dir == ".":
-                dirnames[:] = [d for d in dirnames if not d.startswith(".drkit")]
-                rel_dir = ""
-            dirnames.sort()
-            for name in sorted(filenames):
-                key = f"{rel_dir}/{name}" if rel_dir else name
-                if not key.startswith(prefix):
-                    continue
-                try:
-                    st = os.stat(os.path.join(dirpath, name))
-                except FileNotFoundError:
-                    continue
+        for key, st in self._walk(start, base_dir):
+            if key.startswith(prefix):
                 yield self._info(key, st.st_size, st.st_mtime, hash_content=False)
+
+    def _walk(self, folder: Path, rel: str) -> Iterator[tuple[str, os.stat_result]]:
+        """Files under ``folder`` in key order (as S3 lists them: "a/x" before "a0")."""
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return
+        items = []
+        for entry in entries:
+            if not rel and entry.name.startswith(".drkit"):
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+            items.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
+        for _sort_key, entry, is_dir in sorted(items, key=lambda item: item[0]):
+            key = f"{rel}/{entry.name}" if rel else entry.name
+            if is_dir:
+                yield from self._walk(Path(entry.path), key)
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield key, st
 
     def thaw(self, key: str, *, days: int = 1) -> bool:
         info = self.head(key)

@@ -326,3 +326,13 @@ def test_unreachable_endpoint_is_backend_unavailable(backend: Backend) -> None:
         assert "cannot reach http://127.0.0.1:" in message
         assert "\n" not in message
         assert err.value.exit_code == 2
+
+
+def test_listing_is_in_key_order(backend: Backend) -> None:
+    store = backend.make()
+    keys = ["a0", "a/x", "a-b", "a/y/z", "b", "a.c", "a/x0"]
+    for key in keys:
+        store.put(key, key.encode())
+    assert [info.key for info in store.list()] == sorted(keys)
+    assert [info.key for info in store.list("a/")] == ["a/x", "a/x0", "a/y/z"]
+    assert [info.key for info in store.list("a/x")] == ["a/x", "a/x0"]
