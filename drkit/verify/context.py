@@ -19,6 +19,14 @@ from drkit.storage.base import ObjectInfo, Store
 ALWAYS_STANDARD = ("config",)
 
 
+#: Key prefixes of the store that other subsystems own and verify themselves: the audit log
+#: (its own journal under ``audit/``, checked by ``drkit audit``) and the approval records
+#: (signed documents under ``approval/``, checked by the approval gate). They are not
+#: repository objects, are not replicated, and a restore never reads them, so verify counts
+#: them in a note instead of reporting them as injected data.
+OTHER_AREAS = ("audit/", "approval/")
+
+
 def trusted_writer_keys(config: Config) -> list[Ed25519PublicKey]:
     """The writer public keys checkpoints must be signed by (keys folder + config)."""
     from drkit.repo.keys import load_trusted_writer_keys

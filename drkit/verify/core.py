@@ -41,6 +41,7 @@ from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import ObjectInfo, Store
 from drkit.verify.context import (
     ALWAYS_STANDARD,
+    OTHER_AREAS,
     Match,
     lag_hours,
     listing_match,
@@ -201,9 +202,15 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     logged_keys = {e.key for e in view.entries}
     primary_keys = {e.key for e in primary_view.entries} if primary_view else set()
     listing: dict[str, ObjectInfo] = {}
+    other_areas = 0
     for listed in store.list(""):
-        if not listed.key.startswith(JOURNAL_PREFIX):
+        if listed.key.startswith(OTHER_AREAS) and listed.key not in logged_keys:
+            other_areas += 1
+        elif not listed.key.startswith(JOURNAL_PREFIX):
             listing[listed.key] = listed
+    if other_areas:
+        report.notes.append(f"{other_areas} objects under {', '.join(OTHER_AREAS)} belong to "
+                            "the audit log and approval records (verified by their owners)")
 
     task = progress.task(f"verify {region.name}", total=len(live))
     lock = threading.Lock()

@@ -162,3 +162,15 @@ def test_usage_errors_and_text_output(two_regions: Any, drkit: Any) -> None:
     assert text.exit_code == 0
     assert text.stdout.splitlines()[-1] == "clean"
     assert "hangzhou: clean; log size 5, 5 objects (0 by listing, 5 hashed, 0 read)" in text.stdout
+
+
+def test_audit_and_approval_areas_are_not_injected_data(two_regions: Any, drkit: Any) -> None:
+    repo = two_regions
+    repo.primary.put("audit/journal/checkpoint/0000000000000001", b"owned by drkit audit")
+    repo.primary.put("approval/requests/r1.json", b"{}")
+    repo.primary.put("snapshots/not-logged", b"{}")
+    code, doc = run_json(drkit, "verify", "--region", "beijing")
+    assert code == 1
+    assert [(f["check"], f["key"]) for f in doc["findings"]] == [
+        ("object-unlogged", "snapshots/not-logged")]
+    assert any("2 objects under audit/, approval/" in n for n in doc["regions"][0]["notes"])
