@@ -8,13 +8,23 @@ from pathlib import Path
 import click
 
 from drkit.cli.common import emit, get_app, json_option
+from drkit.clock import Clock
 from drkit.config import RegionConfig
 from drkit.errors import ExitCode, StorageError, UsageError
 from drkit.storage.base import Store
+from drkit.storage.local import LocalStore
 from drkit.storage.url import open_store
 from drkit.verify.context import repository_origin, trusted_writer_keys
 from drkit.verify.core import RegionReport, verify_regions
 from drkit.verify.state import TrustedState, default_state_dir
+
+
+def open_region(region: RegionConfig, base_dir: Path, clock: Clock) -> Store:
+    """Open a region's store without creating anything: a local region whose folder has
+    gone is reported as unavailable, not silently recreated empty."""
+    if region.url.scheme == "file" and region.url.path is not None:
+        return LocalStore(region.url.path, clock=clock, create=False)
+    return open_store(region.url, base_dir=base_dir, clock=clock)
 
 
 def parse_read_data(value: str | None) -> float | None:
@@ -63,8 +73,7 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
     ordered = [config.primary_region] + [r for r in config.regions.values() if not r.primary]
     for region in ordered:
         try:
-            stores[region.name] = open_store(region.url, base_dir=config.base_dir,
-                                             clock=app.clock)
+            stores[region.name] = open_region(region, config.base_dir, app.clock)
         except StorageError as exc:
             if region in selected:
                 report = RegionReport(region=region.name, url=str(region.url),

@@ -174,3 +174,15 @@ def test_audit_and_approval_areas_are_not_injected_data(two_regions: Any, drkit:
     assert [(f["check"], f["key"]) for f in doc["findings"]] == [
         ("object-unlogged", "snapshots/not-logged")]
     assert any("2 objects under audit/, approval/" in n for n in doc["regions"][0]["notes"])
+
+
+def test_primary_destroyed_replicas_still_verified(two_regions: Any, drkit: Any) -> None:
+    repo = two_regions
+    shutil.rmtree(repo.root / "regions/beijing")
+    code, doc = run_json(drkit, "verify")
+    assert code == 1
+    assert {(f["region"], f["check"]) for f in doc["findings"]} == {
+        ("beijing", "region-unavailable")}
+    assert not (repo.root / "regions/beijing").exists()  # not recreated empty
+    assert {r["region"]: r["clean"] for r in doc["regions"]} == {
+        "hangzhou": True, "beijing": False}
