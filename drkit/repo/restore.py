@@ -12,6 +12,7 @@ import errno
 import fnmatch
 import hashlib
 import os
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,64 @@ from drkit.repo.formats import PACK_MAGIC, ChunkLocation, key_digest
 from drkit.repo.repository import Repository, SnapshotInfo
 
 WORKERS = 2
+BUFFER_LIMIT = 128 << 20
+
+
+class _Budget:
+    """Bytes that may be held back for out-of-order hashing, shared by all files."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self.lock:
+            if n > self.left:
+                return False
+            self.left -= n
+            return True
+
+    def give(self, n: int) -> None:
+        with self.lock:
+            self.left += n
+
+
+class _FileHash:
+    """A file's SHA-256 computed as its chunks are written, in order."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hasher = hashlib.sha256()
+        self.next = 0
+        self.waiting: dict[int, bytes] = {}
+        self.broken = False
+
+    def add(self, offset: int, data: bytes, budget: _Budget) -> None:
+        with self.lock:
+            if self.broken:
+                return
+            if offset != self.next:
+                if budget.take(len(data)):
+                    self.waiting[offset] = data
+                else:
+                    self.broken = True
+                    for held in self.waiting.values():
+                        budget.give(len(held))
+                    self.waiting.clear()
+                return
+            self.hasher.update(data)
+            self.next += len(data)
+            while self.next in self.waiting:
+                held = self.waiting.pop(self.next)
+                budget.give(len(held))
+                self.hasher.update(held)
+                self.next += len(held)
+
+    def digest(self, size: int) -> str | None:
+        with self.lock:
+            if self.broken or self.next != size:
+                return None
+            return self.hasher.hexdigest()
 
 
 @dataclass
@@ -114,6 +173,8 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
         raise _os_error(target, target, exc) from None
 
     task = progress.task("restore", total_bytes, "B")
+    states = {dest: _FileHash() for dest, _entry in files}
+    budget = _Budget(BUFFER_LIMIT)
 
     def restore_pack(pack: str) -> None:
         data = repo.get_verified(pack)
@@ -121,7 +182,7 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
                 PACK_MAGIC):
             raise IntegrityError(f"{repo.store.url}: {pack}: content does not match its name")
         view = memoryview(data)
-        for cid, dests in plan[pack].items():
+        for cid, dests in sorted(plan[pack].items(), key=lambda kv: locs[kv[0]].offset):
             loc = locs[cid]
             cipher = repo.cipher(loc.session, recovery)
             plain = cipher.decrypt(cid, view[loc.offset:loc.offset + loc.length],
@@ -138,16 +199,20 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
                         os.close(fd)
                 except OSError as exc:
                     raise _os_error(target, dest, exc) from None
+                states[dest].add(offset, plain, budget)
                 task.advance(len(plain))
 
     def verify_file(item: tuple[Path, dict[str, Any]]) -> None:
         dest, entry = item
-        digest = hashlib.sha256()
         try:
-            with dest.open("rb") as fh:
-                while block := fh.read(4 << 20):
-                    digest.update(block)
-            if digest.hexdigest() != entry["sha256"]:
+            digest = states[dest].digest(int(entry["size"]))
+            if digest is None:  # chunks arrived out of order beyond the buffer: read back
+                hasher = hashlib.sha256()
+                with dest.open("rb") as fh:
+                    while block := fh.read(4 << 20):
+                        hasher.update(block)
+                digest = hasher.hexdigest()
+            if digest != entry["sha256"]:
                 raise IntegrityError(f"{dest}: restored content does not match the snapshot "
                                      "hash")
             os.chmod(dest, int(entry["mode"]))
@@ -155,9 +220,15 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
         except OSError as exc:
             raise _os_error(target, dest, exc) from None
 
+    # Packs in the order their data appears in the files, so most chunks reach each file's
+    # running hash in order and no file has to be read back.
+    order: dict[str, tuple[int, int]] = {}
+    position = {dest: n for n, (dest, _e) in enumerate(files)}
+    for pack, chunks in plan.items():
+        order[pack] = min((position[d], off) for dests in chunks.values() for d, off in dests)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="restore") as pool:
-            for future in [pool.submit(restore_pack, p) for p in sorted(plan)]:
+            for future in [pool.submit(restore_pack, p) for p in sorted(plan, key=lambda p: order[p])]:
                 future.result()
             for future in [pool.submit(verify_file, item) for item in files]:
                 future.result()

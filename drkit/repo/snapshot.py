@@ -71,9 +71,12 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
             try:
                 sink = ChunkStore(writer, writer.keys.id_key, task)
                 results: list[SourceResult] = []
-                with ThreadPoolExecutor(workers, thread_name_prefix="chunk") as pool:
-                    for source in sources:
-                        results.append(source.snapshot(sink, pool, task))
+                # Sources run side by side (a database copy overlaps with a file walk); their
+                # per-file work shares one pool sized to the cores.
+                with ThreadPoolExecutor(workers, thread_name_prefix="chunk") as pool, \
+                        ThreadPoolExecutor(len(sources), thread_name_prefix="source") as runs:
+                    futures = [runs.submit(s.snapshot, sink, pool, task) for s in sources]
+                    results = [f.result() for f in futures]
             finally:
                 task.close()
             session, _session_key = writer.session
