@@ -379,16 +379,21 @@ def report(config: Config, settings: ScheduleSettings, store: RunStore, rec: Run
 def audit(config: Config, rec: RunRecord, clock: Clock) -> None:
     """The one call into the audit log (drkit.audit.record_event never raises)."""
     try:
-        from drkit.audit import record_event  # type: ignore[import-not-found,unused-ignore]
+        from drkit.audit import record_event
     except ImportError:
         log.debug("drkit.audit not available; run of %s not audited", rec.task)
         return
     try:
+        # The audit log knows ok/findings/refused/error; the precise outcome (crashed,
+        # terminated, missed, skipped) goes in the details.
+        result = {"ok": "ok", "skipped": "ok", "findings": "findings",
+                  "refused": "refused"}.get(rec.outcome, "error")
         record_event(
-            config, action=f"schedule.{rec.task}", result=rec.outcome,
+            config, action=f"schedule.{rec.task}", result=result,
             params={"task": rec.task, "target": rec.target, "command": rec.command,
                     "origin": rec.origin, "scheduled_for": rec.scheduled_for},
-            details={"exit_code": rec.exit_code, "duration_seconds": rec.duration_seconds,
+            details={"outcome": rec.outcome, "exit_code": rec.exit_code,
+                     "duration_seconds": rec.duration_seconds,
                      "bytes": rec.bytes, "findings": rec.findings,
                      "rto_seconds": rec.rto_seconds, "rpo_seconds": rec.rpo_seconds,
                      "message": rec.message, "host": rec.host},

@@ -206,3 +206,30 @@ def stored() -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def only_jobs() -> Callable[..., str]:
     return only
+
+
+@pytest.fixture
+def repository(drkit: Any, make_config: Callable[..., Path], tmp_path: Path
+               ) -> Callable[..., Path]:
+    """repository(schedule_toml, upload_bytes=...) -> drkit.toml of an initialised
+    repository (keys created with `drkit keys init`) with a sqlite and a files source."""
+    import sqlite3
+
+    def make(schedule: str = "", upload_bytes: int = 100_000) -> Path:
+        path = make_config(schedule)
+        with sqlite3.connect(tmp_path / "data/shop.db") as db:
+            db.execute("create table merchants(id integer primary key, revenue integer)")
+            db.executemany("insert into merchants(revenue) values (?)",
+                           [(i * 10,) for i in range(100)])
+        with open(tmp_path / "data/uploads/blob.bin", "wb") as fh:
+            left = upload_bytes
+            while left > 0:
+                n = min(left, 8 << 20)
+                fh.write(os.urandom(n))
+                left -= n
+        (tmp_path / "pass.txt").write_text("correct horse battery staple\n")
+        res = drkit("keys", "init", "--passphrase-file", "pass.txt")
+        assert res.exit_code == 0, res.stderr
+        return path
+
+    return make
