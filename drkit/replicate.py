@@ -33,7 +33,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drkit.config import RegionConfig
-from drkit.errors import DrkitError, IntegrityError, ObjectExists, StorageError
+from drkit.errors import (
+    BackendUnavailable,
+    DrkitError,
+    IntegrityError,
+    ObjectExists,
+    StorageError,
+)
 from drkit.journal import JournalEntry, LogView, read_log
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import ObjectInfo, Store
@@ -138,7 +144,14 @@ class _Copier:
         return True
 
     def copy(self, entry: JournalEntry, storage_class: str | None) -> bool:
-        data = self.primary.get(entry.key)
+        try:
+            data = self.primary.get(entry.key)
+        except BackendUnavailable:
+            raise
+        except StorageError as exc:  # missing or archived on the primary
+            self.finding("high", "primary-unreadable",
+                         f"cannot read the object from the primary: {exc}", entry.key)
+            return False
         if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
             self.finding("critical", "primary-differs",
                          "primary's object does not match its journal; not copied",
@@ -150,6 +163,11 @@ class _Copier:
         except ObjectExists:
             # Appeared since the listing (another replicate run): check, never overwrite.
             return self.check_existing(entry, self.target.head(entry.key), hash_unknown=True)
+        except BackendUnavailable:
+            raise
+        except StorageError as exc:  # refused: storage class, retention, permissions
+            self.finding("high", "copy-failed", f"cannot write the copy: {exc}", entry.key)
+            return False
         got = stored_sha256(self.target, entry.key)
         if got != entry.sha256:
             self.finding("critical", "copy-corrupted",

@@ -178,3 +178,14 @@ def test_resumable_after_a_kill(make_repo: Any, drkit: Any, tmp_path: Path) -> N
     assert r["objects_copied"] + r["objects_present"] == 401 and r["log_size_after"] == 401
     code, doc = run_json(drkit, "verify", "--region", "hangzhou")
     assert code == 0 and doc["regions"][0]["objects_hashed"] == 401
+
+
+def test_object_lost_on_the_primary_is_a_finding(make_repo: Any, drkit: Any) -> None:
+    repo = make_repo({"hangzhou": "file:regions/hangzhou"})
+    lost, kept = repo.snapshot(2)
+    (repo.root / "regions/beijing" / lost.key).unlink()
+    code, doc = run_json(drkit, "replicate")
+    assert code == 1
+    assert [(f["check"], f["key"]) for f in doc["findings"]] == [
+        ("primary-unreadable", lost.key), ("journal-not-copied", "")]
+    assert repo.store("hangzhou").exists(kept.key)
