@@ -451,6 +451,18 @@ def _day(text: str) -> date:
     return parse_iso(text).date()
 
 
+ERROR_RESULTS = ("error", "crashed", "terminated", "missed")
+
+
+def action_kind(action: Any) -> str:
+    """What an action is about, whoever ran it: ``snapshot``, ``schedule.snapshot`` and
+    ``cli.snapshot`` are all ``snapshot``."""
+    parts = str(action or "").split(".")
+    while len(parts) > 1 and parts[0] in ("schedule", "cli"):
+        parts = parts[1:]
+    return parts[0]
+
+
 def build_report(config: Config, clock: Clock, *, since: datetime) -> dict[str, Any]:
     """The security audit report from ``since`` until now, from the verified log."""
     verification = verify_log(config, clock, update_state=False)
@@ -469,21 +481,23 @@ def build_report(config: Config, clock: Clock, *, since: datetime) -> dict[str, 
                  "request": e["details"].get("request"),
                  "requester": e["details"].get("requester"),
                  "approved_by": e["details"].get("approved_by", [])}
-                for e in pick(lambda e: e.get("action") == "approval.execute")]
+                for e in pick(lambda e: e.get("action") == "approval.execute"
+                              and e.get("result") != "refused")]
     decisions = [summary(e) for e in pick(
-        lambda e: e.get("action") in ("approval.approve", "approval.deny"))]
+        lambda e: e.get("action") in ("approval.approve", "approval.deny")
+        and e.get("result") == "ok")]
     refusals = [summary(e) for e in pick(lambda e: e.get("result") == "refused")]
     verifies = [summary(e) for e in pick(
-        lambda e: str(e.get("action", "")).split(".")[0] == "verify"
-        and e.get("result") in ("findings", "error"))]
-    drills = [summary(e) for e in pick(
-        lambda e: str(e.get("action", "")).split(".")[0] == "drill")]
-    errors = [summary(e) for e in pick(lambda e: e.get("result") == "error")]
+        lambda e: action_kind(e.get("action")) == "verify"
+        and e.get("result") in ("findings", *ERROR_RESULTS))]
+    drills = [summary(e) for e in pick(lambda e: action_kind(e.get("action")) == "drill")]
+    errors = [summary(e) for e in pick(lambda e: e.get("result") in ERROR_RESULTS)]
     snapshot_days = {_day(e["at"]) for e in events
-                     if str(e.get("action", "")).split(".")[0] == "snapshot"
-                     and e.get("result") == "ok"}
+                     if action_kind(e.get("action")) == "snapshot" and e.get("result") == "ok"}
+    # A verify that ran counts, whatever it found: the gap report is about not looking.
     verify_days = {_day(e["at"]) for e in events
-                   if str(e.get("action", "")).split(".")[0] == "verify"}
+                   if action_kind(e.get("action")) == "verify"
+                   and e.get("result") not in ("skipped", "missed")}
     days = []
     day = since.date()
     while day <= now.date():

@@ -51,10 +51,15 @@ def prune_params(config_retention_days: int, *, keep_last: int | None,
     keep = 1 if keep_last is None else keep_last
     if keep < 1:
         raise UsageError("--keep-last must be at least 1: prune never removes every snapshot")
-    days = older_than_days if older_than_days is not None else config_retention_days
-    if not days or days <= 0:
-        raise UsageError("the primary region has no retention_days; say how old a snapshot "
-                         "must be to go with --older-than-days N")
+    if older_than_days is None:
+        if config_retention_days <= 0:
+            raise UsageError("the primary region has no retention_days; say how old a "
+                             "snapshot must be to go with --older-than-days N")
+        days = float(config_retention_days)
+    elif older_than_days < 0:
+        raise UsageError("--older-than-days must not be negative")
+    else:
+        days = older_than_days
     return {"keep_last": keep, "older_than_days": float(days)}
 
 

@@ -209,7 +209,7 @@ def test_report_lists_operations_refusals_drills_and_gaps(audit_project, tmp_pat
     _record(proj, "verify")
     proj.clock.advance(timedelta(days=1))  # 2026-11-21: nothing at all
     proj.clock.advance(timedelta(days=1))  # 2026-11-22
-    _record(proj, "snapshot")
+    record_event(proj.config, action="schedule.snapshot", result="ok", clock=proj.clock)
     _record(proj, "verify", "findings", findings=2)
     _record(proj, "prune", "refused", reason="needs 2 approvals")
     record_event(proj.config, action="approval.execute", result="ok", clock=proj.clock,
@@ -219,13 +219,16 @@ def test_report_lists_operations_refusals_drills_and_gaps(audit_project, tmp_pat
     _record(proj, "drill", "ok", region="shanghai", rto_minutes=12)
     proj.clock.advance(timedelta(days=1))  # 2026-11-23
     _record(proj, "snapshot")
+    record_event(proj.config, action="schedule.verify", result="missed", clock=proj.clock)
     report = proj.report_json("2026-11-20")
     assert report["log"]["ok"]
     assert [(o["operation"], o["approved_by"]) for o in report["dangerous_operations"]] == [
         ("prune", ["bob", "carol"])]
     assert [r["action"] for r in report["refusals"]] == ["prune"]
-    assert [v["details"] for v in report["verify_findings"]] == [{"findings": 2}]
+    assert [(v["action"], v["result"], v["details"]) for v in report["verify_findings"]] == [
+        ("verify", "findings", {"findings": 2}), ("schedule.verify", "missed", {})]
     assert [d["result"] for d in report["drills"]] == ["ok"]
+    assert [e["action"] for e in report["errors"]] == ["schedule.verify"]
     assert report["gaps"] == {"days_without_snapshot": ["2026-11-21"],
                               "days_without_verify": ["2026-11-21", "2026-11-23"]}
     md = proj.report("--since", "2026-11-20")
