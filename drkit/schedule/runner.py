@@ -198,6 +198,7 @@ def extract_figures(doc: Any) -> dict[str, float | None]:
     Looked up by name at the top level and in a ``summary``/``totals``/``stats``/``result``
     sub-object: ``bytes_written``/``bytes``/...; ``findings`` (a list or a count);
     ``rto_seconds`` or ``rto_minutes``; ``rpo_seconds``, ``rpo_minutes`` or ``rpo_hours``.
+    Reports per region (``regions``, as replicate and verify give) add up their bytes.
     """
     out: dict[str, float | None] = {"bytes": None, "findings": None,
                                     "rto_seconds": None, "rpo_seconds": None}
@@ -208,7 +209,7 @@ def extract_figures(doc: Any) -> dict[str, float | None]:
                     out["bytes"] = v
                     break
         if out["findings"] is None:
-            f = scope.get("findings", scope.get("finding_count"))
+            f = scope.get("findings", scope.get("finding_count", scope.get("mismatched_count")))
             out["findings"] = float(len(f)) if isinstance(f, list) else _num(f)
         for what in ("rto", "rpo"):
             slot = f"{what}_seconds"
@@ -217,7 +218,23 @@ def extract_figures(doc: Any) -> dict[str, float | None]:
                     if (v := _num(scope.get(what + suffix))) is not None:
                         out[slot] = v * factor
                         break
+    if out["bytes"] is None:
+        # per-region reports (replicate, verify): the sum over the regions
+        total = None
+        for region in _region_reports(doc):
+            for key in _BYTES_KEYS:
+                if (v := _num(region.get(key))) is not None:
+                    total = (total or 0.0) + v
+                    break
+        out["bytes"] = total
     return out
+
+
+def _region_reports(doc: Any) -> list[dict[str, Any]]:
+    regions = doc.get("regions") if isinstance(doc, dict) else None
+    if isinstance(regions, dict):
+        regions = list(regions.values())
+    return [r for r in regions if isinstance(r, dict)] if isinstance(regions, list) else []
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -460,6 +477,9 @@ def metric_families(store: RunStore, clock: Clock) -> list[MetricFamily]:
                        "Recovery time measured by the last completed drill of the region.")
     rpo = MetricFamily("drkit_drill_rpo_seconds",
                        "Recovery point (data age) of the last completed drill of the region.")
+    lag = MetricFamily("drkit_replication_lag_hours",
+                       "Replication lag of each region reported by the last completed "
+                       "replicate run.")
     written = MetricFamily("drkit_schedule_metrics_written_timestamp_seconds",
                            "When drkit last wrote this file.")
     for entry in store.all_states().values():
@@ -483,8 +503,12 @@ def metric_families(store: RunStore, clock: Clock) -> list[MetricFamily]:
                     rto.add(done.rto_seconds, region=done.target)
                 if done.rpo_seconds is not None:
                     rpo.add(done.rpo_seconds, region=done.target)
+            if done.task == "replicate":
+                for region in _region_reports(done.summary):
+                    if (hours := _num(region.get("lag_hours"))) is not None:
+                        lag.add(hours, region=str(region.get("region", "")))
     written.add(clock.now().timestamp())
-    return [last_run, last_ok, duration, code, failed, size, findings, rto, rpo, written]
+    return [last_run, last_ok, duration, code, failed, size, findings, rto, rpo, lag, written]
 
 
 def write_metrics(settings: ScheduleSettings, store: RunStore, clock: Clock) -> None:

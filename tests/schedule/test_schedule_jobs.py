@@ -227,3 +227,51 @@ def test_drill_rotates_through_regions_from_the_run_records(make_config: Callabl
     assert [c.target for c in plan_commands(settings, "drill", store)] == ["beijing"]
     assert [c.target for c in plan_commands(settings, "drill-all", store)] == [
         "beijing", "nanjing", "shanghai"]
+
+
+def test_figures_from_the_commands_json_documents() -> None:
+    from drkit.schedule.runner import extract_figures
+
+    snapshot = {"snapshot_id": "ab", "bytes_read": 10, "bytes_new": 7, "bytes_stored": 5}
+    assert extract_figures(snapshot)["bytes"] == 5
+    verify = {"clean": False, "findings": [{"severity": "critical"}, {"severity": "warn"}],
+              "regions": [{"region": "a", "bytes_read": 100}, {"region": "b",
+                                                                 "bytes_read": 50}]}
+    assert extract_figures(verify) == {"bytes": 150, "findings": 2, "rto_seconds": None,
+                                       "rpo_seconds": None}
+    replicate = {"regions": {"a": {"bytes_copied": 3, "lag_hours": 0.5}}, "findings": []}
+    assert extract_figures(replicate)["bytes"] == 3
+    drill = {"format": "drkit-drill-report/1", "rto_seconds": 95.5, "rpo_seconds": 7200,
+             "mismatched_count": 0}
+    assert extract_figures(drill) == {"bytes": None, "findings": 0, "rto_seconds": 95.5,
+                                      "rpo_seconds": 7200}
+    assert extract_figures({"summary": {"rto_minutes": 2, "rpo_hours": 1}})["rpo_seconds"] == 3600
+    assert extract_figures(None) == {"bytes": None, "findings": None, "rto_seconds": None,
+                                     "rpo_seconds": None}
+
+
+def test_drill_and_replication_metrics(make_config: Callable[..., Path], clock: FixedClock
+                                       ) -> None:
+    from drkit.schedule.runner import write_metrics
+
+    settings = load_schedule(load_config(make_config()))
+    store = RunStore(settings.state_dir)
+    at = "2026-11-23T02:30:00Z"
+    store.add(RunRecord(task="drill", target="nanjing", command=[], origin="daemon",
+                        started=at, finished=at, duration_seconds=120.0, exit_code=0,
+                        outcome="ok", rto_seconds=95.5, rpo_seconds=7200.0, findings=0))
+    store.add(RunRecord(task="replicate", target="", command=[], origin="daemon",
+                        started=at, finished=at, duration_seconds=3.0, exit_code=1,
+                        outcome="findings", bytes=3, findings=1,
+                        summary={"regions": {"shanghai": {"region": "shanghai",
+                                                          "lag_hours": 30.5}}}))
+    write_metrics(settings, store, clock)
+    prom = parse_prom(settings.metrics_file.read_text())
+    assert prom[("drkit_drill_rto_seconds", labels(region="nanjing"))] == 95.5
+    assert prom[("drkit_drill_rpo_seconds", labels(region="nanjing"))] == 7200
+    assert prom[("drkit_replication_lag_hours", labels(region="shanghai"))] == 30.5
+    r = labels(task="replicate", target="")
+    assert prom[("drkit_job_last_findings", r)] == 1
+    assert prom[("drkit_job_last_bytes", r)] == 3
+    assert prom[("drkit_job_last_run_failed", r)] == 0  # findings: it ran to the end
+    assert ("drkit_job_last_success_timestamp_seconds", r) not in prom
