@@ -37,6 +37,11 @@ from drkit.storage.s3 import S3Store
 from drkit.storage.url import open_store, parse_store_url
 
 LISTING_KEYS = 2500
+#: The environment before the autouse isolation fixture cleans it, so that a real-cloud
+#: run can use ``credentials=env:NAME`` in DRKIT_TEST_S3_URL / DRKIT_TEST_COS_URL.
+_ORIGINAL_ENV = dict(os.environ)
+_CREDENTIAL_SUFFIXES = ("_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY", "_SESSION_TOKEN",
+                        "_SECRET_ID", "_SECRET_KEY")
 
 
 @dataclass
@@ -158,6 +163,12 @@ def backend(
         if not base:
             pytest.skip(f"{var} is not set (and credentials for it): real-cloud run skipped")
         is_cos = name == "cos-real"
+        cred = parse_store_url(base).params.get("credentials", "")
+        if cred.startswith("env:"):
+            for suffix in _CREDENTIAL_SUFFIXES:
+                value = _ORIGINAL_ENV.get(cred[4:] + suffix)
+                if value:
+                    monkeypatch.setenv(cred[4:] + suffix, value)
 
         def make_real(lock_days: int | None = None, versioning: bool = False) -> Store:
             url = _with_unique_prefix(base)

@@ -167,10 +167,10 @@ def test_archive_class_must_be_thawed_before_reading(backend: Backend) -> None:
     assert "cold/pack" in str(err.value)
     listed = next(iter(store.list("cold/")))
     assert listed.storage_class == backend.archive_class
-    if not backend.instant_thaw:
-        assert store.thaw("cold/pack") is False
-        return
-    assert store.thaw("cold/pack") is True
+    ready = store.thaw("cold/pack")
+    if not backend.instant_thaw and not ready:
+        return  # a real restore takes hours; started is all a test run can see
+    assert ready is True
     assert not store.head("cold/pack").needs_thaw
     assert store.get("cold/pack") == b"frozen bytes"
     assert store.thaw("cold/pack") is True  # idempotent
@@ -300,7 +300,7 @@ def test_bucket_settings_report_what_was_set(backend: Backend) -> None:
 
 def test_unknown_bucket_is_backend_unavailable(backend: Backend) -> None:
     if backend.missing_bucket is None:
-        pytest.skip(f"{backend.name}: no bucket to get wrong")
+        pytest.skip(f"{backend.name}: tests do not create buckets here")
     store = backend.missing_bucket()
     for call in (lambda: store.put("k", b"x"), lambda: store.get("k"),
                  lambda: store.head("k"), lambda: list(store.list()),
@@ -315,7 +315,7 @@ def test_unknown_bucket_is_backend_unavailable(backend: Backend) -> None:
 
 def test_unreachable_endpoint_is_backend_unavailable(backend: Backend) -> None:
     if backend.unreachable is None:
-        pytest.skip(f"{backend.name}: a folder has no endpoint")
+        pytest.skip(f"{backend.name}: no endpoint to make unreachable")
     store = backend.unreachable()
     for call in (lambda: store.put("k", b"x"), lambda: store.get("k"),
                  lambda: list(store.list())):
