@@ -17,7 +17,13 @@ from drkit.approval.gate import (
     record_result,
     require_approval,
 )
-from drkit.approval.operations import OPERATIONS, keys_plan, restore_production_plan
+from drkit.approval.operations import (
+    OPERATIONS,
+    keys_plan,
+    production_sources_at,
+    require_restore_approval,
+    restore_production_plan,
+)
 
 __all__ = [
     "OPERATIONS",
@@ -29,7 +35,9 @@ __all__ = [
     "execute",
     "keys_plan",
     "list_requests",
+    "production_sources_at",
     "record_result",
     "require_approval",
+    "require_restore_approval",
     "restore_production_plan",
 ]

@@ -26,8 +26,8 @@ from drkit.approval.gate import ApprovalContext, Grant, current_registry
 from drkit.approval.identity import actor
 from drkit.approval.keys import Enrollment
 from drkit.approval.registry import pin_version, registry_content, write_local_copy
-from drkit.clock import parse_iso
-from drkit.config import check_config
+from drkit.clock import Clock, parse_iso
+from drkit.config import Config, check_config
 from drkit.errors import InputError, ObjectNotFound, UsageError
 
 log = logging.getLogger(__name__)
@@ -298,6 +298,35 @@ def restore_production_plan(snapshot_id: str, target: str | Path, source: str) -
     """The plan a restore into a production target must have approved (the restore command
     and ``drkit request restore-production`` both build it with this function)."""
     return {"snapshot": snapshot_id, "target": str(Path(target).resolve()), "source": source}
+
+
+def production_sources_at(config: Config, target: str | Path) -> list[str]:
+    """Sources marked ``production = true`` whose path is the target, inside it or holds it
+    (restoring there would overwrite production data)."""
+    where = Path(target).resolve()
+    hits = []
+    for source in config.sources.values():
+        if not source.production or source.path is None:
+            continue
+        path = source.path.resolve()
+        if where == path or where in path.parents or path in where.parents:
+            hits.append(source.name)
+    return sorted(hits)
+
+
+def require_restore_approval(config: Config, *, snapshot_id: str, target: str | Path,
+                             clock: Clock, approval_id: str | None = None) -> list[Grant]:
+    """The one call a restore or drill makes before writing into ``target``: nothing when
+    the target is not a production source's location, else a consumed approval per
+    production source there (ApprovalRequired, exit 3, when one is missing)."""
+    from drkit.approval.gate import require_approval
+
+    grants = []
+    for source in production_sources_at(config, target):
+        plan = restore_production_plan(snapshot_id, target, source)
+        grants.append(require_approval("restore-production", plan, plan, config=config,
+                                       clock=clock, approval_id=approval_id))
+    return grants
 
 
 def keys_plan(action: str, detail: dict[str, Any]) -> dict[str, Any]:

@@ -312,7 +312,13 @@ def request_restore(snapshot: str, target: str, source: str, reason: str,
                     as_name: str | None, key_file: Path | None,
                     passphrase_file: Path | None) -> None:
     """Request restoring SNAPSHOT into a production target (run by 'drkit restore')."""
-    params = {"snapshot": snapshot, "target": str(Path(target).resolve()), "source": source}
+    from drkit.repo.keys import load_trusted_writer_keys
+    from drkit.repo.repository import Repository
+
+    ctx = _context()
+    snap = Repository.open(ctx.store, load_trusted_writer_keys(ctx.config)).find_snapshot(
+        snapshot)
+    params = operations.restore_production_plan(snap.id, target, source)
     file_request("restore-production", params, reason, as_name, key_file, passphrase_file)
 
 

@@ -199,3 +199,26 @@ def test_evaluation_counts_people(project) -> None:
     project.approve(rid, "bob")
     ev = gate.evaluate(ctx, load_request(ctx.store, rid), gate.current_registry(ctx))
     assert ev.state == "pending" and list(ev.approvers) == ["bob"] and ev.quorum == 2
+
+
+def test_restore_into_a_production_source_needs_approval(project, tmp_path: Path) -> None:
+    from drkit.approval import require_restore_approval
+
+    cfg = tmp_path / "drkit.toml"
+    cfg.write_text(cfg.read_text() + '\n[sources.shop]\ntype = "files"\npath = "data/shop"\n'
+                   "production = true\n")
+    (tmp_path / "data" / "shop").mkdir()
+    snap = project.snapshot("a")
+    config = load_config(cfg)
+    assert require_restore_approval(config, snapshot_id=snap, target=tmp_path / "scratch",
+                                    clock=project.clock) == []
+    with pytest.raises(ApprovalRequired, match="restore-production is a dangerous operation"):
+        require_restore_approval(config, snapshot_id=snap, target=tmp_path / "data",
+                                 clock=project.clock)
+    rid = project.request("restore-production", snap[:8], "--to", str(tmp_path / "data"),
+                          "--source", "shop")
+    project.approve(rid, "carol")
+    project.approve(rid, "dave")
+    grants = require_restore_approval(config, snapshot_id=snap, target=tmp_path / "data",
+                                      clock=project.clock, approval_id=rid[:10])
+    assert [g.request_id for g in grants] == [rid]
