@@ -98,7 +98,8 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
     def text() -> str:
         lines = []
         for r in result.regions:
-            status = "clean" if r.clean else f"{len(r.findings)} findings"
+            n = len(r.findings)
+            status = "clean" if r.clean else f"{n} finding{'s' if n != 1 else ''}"
             lines.append(f"{r.region}: {status}; log size {r.log_size}, "
                          f"{r.objects_logged} objects ({r.objects_checked_by_listing} by "
                          f"listing, {r.objects_hashed} hashed, {r.objects_read} read)")
