@@ -61,7 +61,8 @@ def list_regions(config: Config, settings: ScheduleSettings, python: str | None 
             listing.snapshots = [s for s in snaps if isinstance(s, dict) and "time" in s]
         except ValueError:
             lines = stderr.decode("utf-8", "replace").strip().splitlines()
-            listing.error = (lines[-1] if lines else f"exit {proc.returncode}")[:300]
+            last = lines[-1] if lines else f"exit {proc.returncode}"
+            listing.error = last.removeprefix("drkit: error: ")[:300]
         out[region] = listing
     return out
 
@@ -74,6 +75,20 @@ def _source_names(snapshot: dict[str, Any]) -> list[str]:
         elif isinstance(src, dict) and isinstance(src.get("name"), str):
             names.append(src["name"])
     return names
+
+
+def _replicate_report(states: dict[str, dict[str, RunRecord]], region: str
+                      ) -> tuple[datetime, float] | None:
+    done = states.get("replicate", {}).get("last_completed")
+    summary = done.summary if done is not None else None
+    regions = summary.get("regions") if isinstance(summary, dict) else None
+    if isinstance(regions, list):
+        regions = {r.get("region"): r for r in regions if isinstance(r, dict)}
+    report = regions.get(region) if isinstance(regions, dict) else None
+    lag = report.get("lag_hours") if isinstance(report, dict) else None
+    if done is None or isinstance(lag, bool) or not isinstance(lag, int | float):
+        return None
+    return done.finished_at, float(lag)
 
 
 def _hours(delta: timedelta) -> float:
@@ -144,6 +159,7 @@ def compute_status(config: Config, settings: ScheduleSettings, *, clock: Clock,
         st.snapshots.append(row)
 
     # -- replication lag per non-primary region ---------------------------------------
+    states = RunStore(settings.state_dir).all_states()
     primary_snaps = primary.snapshots if primary and primary.error is None else []
     for region_name in sorted(config.regions):
         if region_name == config.primary:
@@ -157,6 +173,25 @@ def compute_status(config: Config, settings: ScheduleSettings, *, clock: Clock,
             listing = RegionListing(region_name)
         if listing is None or listing.error is not None:
             err = listing.error if listing else "not listed"
+            reported = _replicate_report(states, region_name)
+            if reported is not None:
+                # A cold region (archive class) cannot be listed without a thaw: take the
+                # lag the last completed replicate run measured, plus the age of any
+                # primary snapshot taken since that run.
+                ran_at, lag_h = reported
+                newer = [t for t in (parse_iso(x["time"]) for x in primary_snaps) if t > ran_at]
+                lag = timedelta(hours=lag_h)
+                if newer:
+                    lag = max(lag, now - min(newer))
+                ok = lag <= timedelta(hours=region.max_lag_hours)
+                row.update(lag_hours=_hours(lag), missing=None, ok=ok,
+                           source=f"replicate run of {utc_iso(ran_at)}", note=err)
+                if not ok:
+                    st.problems.append(
+                        f"region {region_name!r}: replication lags {_hours(lag):g} h "
+                        f"(regions.{region_name}.max_lag_hours = {region.max_lag_hours:g})")
+                st.replication.append(row)
+                continue
             row.update(lag_hours=None, missing=None, ok=False, error=err)
             st.problems.append(f"region {region_name!r}: cannot list snapshots: {err}")
             st.replication.append(row)
@@ -176,8 +211,6 @@ def compute_status(config: Config, settings: ScheduleSettings, *, clock: Clock,
         st.replication.append(row)
 
     # -- verification and drills from the run records -----------------------------------
-    store = RunStore(settings.state_dir)
-    states = store.all_states()
     jobs = {job.name: job for job in settings.jobs}
     grace = settings.misfire_grace_seconds
 
