@@ -9,6 +9,8 @@ and reconciles every merchant, and a drill from Nanjing fails naming what is wro
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -55,23 +57,36 @@ class _Story:
         if not self.app.json:
             click.echo(f"$ drkit {' '.join(args)}")
         sub = AppContext(clock=self.app.clock, config_file=str(self.config),
-                         quiet=self.app.quiet or self.app.json, json=False)
+                         quiet=self.app.quiet or self.app.json, json=self.app.json)
         started = time.monotonic()
         code = 0
-        try:
-            # Without standalone mode click returns the exit code a command asked for.
-            rv = cli.main(args=list(args), prog_name="drkit", standalone_mode=False, obj=sub)
-            code = rv if isinstance(rv, int) else 0
-        except click.exceptions.Exit as exc:
-            code = exc.exit_code
-        except click.ClickException as exc:
-            exc.show()
-            code = exc.exit_code
+        captured = io.StringIO()
+        # Under --json each step prints its own JSON document; it is captured into the
+        # demo's one document instead of going to stdout.
+        redirect = (contextlib.redirect_stdout(captured) if self.app.json
+                    else contextlib.nullcontext())
+        with redirect:
+            try:
+                # Without standalone mode click returns the exit code a command asked for.
+                rv = cli.main(args=list(args), prog_name="drkit", standalone_mode=False,
+                              obj=sub)
+                code = rv if isinstance(rv, int) else 0
+            except click.exceptions.Exit as exc:
+                code = exc.exit_code
+            except click.ClickException as exc:
+                exc.show()
+                code = exc.exit_code
         seconds = time.monotonic() - started
-        if not self.app.json:
+        step: dict[str, Any] = {"command": ["drkit", *args], "exit_code": code,
+                                "expected": expect, "seconds": round(seconds, 3)}
+        if self.app.json:
+            try:
+                step["result"] = json.loads(captured.getvalue())
+            except ValueError:
+                step["output"] = captured.getvalue()
+        else:
             click.echo(f"(exit {code})")
-        self.steps.append({"command": ["drkit", *args], "exit_code": code,
-                           "expected": expect, "seconds": round(seconds, 3)})
+        self.steps.append(step)
         return code
 
 
