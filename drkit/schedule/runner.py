@@ -150,11 +150,17 @@ def plan_commands(settings: ScheduleSettings, name: str, store: RunStore) -> lis
     if name == "ledger":
         return [CommandRun("ledger", s, ("ledger", "build", "--source", s))
                 for s in settings.ledger_sources]
+    secrets: tuple[str, ...] = ()
+    if settings.recovery_key:
+        secrets += ("--recovery-key", str(settings.recovery_key))
+    if settings.passphrase_file:
+        secrets += ("--passphrase-file", str(settings.passphrase_file))
     if name == "drill":
         region = drill_rotation(settings.regions, last_drills(store, settings.regions))[0]
-        return [CommandRun("drill", region, ("drill", "--region", region))]
+        return [CommandRun("drill", region, ("drill", "--region", region, *secrets))]
     if name == "drill-all":
-        return [CommandRun("drill", r, ("drill", "--region", r)) for r in settings.regions]
+        return [CommandRun("drill", r, ("drill", "--region", r, *secrets))
+                for r in settings.regions]
     if name == "prune-request":
         return [CommandRun("prune-request", "",
                            ("request", "prune", "--reason", PRUNE_REASON))]

@@ -60,7 +60,7 @@ LOCK_KIND: dict[str, str] = {
 }
 _KEYS = set(DEFAULTS) | {"timezone", "misfire_grace_seconds", "jobstore", "metrics_file",
                          "state_dir", "read_data_sample", "ledger_sources", "on_sigterm",
-                         "webhook"}
+                         "webhook", "recovery_key", "passphrase_file"}
 _WEBHOOK_KEYS = {"url", "wecom", "timeout_seconds"}
 _SAMPLE = re.compile(r"^(\d+(?:\.\d+)?)%$")
 
@@ -105,6 +105,10 @@ class ScheduleSettings:
     on_sigterm: str                 # "wait" or "terminate"
     webhook: WebhookSettings
     regions: tuple[str, ...]
+    # Drills decrypt: the recovery key and a file holding its passphrase (else the child
+    # inherits $DRKIT_RECOVERY_PASSPHRASE; it never gets a terminal to prompt on).
+    recovery_key: Path | None = None
+    passphrase_file: Path | None = None
 
     @property
     def replicate_after_snapshot(self) -> bool:
@@ -232,7 +236,12 @@ def load_schedule(config: Config) -> ScheduleSettings:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise _fail(config, "webhook.timeout_seconds", "must be a positive number")
 
+    recovery_key = text("recovery_key", "")
+    passphrase_file = text("passphrase_file", "")
+
     return ScheduleSettings(
+        recovery_key=(config.base_dir / recovery_key) if recovery_key else None,
+        passphrase_file=(config.base_dir / passphrase_file) if passphrase_file else None,
         config_file=config.path.resolve(),
         timezone=tz,
         timezone_name=tz_name,

@@ -128,3 +128,28 @@ def _events(log: Any) -> list[dict[str, Any]]:
         if isinstance(note, dict):
             out.append(note)
     return out
+
+
+def test_scheduled_drill_measures_rto_and_rpo_per_region(
+        drkit: Any, repository: Callable[..., Path], clock: FixedClock) -> None:
+    path = repository('passphrase_file = "pass.txt"\n')
+    settings = load_schedule(load_config(path))
+    assert drkit("--json", "schedule", "run-job", "snapshot").exit_code == 0
+    res = drkit("--json", "schedule", "run-job", "drill")
+    [run] = json.loads(res.stdout)["runs"]
+    assert run["command"] == ["drill", "--region", "beijing", "--passphrase-file",
+                              str(path.parent / "pass.txt")]
+    assert run["outcome"] == "ok", run["message"]
+    assert run["rto_seconds"] > 0 and run["rpo_seconds"] >= 0
+    prom = settings.metrics_file.read_text()
+    assert 'drkit_drill_rto_seconds{region="beijing"} ' in prom
+    assert 'drkit_drill_rpo_seconds{region="beijing"} ' in prom
+    doc = json.loads(drkit("--json", "status").stdout)
+    drills = {r["region"]: r for r in doc["drills"]}
+    assert drills["beijing"]["ok"] is True
+    assert drills["beijing"]["rto_seconds"] == run["rto_seconds"]
+    assert "drill of region 'nanjing': never completed" in doc["problems"]
+    # the next monthly drill takes the next region
+    show = json.loads(drkit("--json", "schedule", "show").stdout)
+    [drill] = [j for j in show["jobs"] if j["name"] == "drill"]
+    assert drill["regions"] == ["nanjing", "shanghai", "beijing"]
