@@ -39,7 +39,8 @@ def test_build_json_on_the_demo_database(drkit, site: Path) -> None:
     stats = generate_shop_db(db)
     before = hashlib.sha256(db.read_bytes()).hexdigest()
 
-    res = drkit("--json", "ledger", "build", "--no-store", "--source", "shop", "--out", "ledger.json")
+    res = drkit("--json", "ledger", "build", "--no-store", "--source", "shop",
+                "--out", "ledger.json")
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["findings"] == []
