@@ -105,8 +105,8 @@ def test_snapshot_while_another_connection_writes_is_consistent(project: Any,
     with pg(pg_db) as conn:
         conn.execute("CREATE TABLE debit (id bigint PRIMARY KEY, amount int)")
         conn.execute("CREATE TABLE credit (id bigint PRIMARY KEY, amount int)")
-        conn.execute("INSERT INTO debit SELECT i, i % 100 FROM generate_series(1, 20000) i")
-        conn.execute("INSERT INTO credit SELECT i, i % 100 FROM generate_series(1, 20000) i")
+        conn.execute("INSERT INTO debit SELECT i, i % 100 FROM generate_series(1, 5000) i")
+        conn.execute("INSERT INTO credit SELECT i, i % 100 FROM generate_series(1, 5000) i")
     stop = threading.Event()
     written = [0]
 
