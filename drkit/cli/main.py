@@ -19,13 +19,68 @@ log = logging.getLogger(__name__)
 _SKIP = {"main", "common"}
 
 
+# Commands whose outcome the central hook records in the audit log. The approval commands
+# (request, approve, deny, execute, prune, delete-object, config apply) record richer events
+# themselves; read-only and set-up commands (status, snapshots, config check, init, demo)
+# are not actions on the backups.
+AUDITED_COMMANDS = frozenset({"snapshot", "restore", "check", "replicate", "verify", "drill",
+                              "ledger", "lint", "keys", "cloud"})
+_RESULTS = {0: "ok", 1: "findings", 2: "error", 3: "refused"}
+
+
+def _audit(ctx: click.Context, code: int, error: str | None) -> None:
+    """Record a finished command in the audit log; never raises, never hides the outcome."""
+    argv: list[str] = ctx.meta.get("drkit.argv", [])
+    error = error or ctx.meta.get("drkit.error")
+    if not argv or argv[0] not in AUDITED_COMMANDS or "--help" in argv or "-h" in argv:
+        return
+    if argv[0] == "keys" and argv[1:2] != ["init"]:
+        return
+    app = get_app(ctx)
+    try:
+        config = app.config
+    except DrkitError:
+        return  # no usable drkit.toml (lint in a CI checkout): nothing to record into
+    from drkit.audit import record_event
+
+    details: dict[str, Any] = {"exit_code": code}
+    if error:
+        details["error"] = error
+    record_event(config, action=" ".join(a for a in argv[:2] if not a.startswith("-")),
+                 result=_RESULTS.get(code, "internal-error"), params={"argv": argv},
+                 details=details, clock=app.clock)
+
+
 class DrkitGroup(click.Group):
-    """Maps drkit's exceptions to one line on stderr and their exit code."""
+    """Maps drkit's exceptions to one line on stderr and their exit code, and records
+    every action's outcome in the audit log."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        code, error = 0, None
+        try:
+            return self._invoke(ctx)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+            raise
+        except click.ClickException as exc:
+            code, error = exc.exit_code, exc.format_message()
+            raise
+        except BaseException as exc:
+            code, error = 70, type(exc).__name__
+            raise
+        finally:
+            _audit(ctx, code, error)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        ctx.meta["drkit.argv"] = list(args)
+        return super().resolve_command(ctx, args)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DrkitError as exc:
+            ctx.meta["drkit.error"] = str(exc)
             app = get_app(ctx)
             if exc.show_traceback or app.verbose >= 2:
                 traceback.print_exc(file=sys.stderr)
