@@ -34,10 +34,18 @@ def run_command() -> None:
     Jobs persist in schedule.jobstore (SQLite in the cache folder by default). On SIGTERM
     no new run starts and the running one finishes; a second SIGTERM terminates it.
     """
+    import logging
+
     from drkit.schedule.daemon import run_daemon
 
     app = get_app()
-    run_daemon(app.config, _settings(), app.clock)
+    settings = _settings()
+    if not app.quiet:
+        # A service's log is its journal: say what starts, runs and stops (INFO) even
+        # without -v; -q keeps it to errors.
+        logging.getLogger("drkit.schedule").setLevel(
+            min(logging.getLogger().getEffectiveLevel(), logging.INFO))
+    run_daemon(app.config, settings, app.clock)
 
 
 def _job_rows(settings: ScheduleSettings, now: datetime, count: int) -> list[dict[str, Any]]:
