@@ -65,7 +65,7 @@ def test_malformed_toml_is_one_line_exit_2(drkit, tmp_path: Path) -> None:
     res = drkit("config", "check")
     assert res.exit_code == 2
     assert "not valid TOML" in res.stdout
-    res = drkit("demo", "--dir", ".")
+    res = drkit("verify")
     assert res.exit_code == 2
     assert res.stderr.startswith("drkit: error: drkit.toml: (syntax): not valid TOML")
     assert "Traceback" not in res.stderr
