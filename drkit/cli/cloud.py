@@ -93,4 +93,40 @@ def status_command() -> None:
         raise CheckFailed(f"{len(stale)} cloud resources have no recent snapshot")
 
 
+@cloud_group.command("expire")
+@click.option("--as-of", "as_of", metavar="TIME", default=None,
+              help="Apply retention as of this UTC time (ISO 8601; default: now). Part of "
+                   "the approved request, so the plan does not drift.")
+@click.option("--approval", "approval_id", metavar="ID", default=None,
+              help="The approved request to use (default: any matching approved request).")
+@click.option("--dry-run", is_flag=True, help="Only show the plan.")
+@json_option
+def expire_command(as_of: str | None, approval_id: str | None, dry_run: bool) -> None:
+    """Delete drkit's cloud snapshots past retention: a dangerous operation that needs a
+    second approval ('drkit request cloud-expire --as-of TIME'); exit 3 without one."""
+    from drkit.approval.gate import require_approval
+    from drkit.clock import parse_iso
+    from drkit.cloud.model import ExpiryCandidate, SnapshotRecord
+    from drkit.cloud.run import EXPIRY_OPERATION, expire_approved, expiry_plan_document
+    from drkit.errors import UsageError
+
+    app = get_app()
+    cfg = _cloud_config()
+    try:
+        when = parse_iso(as_of) if as_of else app.clock.now().replace(microsecond=0)
+    except ValueError as exc:
+        raise UsageError(f"--as-of: {exc}") from None
+    plan = expiry_plan_document(cfg, as_of=when)
+    if dry_run or not plan["snapshots"]:
+        emit({"plan": plan, "deleted": []},
+             f"{len(plan['snapshots'])} cloud snapshots past retention as of {utc_iso(when)}")
+        return
+    require_approval(EXPIRY_OPERATION, {"as_of": utc_iso(when)}, plan, config=app.config,
+                     clock=app.clock, approval_id=approval_id)
+    records = [SnapshotRecord.from_dict(d) for d in plan["snapshots"]]
+    done = expire_approved(cfg, [ExpiryCandidate(r, "approved") for r in records])
+    emit({"plan": plan, "deleted": [r.to_dict() for r in done]},
+         f"deleted {len(done)} cloud snapshots past retention (approved)")
+
+
 COMMANDS = [cloud_group]

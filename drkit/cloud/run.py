@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from drkit.clock import utc_iso
 from drkit.cloud.base import Pending, Provider, Waiter
 from drkit.cloud.config import CloudConfig
 from drkit.cloud.model import (
@@ -143,6 +144,20 @@ def plan_expiry(cfg: CloudConfig, *, now: datetime,
                         rec, f"{age.days} days old, retention {pcfg.retention_days} days, "
                              f"{pcfg.keep_min} newer kept"))
     return out
+
+
+EXPIRY_OPERATION = "cloud-expire"
+
+
+def expiry_plan_document(cfg: CloudConfig, *, as_of: datetime,
+                         providers: Sequence[Provider] | None = None) -> dict[str, Any]:
+    """The plan approvers sign for ``cloud-expire``: every snapshot ``plan_expiry`` would
+    expire as of ``as_of``. ``as_of`` is a request parameter, so the plan does not drift
+    while approvals are collected; it only changes if snapshots appear or vanish."""
+    candidates = plan_expiry(cfg, now=as_of, providers=providers)
+    return {"operation": EXPIRY_OPERATION, "as_of": utc_iso(as_of),
+            "snapshots": sorted((c.record.to_dict() for c in candidates),
+                                key=lambda d: (d["provider"], d["region"], d["snapshot_id"]))}
 
 
 def expire_approved(cfg: CloudConfig, candidates: Iterable[ExpiryCandidate], *,

@@ -160,3 +160,52 @@ def test_unreachable_api(tencent_env: TencentDouble, clock: FixedClock) -> None:
                                           "protocol": "http", "select_tag": "backup"}})
     with pytest.raises(CloudUnavailable, match="cannot reach the cbs API in ap-beijing"):
         take_snapshots(cfg, "run-u", now=clock.now())
+
+
+def test_cli_expire_needs_approval(drkit: Any, tmp_path: Path, tencent_env: TencentDouble,
+                                   clock: FixedClock) -> None:
+    double = tencent_env
+    double.add_disk("ap-beijing", {"backup": "daily"})
+    (tmp_path / "regions/p").mkdir(parents=True)
+    (tmp_path / "drkit.toml").write_text(f"""
+[repository]
+primary = "p"
+[regions.p]
+url = "file:regions/p"
+[cloud]
+poll_seconds = 0
+[cloud.tencent]
+region = "ap-beijing"
+endpoint = "{double.endpoint}"
+protocol = "http"
+select_tag = "backup"
+cdb = false
+keep_min = 1
+retention_days = 30
+""", encoding="utf-8")
+    cfg = tencent_cfg(double, cdb=False, copy_to=[])
+    old = take_snapshots(cfg, "20261001T000000Z-aaaa", now=clock.now())
+    take_snapshots(cfg, "20261101T000000Z-bbbb", now=clock.now())
+    double.age_snapshot("ap-beijing", old.records[0].snapshot_id, days=40)
+    as_of = (old.records[0].created_at + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    dry = drkit("--json", "cloud", "expire", "--as-of", as_of, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    plan = json.loads(dry.stdout)["plan"]
+    assert [s["snapshot_id"] for s in plan["snapshots"]] == [old.records[0].snapshot_id]
+
+    # A real repository (keys + config object) for the approval gate to read requests from.
+    from drkit.config import load_config
+    from drkit.repo import keys as repo_keys
+    from drkit.storage.url import open_store
+
+    config = load_config(tmp_path / "drkit.toml")
+    made = repo_keys.init_keys(config.keys_dir, "pass", kdf={
+        "name": "argon2id", "iterations": 1, "lanes": 1, "memory_cost": 8192})
+    open_store(config.primary_region.url).put(
+        repo_keys.CONFIG_KEY, repo_keys.encode_repository_config(made, now=clock.now()))
+    res = drkit("cloud", "expire", "--as-of", as_of)
+    assert res.exit_code == 3, res.stderr
+    # The real gate refuses: here no approver registry exists yet, so nothing can approve.
+    assert res.stderr.startswith("drkit: error: ") and "approver registry" in res.stderr
+    assert old.records[0].snapshot_id in double.snapshots["ap-beijing"]  # nothing deleted
