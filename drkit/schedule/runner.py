@@ -253,7 +253,7 @@ def child_argv(config_file: Path, argv: tuple[str, ...], python: str | None = No
 
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return redact_text(lines[-1])[:500] if lines else ""
+    return redact_text(lines[-1].removeprefix("drkit: error: "))[:500] if lines else ""
 
 
 def run_command(config: Config, settings: ScheduleSettings, cmd: CommandRun, *,
