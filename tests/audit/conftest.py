@@ -10,6 +10,11 @@ from typing import Any
 import pytest
 
 from drkit.config import Config, load_config
+from drkit.repo.keys import init_keys
+from drkit.repo.writer import initialise_repository
+from drkit.storage.url import open_store
+
+FAST_KDF = {"name": "argon2id", "iterations": 1, "lanes": 1, "memory_cost": 8192}
 
 CONFIG = """\
 [repository]
@@ -65,6 +70,10 @@ def audit_project(drkit: Any, clock: Any, tmp_path: Path) -> AuditProject:
     (tmp_path / "drkit.toml").write_text(CONFIG)
     (tmp_path / "data" / "uploads").mkdir(parents=True)
     proj = AuditProject(tmp_path, drkit, clock)
-    res = proj.run("keys", "init")
-    assert res.exit_code == 0, res.stderr
+    # Keys and repository made through the library, not 'drkit keys init', so that the log
+    # starts empty and each test counts only its own events.
+    config = proj.config
+    keys = init_keys(config.keys_dir, "pw", kdf=FAST_KDF)
+    initialise_repository(open_store(config.primary_region.url), config.primary_region, keys,
+                          now=clock.now())
     return proj

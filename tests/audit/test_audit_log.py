@@ -196,10 +196,17 @@ def test_a_host_without_the_writer_key_can_log_and_verify(audit_project) -> None
     config = load_config(other / "drkit.toml")
     record_event(config, action="approval.approve", result="ok", clock=proj.clock,
                  details={"name": "bob"})
+    # Hosts take turns: each notices the other's appends and extends the same log.
+    _record(proj, "replicate")
+    record_event(config, action="approval.deny", result="ok", clock=proj.clock)
+    _record(proj, "verify")
     res = proj.drkit("--config", str(other / "drkit.toml"), "--json", "audit", "verify")
     assert res.exit_code == 0, res.stdout + res.stderr
     doc = json.loads(res.stdout)
-    assert doc["size"] == 2 and len(doc["hosts"]) == 2
+    assert doc["size"] == 5 and len(doc["hosts"]) == 2
+    assert not doc["findings"]
+    actions = [e.note["action"] for e in AuditLog.open(proj.config, proj.clock).read().entries]
+    assert actions == ["snapshot", "approval.approve", "replicate", "approval.deny", "verify"]
 
 
 def test_report_lists_operations_refusals_drills_and_gaps(audit_project, tmp_path) -> None:
