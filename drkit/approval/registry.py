@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from drkit.errors import (
     ObjectNotFound,
 )
 from drkit.storage.base import Store
+
+log = logging.getLogger(__name__)
 
 REGISTRY_FORMAT = "drkit-approver-registry"
 REGISTRY_PREFIX = "approval/registry/"
@@ -194,7 +197,10 @@ def check_local_copy(config: Config, current: RegistryVersion) -> None:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        write_local_copy(config, current)
+        try:
+            write_local_copy(config, current)
+        except OSError as exc:  # a read-only config folder: the copy is only a convenience
+            log.warning("%s: cannot write the local approver registry copy: %s", path, exc)
         return
     except OSError as exc:
         raise InputError(f"{path}: cannot read the local approver registry: {exc}") from None
