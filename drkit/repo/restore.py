@@ -228,7 +228,8 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
         order[pack] = min((position[d], off) for dests in chunks.values() for d, off in dests)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="restore") as pool:
-            for future in [pool.submit(restore_pack, p) for p in sorted(plan, key=lambda p: order[p])]:
+            ordered = sorted(plan, key=lambda p: order[p])
+            for future in [pool.submit(restore_pack, p) for p in ordered]:
                 future.result()
             for future in [pool.submit(verify_file, item) for item in files]:
                 future.result()

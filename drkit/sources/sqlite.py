@@ -146,6 +146,11 @@ class SQLiteSource(Source):
         try:
             src = _connect_ro(self.path)
             try:
+                # Take the read transaction first: this honours the busy timeout, whereas
+                # Connection.backup retries a locked source forever. Holding it, the copy
+                # is one consistent state of the database.
+                src.execute("BEGIN")
+                src.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 dst = sqlite3.connect(copy)
                 try:
                     src.backup(dst)

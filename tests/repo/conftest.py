@@ -47,6 +47,13 @@ class Project:
     def region(self) -> Path:
         return self.root / "regions" / "beijing"
 
+    def snapshot_objects(self) -> list[str]:
+        """Every object the snapshot writer owns (the audit log may add its own objects)."""
+        return sorted(str(p.relative_to(self.region)) for prefix in
+                      ("config", "packs", "index", "snapshots", "sessions")
+                      for p in [self.region / prefix, *(self.region / prefix).rglob("*")]
+                      if p.is_file())
+
     def packs(self) -> list[Path]:
         return sorted((self.region / "packs").rglob("*"))
 
