@@ -75,7 +75,8 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
     snapshots = repo.snapshots()  # oldest first
     newest = {s.id for s in snapshots[-keep_last:]}
     forget = [s for s in snapshots
-              if s.id not in newest and parse_iso(s.manifest.time) < cutoff]
+              if s.id not in newest and parse_iso(s.manifest.time) < cutoff
+              and not _locked(ctx, s.key)]  # a manifest still under lock stays visible
     forget_ids = {s.id for s in forget}
     kept = [s for s in snapshots if s.id not in forget_ids]
     # A snapshot names the packs its data (and its tree) lives in; a pack, its index file
@@ -125,6 +126,14 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
         "delete": delete,
         "retained": retained,
     }
+
+
+def _locked(ctx: ApprovalContext, key: str) -> bool:
+    try:
+        info = ctx.store.head(key)
+    except ObjectNotFound:
+        return False
+    return info.retain_until is not None and info.retain_until > ctx.now()
 
 
 def _tombstone_and_delete(ctx: ApprovalContext, items: list[dict[str, Any]], grant: Grant,

@@ -222,3 +222,25 @@ def test_restore_into_a_production_source_needs_approval(project, tmp_path: Path
     grants = require_restore_approval(config, snapshot_id=snap, target=tmp_path / "data",
                                       clock=project.clock, approval_id=rid[:10])
     assert [g.request_id for g in grants] == [rid]
+
+
+def test_prune_leaves_locked_objects_alone(project, tmp_path: Path) -> None:
+    cfg = tmp_path / "drkit.toml"
+    cfg.write_text(cfg.read_text().replace("retention_days = 30\n",
+                                           "retention_days = 30\nlock_days = 20\n", 1))
+    first = project.snapshot("first")
+    (tmp_path / "data" / "uploads" / "first.txt").unlink()
+    project.clock.advance(timedelta(days=10))
+    project.snapshot("second")
+    project.clock.advance(timedelta(days=5))  # first is 15 days old, locked until day 20
+    rid = project.request("prune", "--older-than-days", "1")
+    plan = project.json("requests", "--plan")["requests"][0]["plan"]
+    assert plan["forget"] == [] and plan["delete"] == []
+    project.clock.advance(timedelta(days=6))  # day 21: the lock has passed
+    rid = project.request("prune", "--older-than-days", "1")
+    plan = next(r for r in project.json("requests", "--plan")["requests"]
+                if r["id"] == rid)["plan"]
+    assert [f["id"] for f in plan["forget"]] == [first] and plan["retained"] == []
+    project.approve(rid, "bob")
+    project.approve(rid, "carol")
+    assert project.json("execute", rid)["result"]["forgotten"] == 1
