@@ -130,6 +130,7 @@ class COSStore(Store):
         self.url = url or f"cos://{bucket}/{self.prefix}".rstrip("/")
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
+        self._bucket_seen = False
         conf: dict[str, Any] = {
             "Region": region,
             "SecretId": secret_id,
@@ -229,6 +230,9 @@ class COSStore(Store):
         return self._unavailable(exc, f"{what} {key}")
 
     def _bucket_exists(self) -> bool:
+        """True if the bucket exists (asked once: a 404 on a key usually means the key)."""
+        if self._bucket_seen:
+            return True
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except CosServiceError as exc:
@@ -237,6 +241,7 @@ class COSStore(Store):
             raise self._unavailable(exc, "head bucket") from exc
         except CosClientError as exc:
             raise self._unavailable(exc, "head bucket") from exc
+        self._bucket_seen = True
         return True
 
     def _default_retention_days(self) -> int | None:

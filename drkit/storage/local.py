@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -94,9 +95,24 @@ class LocalStore(Store):
     def _write_meta(self, key: str, meta: dict[str, object]) -> None:
         path = self._meta_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(meta, sort_keys=True))
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(meta, sort_keys=True))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    @contextlib.contextmanager
+    def _publish_lock(self) -> Iterator[None]:
+        fd = os.open(self.root / TMP_DIR / ".publish.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     # -- interface -------------------------------------------------------------------------
     def put(
@@ -121,19 +137,25 @@ class LocalStore(Store):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp_dir.mkdir(exist_ok=True)
-            # Sidecar first: an object that is visible always has its metadata. An orphan
-            # sidecar left by a crash is simply replaced by the next put.
-            self._write_meta(key, meta)
             fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
-                try:
-                    os.link(tmp_name, path)
-                except FileExistsError:
-                    raise ObjectExists(f"{self.url}: {key} already exists") from None
+                # Writers that race on one key must not replace each other's sidecar, so
+                # the short step "sidecar, then link" runs under a lock on the folder
+                # (flock: across processes and threads). The bytes were written outside it.
+                with self._publish_lock():
+                    if path.exists():
+                        raise ObjectExists(f"{self.url}: {key} already exists")
+                    # Sidecar first: an object that is visible always has its metadata.
+                    # An orphan sidecar left by a crash is simply replaced here.
+                    self._write_meta(key, meta)
+                    try:
+                        os.link(tmp_name, path)
+                    except FileExistsError:
+                        raise ObjectExists(f"{self.url}: {key} already exists") from None
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_name)

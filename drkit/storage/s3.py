@@ -149,6 +149,7 @@ class S3Store(Store):
         self.url = url or f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
+        self._bucket_seen = False
         if addressing is None:
             addressing = "path" if endpoint else "auto"
         if addressing not in ("path", "virtual", "auto"):
@@ -259,6 +260,9 @@ class S3Store(Store):
         return self._unavailable(exc, f"{what} {key}")
 
     def _bucket_exists(self) -> bool:
+        """True if the bucket exists (asked once: a 404 on a key usually means the key)."""
+        if self._bucket_seen:
+            return True
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except botocore.exceptions.ClientError as exc:
@@ -267,6 +271,7 @@ class S3Store(Store):
             raise self._unavailable(exc, "head bucket") from exc
         except botocore.exceptions.BotoCoreError as exc:
             raise self._unavailable(exc, "head bucket") from exc
+        self._bucket_seen = True
         return True
 
     # -- interface -------------------------------------------------------------------------

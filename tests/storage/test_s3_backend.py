@@ -214,3 +214,21 @@ def test_throttling_and_5xx_are_retried_with_backoff() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_cos_class_names_are_refused_by_s3(s3_store_factory: Any) -> None:
+    store = s3_store_factory()
+    with pytest.raises(Unsupported) as err:
+        store.put("k", b"x", storage_class="ARCHIVE")
+    assert "ARCHIVE" in str(err.value)
+    assert not store.exists("k")
+
+
+def test_missing_keys_cost_one_request_once_the_bucket_is_known(s3_store_factory: Any) -> None:
+    store = s3_store_factory()
+    sent = _count_requests(store)
+    for _ in range(3):
+        assert not store.exists("absent")
+    heads_of_bucket = [line for line in sent if line.endswith(f"/{store.bucket}")]
+    assert len(heads_of_bucket) == 1
+    assert len(sent) == 4
