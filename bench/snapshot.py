@@ -23,11 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-WORDS = ("merchant order payment refund settle invoice amount status ok failed retry "
-         "shanghai beijing nanjing warehouse sku customer coupon delivered pending "
-         "2026-11-23 INFO WARN ERROR request response latency ms user session token id "
-         "cart checkout inventory price discount tax total sum hash GET POST /api/v1"
-         ).split(" ")
+WORDS = [
+    "merchant", "order", "payment", "refund", "settle", "invoice", "amount", "status", "ok",
+    "failed", "retry", "shanghai", "beijing", "nanjing", "warehouse", "sku", "customer",
+    "coupon", "delivered", "pending", "2026-11-23", "INFO", "WARN", "ERROR", "request",
+    "response", "latency", "ms", "user", "session", "token", "id", "cart", "checkout",
+    "inventory", "price", "discount", "tax", "total", "sum", "hash", "GET", "POST", "/api/v1",
+]
 PASSWORD = "bench-passphrase"
 
 
@@ -121,8 +123,8 @@ def mutate(root: Path, seed: int = 11) -> None:
         p.write_bytes(bytes(data))
 
 
-def run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process."""
+def run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (bytes) and CPU seconds (user + system) of one child."""
     os.sync()  # start every step with no dirty pages left over from the previous one
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
@@ -136,7 +138,7 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
     if proc.returncode != 0:
         sys.stderr.write(out.decode(errors="replace") + err.decode(errors="replace"))
         raise SystemExit(f"bench: {' '.join(cmd)} failed with exit code {proc.returncode}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def du(path: Path) -> int:
@@ -205,20 +207,23 @@ def main() -> None:
     for name, dcmd, rcmd in steps:
         if name.startswith("second"):
             mutate(base / "data")
-        d_time, d_mem = run(dcmd, env, base)
-        r_time, r_mem = run([restic, *rcmd], env, base) if restic else (float("nan"), 0)
-        rows.append((name, d_time, r_time, d_mem, r_mem))
+        d_time, d_mem, d_cpu = run(dcmd, env, base)
+        r_time, r_mem, r_cpu = run([restic, *rcmd], env, base) if restic \
+            else (float("nan"), 0, float("nan"))
+        rows.append((name, d_time, r_time, d_mem, r_mem, d_cpu, r_cpu))
         print(f"  {name}: drkit {d_time:.2f} s, restic {r_time:.2f} s", flush=True)
 
     d_store = du(base / "repo-drkit")
     r_store = du(base / "repo-restic") if restic else 0
     print()
     print(f"{'step':<22} {'drkit s':>8} {'restic s':>9} {'ratio':>6} "
+          f"{'drkit cpu':>10} {'restic cpu':>11} {'ratio':>6} "
           f"{'drkit MiB':>10} {'restic MiB':>11}")
-    for name, dt, rt, dm, rm in rows:
+    for name, dt, rt, dm, rm, dc, rc in rows:
         ratio = dt / rt if restic and rt > 0 else float("nan")
-        print(f"{name:<22} {dt:8.2f} {rt:9.2f} {ratio:6.2f} {dm / (1 << 20):10.0f} "
-              f"{rm / (1 << 20):11.0f}")
+        cratio = dc / rc if restic and rc > 0 else float("nan")
+        print(f"{name:<22} {dt:8.2f} {rt:9.2f} {ratio:6.2f} {dc:10.2f} {rc:11.2f} "
+              f"{cratio:6.2f} {dm / (1 << 20):10.0f} {rm / (1 << 20):11.0f}")
     ratio = d_store / r_store if r_store else float("nan")
     print(f"{'stored bytes':<22} {d_store / (1 << 20):7.1f}M {r_store / (1 << 20):8.1f}M "
           f"{ratio:6.2f}")
