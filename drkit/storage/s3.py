@@ -543,19 +543,33 @@ class S3Store(Store):
         return tuple(conf["ReplicationConfiguration"].get("Rules", []))
 
     def _public_reasons(self) -> tuple[str, ...]:
-        reasons: builtins.list[str] = []
-        acl = self._client.get_bucket_acl(Bucket=self.bucket)
-        for grant in acl.get("Grants", []):
-            uri = grant.get("Grantee", {}).get("URI", "")
-            if uri in _PUBLIC_GROUPS:
-                reasons.append(f"ACL grants {grant.get('Permission')} to {uri.rsplit('/', 1)[1]}")
+        # The bucket's Block Public Access settings neutralise public ACLs
+        # (IgnorePublicAcls) and public policies (RestrictPublicBuckets); an account-level
+        # block is not visible to a bucket-scoped role and is not taken into account.
+        block: dict[str, Any] = {}
         try:
-            policy = self._client.get_bucket_policy(Bucket=self.bucket)["Policy"]
+            block = self._client.get_public_access_block(Bucket=self.bucket)[
+                "PublicAccessBlockConfiguration"
+            ]
         except botocore.exceptions.ClientError as exc:
-            if _error_code(exc) != "NoSuchBucketPolicy":
+            if _error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
                 raise
-        else:
-            reasons.extend(public_policy_reasons(policy))
+        reasons: builtins.list[str] = []
+        if not block.get("IgnorePublicAcls"):
+            acl = self._client.get_bucket_acl(Bucket=self.bucket)
+            for grant in acl.get("Grants", []):
+                uri = grant.get("Grantee", {}).get("URI", "")
+                if uri in _PUBLIC_GROUPS:
+                    who = uri.rsplit("/", 1)[1]
+                    reasons.append(f"ACL grants {grant.get('Permission')} to {who}")
+        if not block.get("RestrictPublicBuckets"):
+            try:
+                policy = self._client.get_bucket_policy(Bucket=self.bucket)["Policy"]
+            except botocore.exceptions.ClientError as exc:
+                if _error_code(exc) != "NoSuchBucketPolicy":
+                    raise
+            else:
+                reasons.extend(public_policy_reasons(policy))
         return tuple(reasons)
 
     def close(self) -> None:

@@ -232,3 +232,22 @@ def test_missing_keys_cost_one_request_once_the_bucket_is_known(s3_store_factory
     heads_of_bucket = [line for line in sent if line.endswith(f"/{store.bucket}")]
     assert len(heads_of_bucket) == 1
     assert len(sent) == 4
+
+
+def test_block_public_access_neutralises_acl_and_policy(s3_store_factory: Any,
+                                                         moto_endpoint: str) -> None:
+    import json
+
+    store = s3_store_factory()
+    admin = s3_client(moto_endpoint)
+    admin.put_bucket_acl(Bucket=store.bucket, ACL="public-read")
+    admin.put_bucket_policy(Bucket=store.bucket, Policy=json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["s3:GetObject"],
+        "Resource": f"arn:aws:s3:::{store.bucket}/*"}]}))
+    before = store.bucket_settings()
+    assert before.public_access and len(before.public_reasons) == 2
+    admin.put_public_access_block(Bucket=store.bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    after = store.bucket_settings()
+    assert not after.public_access and after.public_reasons == ()
