@@ -177,9 +177,9 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
     budget = _Budget(BUFFER_LIMIT)
 
     def restore_pack(pack: str) -> None:
-        data = repo.get_verified(pack)
-        if hashlib.sha256(data).hexdigest() != key_digest(pack) or not data.startswith(
-                PACK_MAGIC):
+        data = repo.get_verified(pack)  # hashed once, against the journal...
+        if repo.visible[pack].sha256 != key_digest(pack) or not data.startswith(PACK_MAGIC):
+            # ...and the journal's hash must be the pack's name
             raise IntegrityError(f"{repo.store.url}: {pack}: content does not match its name")
         view = memoryview(data)
         for cid, dests in sorted(plan[pack].items(), key=lambda kv: locs[kv[0]].offset):
