@@ -64,8 +64,12 @@ def test_snapshot_restore_load_reproduces_every_row(project: Any, pg_db: str) ->
     snap = proj.snapshot()
     assert snap["sources"] == ["shopdb"] and snap["bytes_total"] > 0
     target, restored = proj.restore()
-    dump = target / "shopdb" / f"{pg_db}.pgdump"
-    assert dump.read_bytes()[:5] == b"PGDMP"
+    dump = target / "shopdb" / f"{pg_db}.sql"
+    text = dump.read_text()
+    assert "CREATE TABLE ledger.orders" in text and "CREATE VIEW public.big" in text
+    assert ('COPY "ledger"."orders" ("id", "merchant", "amount", "note", "at") FROM stdin;'
+            "\n1\tm1\t") in text
+    assert """SELECT pg_catalog.setval('"ledger"."orders_id_seq"', 3000, true);""" in text
     expected = restored["control_totals"]["shopdb"]["databases"][pg_db]
     assert expected["same_snapshot"] is True
     assert expected["tables"]["ledger.orders"]["rows"] == 3000
@@ -137,7 +141,7 @@ def test_snapshot_while_another_connection_writes_is_consistent(project: Any,
     config = load_config(proj.root / "drkit.toml")
     source = config.source("shopdb")
     scratch = scratch_name(f"{pg_db}_c")
-    with (target / "shopdb" / f"{pg_db}.pgdump").open("rb") as fh:
+    with (target / "shopdb" / f"{pg_db}.sql").open("rb") as fh:
         postgres.load_dump(source, fh, scratch, config=config)
     try:
         # The dump and the totals come from one snapshot even though rows kept arriving.
