@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,24 @@ BLOB_OVERHEAD = NONCE_SIZE + TAG_SIZE + 1
 TYPE_STORED = 0
 TYPE_ZSTD = 1
 ZSTD_LEVEL = 3
+
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # zstd contexts are costly to create and not thread-safe: one per thread.
+    ctx = getattr(_local, "compressor", None)
+    if ctx is None:
+        ctx = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return ctx
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    ctx = getattr(_local, "decompressor", None)
+    if ctx is None:
+        ctx = _local.decompressor = zstandard.ZstdDecompressor()
+    return ctx
 
 
 def chunk_id(id_key: bytes, data: bytes | memoryview) -> bytes:
@@ -122,7 +141,7 @@ class ChunkCipher:
         payload_type = TYPE_STORED
         body: bytes | memoryview = data
         if compress:
-            packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+            packed = _compressor().compress(data)
             if len(packed) < len(data):
                 payload_type, body = TYPE_ZSTD, packed
         nonce = nonce if nonce is not None else secrets.token_bytes(NONCE_SIZE)
@@ -143,8 +162,7 @@ class ChunkCipher:
             return plaintext[1:]
         if payload_type == TYPE_ZSTD:
             try:
-                return zstandard.ZstdDecompressor().decompress(
-                    plaintext[1:], max_output_size=64 << 20)
+                return _decompressor().decompress(plaintext[1:], max_output_size=64 << 20)
             except zstandard.ZstdError as exc:
                 raise IntegrityError(f"{name}: chunk {cid.hex()[:16]}: bad zstd: {exc}") from None
         raise IntegrityError(f"{name}: chunk {cid.hex()[:16]} has unknown type {payload_type}")
