@@ -11,6 +11,7 @@ from typing import Any
 
 from drkit.clock import Clock, utc_iso
 from drkit.config import Config
+from drkit.errors import InputError
 from drkit.progress import Progress
 from drkit.repo.chunking import ChunkStore
 from drkit.repo.formats import Manifest, SourceSummary, content_key, encode_tree, key_digest
@@ -55,8 +56,6 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
     now = clock.now()
     names = source_names or sorted(config.sources)
     if not names:
-        from drkit.errors import InputError
-
         raise InputError(f"{config.path}: no sources configured")
     writer = RepositoryWriter.for_config(config, now=now, store=store)
     configs = [config.source(n) for n in names]

@@ -119,10 +119,12 @@ class SQLiteSource(Source):
             raise InputError(f"source {self.name!r}: {self.path} is not a SQLite database")
 
     def _fingerprint(self) -> list[Any]:
-        # SQLite itself touches the -wal file's ctime whenever a connection opens it, so
-        # only its size, mtime and inode count; any write changes size or mtime.
+        # SQLite itself creates an empty -wal file, or touches its ctime, whenever a
+        # connection opens the database (ours included), so an absent and an empty WAL are
+        # the same state (no frames: the main file says it all), and otherwise only size,
+        # mtime and inode count; every commit changes the size or the mtime.
         wal = _stat_key(Path(str(self.path) + "-wal"))
-        return [_stat_key(self.path), [wal[0], wal[1], wal[3]] if wal else None]
+        return [_stat_key(self.path), [wal[0], wal[1], wal[3]] if wal and wal[0] else None]
 
     def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
         result = SourceResult(self.name, self.type, str(self.path), files=1)
