@@ -136,3 +136,21 @@ def test_restore_from_another_region(project, drkit, tmp_path: Path) -> None:
     assert json.loads(res.stdout)["files"] == 6
     assert (tmp_path / "r" / "uploads" / "docs" / "deep" / "random.bin").read_bytes() == \
         (project.uploads / "docs" / "deep" / "random.bin").read_bytes()
+
+
+def test_unchanged_wal_database_is_not_copied_again(project, drkit) -> None:
+    con = sqlite3.connect(project.db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("UPDATE orders SET amount = amount WHERE id = 1")
+    con.commit()
+    con.close()  # the last connection removes the -wal file; our own read recreates it
+    assert json.loads(drkit("snapshot", "--source", "shop", "--json").stdout)["bytes_read"] > 0
+    again = json.loads(drkit("snapshot", "--source", "shop", "--json").stdout)
+    assert again["bytes_read"] == 0
+    con = sqlite3.connect(project.db)
+    con.execute("UPDATE orders SET amount = -1 WHERE id = 2")
+    con.commit()  # the change sits in the WAL, the main file is untouched
+    third = json.loads(drkit("snapshot", "--source", "shop", "--json").stdout)
+    con.close()
+    assert third["bytes_read"] > 0
+    assert third["bytes_new"] > 0
