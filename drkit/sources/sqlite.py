@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ from drkit.errors import InputError
 from drkit.progress import ProgressTask
 from drkit.sources.base import ChunkSink, Source, SourceResult
 
+log = logging.getLogger(__name__)
 TOTALS_ALGORITHM = "drkit-sqlite-rows-v1"
 CACHE_VERSION = 1
 BUSY_TIMEOUT_S = 10.0
@@ -52,57 +54,148 @@ def _db_error(path: Path, exc: sqlite3.Error) -> InputError:
     return InputError(f"{path}: SQLite error: {text}")
 
 
+BLOCK_SHIFT = 16  # rows of a rowid table are hashed in blocks of 65,536 rowid values
+MAX_BLOCKS = 4096  # sparser tables are hashed as one block
+
+WorkItem = tuple[str, int | None]  # (table, block number or None for the whole table)
+
+
+def _tables(con: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' "
+        "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+
+def _plan(con: sqlite3.Connection) -> list[WorkItem]:
+    """Every (table, block) to hash, in order. A table without rowid, or with too sparse
+    rowids, is one item."""
+    items: list[WorkItem] = []
+    for name in _tables(con):
+        try:
+            blocks = [r[0] for r in con.execute(
+                f"SELECT DISTINCT rowid >> {BLOCK_SHIFT} FROM {_quote(name)} ORDER BY 1")]
+        except sqlite3.OperationalError:
+            blocks = []  # WITHOUT ROWID
+            items.append((name, None))
+            continue
+        if not blocks or len(blocks) > MAX_BLOCKS:
+            items.append((name, None))
+        else:
+            items.extend((name, b) for b in blocks)
+    return items
+
+
+def _hash_item(con: sqlite3.Connection, item: WorkItem) -> tuple[int, str]:
+    name, block = item
+    if block is None:
+        try:
+            cur = con.execute(f"SELECT * FROM {_quote(name)} ORDER BY rowid")
+        except sqlite3.OperationalError:
+            cur = con.execute(f"SELECT * FROM {_quote(name)}")
+    else:
+        cur = con.execute(f"SELECT * FROM {_quote(name)} WHERE rowid >= ? AND rowid < ? "
+                          "ORDER BY rowid", (block << BLOCK_SHIFT, (block + 1) << BLOCK_SHIFT))
+    digest = hashlib.sha256()
+    rows = 0
+    while batch := cur.fetchmany(20000):
+        rows += len(batch)
+        digest.update(("\n".join(map(repr, batch)) + "\n").encode("utf-8", "surrogatepass"))
+    return rows, digest.hexdigest()
+
+
+def _combine(con: sqlite3.Connection, plan: list[WorkItem],
+             results: list[tuple[int, str]]) -> dict[str, Any]:
+    tables: dict[str, dict[str, Any]] = {}
+    digests: dict[str, Any] = {}
+    for (name, block), (rows, hexdigest) in zip(plan, results, strict=True):
+        entry = tables.setdefault(name, {"rows": 0})
+        entry["rows"] += rows
+        h = digests.setdefault(name, hashlib.sha256())
+        h.update((block or 0).to_bytes(8, "big", signed=True) + bytes.fromhex(hexdigest))
+    for name in _tables(con):  # tables with no rows at all
+        tables.setdefault(name, {"rows": 0})
+        digests.setdefault(name, hashlib.sha256())
+    for name, h in digests.items():
+        tables[name]["sha256"] = h.hexdigest()
+    return {"algorithm": TOTALS_ALGORITHM, "tables": dict(sorted(tables.items()))}
+
+
 def control_totals(path: Path) -> dict[str, Any]:
     """Row count and content hash of every table of the SQLite database at ``path``.
 
-    The hash is SHA-256 over ``repr(row) + "\\n"`` for every row in rowid order (primary
-    key order for WITHOUT ROWID tables). The drill recomputes this on a restored file.
+    Rows are taken in rowid order (primary-key order for WITHOUT ROWID tables) and
+    grouped into blocks of 65,536 rowid values (one block if the table has no rowid or
+    more than 4,096 blocks). A block's digest is SHA-256 over ``repr(row) + "\\n"`` of
+    its rows; the table hash is SHA-256 over (block number, 8 bytes signed big-endian ||
+    block digest) for every non-empty block in order. The drill recomputes this on a
+    restored file.
     """
     if not path.is_file():
         raise InputError(f"{path}: database file does not exist")
-    tables: dict[str, dict[str, Any]] = {}
     try:
         con = _connect_ro(path)
         try:
-            names = [r[0] for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-            for name in names:
-                try:
-                    cur = con.execute(f"SELECT * FROM {_quote(name)} ORDER BY rowid")
-                except sqlite3.OperationalError:
-                    cur = con.execute(f"SELECT * FROM {_quote(name)}")
-                digest = hashlib.sha256()
-                rows = 0
-                while batch := cur.fetchmany(20000):
-                    rows += len(batch)
-                    digest.update(("\n".join(map(repr, batch)) + "\n").encode("utf-8",
-                                                                             "surrogatepass"))
-                tables[name] = {"rows": rows, "sha256": digest.hexdigest()}
+            plan = _plan(con)
+            return _combine(con, plan, [_hash_item(con, item) for item in plan])
         finally:
             con.close()
     except sqlite3.Error as exc:
         raise _db_error(path, exc) from None
-    return {"algorithm": TOTALS_ALGORITHM, "tables": tables}
 
 
-def control_totals_in_child(path: Path) -> dict[str, Any]:
-    """``control_totals`` in a child Python process.
+def control_totals_in_child(path: Path, workers: int = 2) -> dict[str, Any]:
+    """``control_totals`` with the hashing in child processes.
 
-    The work is mostly building and printing row tuples, which holds the GIL; in a child
-    it runs on the other core while this process chunks, compresses and encrypts the
-    copy. Falls back to the in-process function if no child can be started.
+    The work is mostly building and printing row tuples, which holds the GIL; in child
+    processes it runs on the other cores while this process chunks, compresses and
+    encrypts. Falls back to the in-process function if no child can be started.
     """
+    if not path.is_file():
+        raise InputError(f"{path}: database file does not exist")
     try:
-        proc = subprocess.run([sys.executable, "-m", "drkit.sources.sqlite", str(path)],
-                              capture_output=True, text=True, check=False)
-    except OSError:
-        return control_totals(path)
-    if proc.returncode == 0:
-        result: dict[str, Any] = json.loads(proc.stdout)
-        return result
-    lines = proc.stderr.strip().splitlines()
-    raise InputError(lines[-1] if lines else f"{path}: control totals failed")
+        con = _connect_ro(path)
+        try:
+            plan = _plan(con)
+            shares = [list(range(i, len(plan), workers)) for i in range(workers)]
+            shares = [s for s in shares if s]
+            try:
+                procs = [subprocess.Popen(
+                    [sys.executable, "-m", "drkit.sources.sqlite", str(path)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True) for _share in shares]
+            except OSError:
+                return _combine(con, plan, [_hash_item(con, item) for item in plan])
+            results: list[tuple[int, str] | None] = [None] * len(plan)
+            outputs = [p.communicate(json.dumps([plan[i] for i in share]))
+                       for p, share in zip(procs, shares, strict=True)]
+            for proc, share, (out, err) in zip(procs, shares, outputs, strict=True):
+                if proc.returncode == 2:  # the child's own one-line error
+                    lines = err.strip().splitlines()
+                    raise InputError(lines[-1] if lines else f"{path}: control totals failed")
+                if proc.returncode != 0:  # the child could not run: do it here
+                    log.warning("control totals child failed (%s); computing in-process",
+                                err.strip().splitlines()[-1:] or proc.returncode)
+                    return _combine(con, plan, [_hash_item(con, item) for item in plan])
+                for i, (rows, digest) in zip(share, json.loads(out), strict=True):
+                    results[i] = (int(rows), str(digest))
+            return _combine(con, plan, [r for r in results if r is not None])
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise _db_error(path, exc) from None
+
+
+def _child_main(path: Path) -> None:
+    """Hash the (table, block) items read as JSON from stdin; print [[rows, digest]...]."""
+    items = [(str(t), None if b is None else int(b)) for t, b in json.loads(sys.stdin.read())]
+    try:
+        con = _connect_ro(path)
+        try:
+            print(json.dumps([list(_hash_item(con, item)) for item in items]))
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise _db_error(path, exc) from None
 
 
 def _stat_key(path: Path) -> list[int] | None:
@@ -215,7 +308,7 @@ SOURCE = SQLiteSource
 
 if __name__ == "__main__":  # pragma: no cover - exercised through control_totals_in_child
     try:
-        print(json.dumps(control_totals(Path(sys.argv[1]))))
+        _child_main(Path(sys.argv[1]))
     except InputError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
