@@ -223,3 +223,14 @@ def test_state_dir_is_the_verifying_hosts(make_repo: Any, store_url_env: Any,
     assert code == 0 and fresh["findings"] == []
     code, known = run_json(drkit, "verify", "--region", "hangzhou")
     assert code == 1 and {f["check"] for f in known["findings"]} == {"journal-rollback"}
+
+
+def test_lifecycle_rule_read_through_the_cos_sdk(make_repo: Any, store_url_env: Any,
+                                                 drkit: Any) -> None:
+    repo, _ = setup_regions(make_repo, store_url_env, drkit, s3=LOCKED, cos=LOCKED)
+    s3_client(endpoint(repo, "nanjing")).put_bucket_lifecycle_configuration(
+        Bucket=bucket(repo, "nanjing"), LifecycleConfiguration={"Rules": [
+            {"ID": "old-versions", "Status": "Enabled", "Filter": {"Prefix": "packs/"},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}]})
+    doc = verify_expect(drkit, {"nanjing": {"bucket-lifecycle-noncurrent"}})
+    assert doc["findings"][0]["found"] == "1 days"
