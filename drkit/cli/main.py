@@ -34,13 +34,20 @@ def _audit(ctx: click.Context, code: int, error: str | None) -> None:
     error = error or ctx.meta.get("drkit.error")
     if not argv or argv[0] not in AUDITED_COMMANDS or "--help" in argv or "-h" in argv:
         return
-    if argv[0] == "keys" and argv[1:2] != ["init"]:
+    if argv[0] in ("keys", "ledger") and argv[1:2] != [{"keys": "init",
+                                                         "ledger": "build"}[argv[0]]]:
         return
     app = get_app(ctx)
     try:
         config = app.config
     except DrkitError:
         return  # no usable drkit.toml (lint in a CI checkout): nothing to record into
+    from drkit.repo.keys import WRITER_PUB_FILE
+
+    if not (config.keys_dir / WRITER_PUB_FILE).exists() and not config.writer_keys:
+        # No repository has been set up from here: there is no log to record into.
+        log.debug("audit: no writer key in %s; %s not recorded", config.keys_dir, argv[0])
+        return
     from drkit.audit import record_event
 
     details: dict[str, Any] = {"exit_code": code}

@@ -66,15 +66,11 @@ class LocalStore(Store):
         self.root = Path(root)
         self.url = self.root.resolve().as_uri()
         self.clock = clock or SystemClock()
+        # The folder is created by the first write, never by opening: reading, listing or
+        # verifying a region whose folder was deleted must not recreate it empty.
         if not self.root.exists():
             if not create:
                 raise BackendUnavailable(f"{self.url}: folder does not exist")
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise BackendUnavailable(
-                    f"{self.url}: cannot create folder: {exc.strerror}"
-                ) from exc
         elif not self.root.is_dir():
             raise BackendUnavailable(f"{self.url}: not a folder")
 
@@ -136,7 +132,7 @@ class LocalStore(Store):
         tmp_dir = self.root / TMP_DIR
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp_dir.mkdir(exist_ok=True)
+            tmp_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
             try:
                 with os.fdopen(fd, "wb") as fh:
