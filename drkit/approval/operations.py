@@ -352,6 +352,17 @@ def _plan_restore(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any
                                    str(params["source"]))
 
 
+def _plan_cloud_expire(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
+    """The cloud snapshots past retention as of ``params["as_of"]`` (recomputed at execute
+    time, so a snapshot list that changed since the request is refused)."""
+    from drkit.clock import parse_iso
+    from drkit.cloud.config import load_cloud_config
+    from drkit.cloud.run import expiry_plan_document
+
+    return expiry_plan_document(load_cloud_config(ctx.config),
+                                as_of=parse_iso(str(params["as_of"])))
+
+
 OPERATIONS: dict[str, Operation] = {
     "prune": Operation("prune", "forget snapshots beyond retention and delete objects no "
                        "remaining snapshot needs", plan_prune, run_prune),
@@ -365,6 +376,8 @@ OPERATIONS: dict[str, Operation] = {
                                     _plan_restore, None, runs_via="drkit restore"),
     "keys": Operation("keys", "rotate or add keys", _params_are_plan, None,
                       runs_via="drkit keys"),
+    "cloud-expire": Operation("cloud-expire", "delete drkit's cloud snapshots past retention",
+                              _plan_cloud_expire, None, runs_via="drkit cloud expire"),
 }
 
 

@@ -336,6 +336,27 @@ def request_keys(action: str, public_keys: tuple[str, ...], reason: str, as_name
     file_request("keys", params, reason, as_name, key_file, passphrase_file)
 
 
+@request_group.command("cloud-expire")
+@click.option("--as-of", "as_of", required=True, metavar="TIME",
+              help="Retention is computed as of this ISO 8601 time (run with the same "
+                   "--as-of by 'drkit cloud expire').")
+@reason_option
+@signer_options
+@json_option
+def request_cloud_expire(as_of: str, reason: str, as_name: str | None, key_file: Path | None,
+                         passphrase_file: Path | None) -> None:
+    """Request deleting drkit's cloud snapshots past retention (run by 'drkit cloud
+    expire --as-of TIME')."""
+    from drkit.clock import parse_iso, utc_iso
+
+    try:
+        when = parse_iso(as_of)
+    except ValueError as exc:
+        raise InputError(f"--as-of: {exc}") from None
+    file_request("cloud-expire", {"as_of": utc_iso(when)}, reason, as_name, key_file,
+                 passphrase_file)
+
+
 # -- decisions ----------------------------------------------------------------------------------
 def decide(request_id: str, verdict: str, reason: str, as_name: str | None,
            key_file: Path | None, passphrase_file: Path | None) -> None:
