@@ -226,11 +226,13 @@ class AuditLog:
     repository_id: str
 
     @classmethod
-    def open(cls, config: Config, clock: Clock) -> AuditLog:
+    def open(cls, config: Config, clock: Clock, region: str | None = None) -> AuditLog:
+        """The log in the primary, or its replicated copy in ``region``."""
         from drkit.repo.keys import load_trusted_writer_keys, read_repository_id
         from drkit.storage.url import open_store
 
-        store = open_store(config.primary_region.url, clock=clock)
+        where = config.region(region) if region else config.primary_region
+        store = open_store(where.url, clock=clock)
         return cls(config, store, read_repository_id(store, load_trusted_writer_keys(config)))
 
     @property
@@ -433,12 +435,15 @@ class AuditVerification:
                 "findings": [f.to_dict() for f in self.findings], "hosts": self.hosts}
 
 
-def _trusted_state_path(config: Config, repository_id: str) -> Path:
-    return state_dir(config) / "audit" / f"{repository_id}.trusted.json"
+def _trusted_state_path(config: Config, repository_id: str, region: str | None = None
+                        ) -> Path:
+    # A replica lags the primary, so each copy has its own trusted checkpoint.
+    suffix = "" if region in (None, config.primary) else f".{region}"
+    return state_dir(config) / "audit" / f"{repository_id}{suffix}.trusted.json"
 
 
-def verify_log(config: Config, clock: Clock, *, update_state: bool = True
-               ) -> AuditVerification:
+def verify_log(config: Config, clock: Clock, *, update_state: bool = True,
+               region: str | None = None) -> AuditVerification:
     """Check the audit log is intact and extends the last checkpoint this host trusted.
 
     Findings (never an exception) for: an edited, removed or reordered entry (batch hash,
@@ -448,7 +453,7 @@ def verify_log(config: Config, clock: Clock, *, update_state: bool = True
     log is clean."""
     from drkit.journal.merkle import consistency_proof, verify_consistency
 
-    audit = AuditLog.open(config, clock)
+    audit = AuditLog.open(config, clock, region)
     result = AuditVerification()
     hosts = host_keys(audit.view)
     result.hosts = [{"id": k, "host": h.get("host"), "os_user": h.get("os_user"),
@@ -466,7 +471,7 @@ def verify_log(config: Config, clock: Clock, *, update_state: bool = True
                 "its logged hash"))
             continue
         result.events.append(event)
-    state_path = _trusted_state_path(config, audit.repository_id)
+    state_path = _trusted_state_path(config, audit.repository_id, region)
     trusted: dict[str, Any] = {}
     try:
         trusted = json.loads(state_path.read_text())
@@ -539,9 +544,11 @@ def action_kind(action: Any) -> str:
     return parts[0]
 
 
-def build_report(config: Config, clock: Clock, *, since: datetime) -> dict[str, Any]:
-    """The security audit report from ``since`` until now, from the verified log."""
-    verification = verify_log(config, clock, update_state=False)
+def build_report(config: Config, clock: Clock, *, since: datetime,
+                 region: str | None = None) -> dict[str, Any]:
+    """The security audit report from ``since`` until now, from the verified log (the
+    primary's, or the copy in ``region`` when the primary is gone)."""
+    verification = verify_log(config, clock, update_state=False, region=region)
     now = clock.now()
     events = [e for e in verification.events if parse_iso(str(e.get("at"))) >= since]
 

@@ -65,6 +65,7 @@ class RegionReplication:
     bytes_copied: int = 0
     objects_present: int = 0
     journal_objects_copied: int = 0
+    records_copied: int = 0
     size_before: int = 0
     size_after: int = 0
     primary_size: int = 0
@@ -76,6 +77,7 @@ class RegionReplication:
         return {"region": self.region, "objects_copied": self.objects_copied,
                 "bytes_copied": self.bytes_copied, "objects_present": self.objects_present,
                 "journal_objects_copied": self.journal_objects_copied,
+                "records_copied": self.records_copied,
                 "log_size_before": self.size_before, "log_size_after": self.size_after,
                 "primary_log_size": self.primary_size,
                 "lag_entries": self.primary_size - self.size_after,
@@ -228,6 +230,7 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
     else:
         copier.finding("high", "journal-not-copied",
                        "journal not copied because data objects are missing or differ")
+    _copy_records(primary, target, listing, copier)
     after = read_log(target, origin, trusted)
     result.size_after = after.size
     result.lag_hours = lag_hours(primary_view, after.size, now)
@@ -258,6 +261,48 @@ def _copy_journal(primary: Store, view: LogView, target: Store, listing: dict[st
                            "journal object read back after copy differs", key)
             continue
         copier.result.journal_objects_copied += 1
+
+
+#: Self-authenticating records kept beside the repository: the audit log (its own Merkle
+#: log with per-host signed checkpoints) and approval requests, decisions and registry
+#: versions (signed documents). They are not leaves of the repository journal, so they are
+#: copied by prefix, create-only, so that losing the primary does not lose who did and
+#: approved what. ``drkit audit verify --region`` checks the copies.
+RECORD_PREFIXES = ("audit/", "approval/")
+
+
+def _copy_records(primary: Store, target: Store, listing: dict[str, ObjectInfo],
+                  copier: _Copier) -> None:
+    for prefix in RECORD_PREFIXES:
+        for info in primary.list(prefix):
+            existing = listing.get(info.key)
+            if existing is not None:
+                if existing.size != info.size:
+                    copier.finding("critical", "replica-differs",
+                                   "region's record differs in size from the primary's; "
+                                   "not overwritten", info.key, f"{info.size} B",
+                                   f"{existing.size} B")
+                continue
+            data = primary.get(info.key)
+            try:
+                target.put(info.key, data, storage_class="STANDARD",
+                           retain_until=copier.retain_until)
+            except ObjectExists:
+                if target.get(info.key) != data:
+                    copier.finding("critical", "replica-differs",
+                                   "region's record differs from the primary's", info.key)
+                continue
+            except BackendUnavailable:
+                raise
+            except StorageError as exc:
+                copier.finding("high", "copy-failed", f"cannot write the record: {exc}",
+                               info.key)
+                continue
+            if stored_sha256(target, info.key) != hashlib.sha256(data).hexdigest():
+                copier.finding("critical", "copy-corrupted",
+                               "record read back after copy differs", info.key)
+                continue
+            copier.result.records_copied += 1
 
 
 def replicate(primary: Store, targets: Sequence[tuple[RegionConfig, Store]], *, origin: str,

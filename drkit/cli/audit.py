@@ -16,13 +16,19 @@ def audit_group() -> None:
     """drkit's own tamper-evident audit log."""
 
 
+region_option = click.option(
+    "--region", default=None, metavar="NAME",
+    help="Read the copy replicated to this region (default: the primary).")
+
+
 @audit_group.command("verify")
+@region_option
 @json_option
-def audit_verify() -> None:
+def audit_verify(region: str | None) -> None:
     """Prove the audit log is intact and extends the last checkpoint this host trusted
     (exit 1 when an entry was edited, removed or reordered, or the log was truncated)."""
     app = get_app()
-    result = audit_log.verify_log(app.config, app.clock)
+    result = audit_log.verify_log(app.config, app.clock, region=region)
 
     def text() -> str:
         lines = [f"{f.severity}: {f.message}" for f in result.findings]
@@ -42,13 +48,14 @@ def audit_verify() -> None:
               show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file instead of stdout.")
+@region_option
 @json_option
-def audit_report(since: str, fmt: str, out: Path | None) -> None:
+def audit_report(since: str, fmt: str, out: Path | None, region: str | None) -> None:
     """The security audit report: dangerous operations and who approved them, refusals,
     verify findings, drills, and days without a snapshot or a verify."""
     app = get_app()
     start = audit_log.parse_since(since, app.clock.now())
-    report = audit_log.build_report(app.config, app.clock, since=start)
+    report = audit_log.build_report(app.config, app.clock, since=start, region=region)
     if app.json or fmt == "json":
         text = json.dumps(report, indent=2)
     elif fmt == "html":
