@@ -121,9 +121,15 @@ def expire_command(as_of: str | None, approval_id: str | None, dry_run: bool) ->
         emit({"plan": plan, "deleted": []},
              f"{len(plan['snapshots'])} cloud snapshots past retention as of {utc_iso(when)}")
         return
-    require_approval(EXPIRY_OPERATION, {"as_of": utc_iso(when)}, plan, config=app.config,
-                     clock=app.clock, approval_id=approval_id)
+    grant = require_approval(EXPIRY_OPERATION, {"as_of": utc_iso(when)}, plan,
+                             config=app.config, clock=app.clock, approval_id=approval_id)
     records = [SnapshotRecord.from_dict(d) for d in plan["snapshots"]]
+    from drkit.cloud.journal import record_expiry
+
+    # Tombstones first: a crash between the two leaves the log saying "expired" rather
+    # than an unexplained disappearance.
+    record_expiry(app.config, records, now=app.clock.now(), approval=grant.request_id,
+                  clock=app.clock)
     done = expire_approved(cfg, [ExpiryCandidate(r, "approved") for r in records])
     emit({"plan": plan, "deleted": [r.to_dict() for r in done]},
          f"deleted {len(done)} cloud snapshots past retention (approved)")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
 from drkit.cli.common import emit, get_app, json_option
 from drkit.clock import Clock
-from drkit.config import RegionConfig
-from drkit.errors import ExitCode, StorageError, UsageError
+from drkit.config import Config, RegionConfig
+from drkit.errors import DrkitError, ExitCode, StorageError, UsageError
 from drkit.storage.base import Store
 from drkit.storage.local import LocalStore
 from drkit.storage.url import open_store
@@ -91,6 +92,11 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
     result = verify_regions(targets, origin=origin, trusted=trusted, state=state, now=now,
                             primary=primary, read_fraction=fraction, progress=app.progress())
     result.regions += unavailable
+    if not region_names:
+        cloud = _cloud_snapshot_report(config, [stores[r.name] for r in ordered
+                                                if r.name in stores], origin, trusted)
+        if cloud is not None:
+            result.regions.append(cloud)
     findings = result.findings
     data = result.to_dict()
     data["state_file"] = str(state.path)
@@ -114,6 +120,45 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
         store.close()
     if findings:
         click.get_current_context().exit(int(ExitCode.FINDINGS))
+
+
+def _cloud_snapshot_report(config: Config, stores: list[Store], origin: str,
+                           trusted: list[Any]) -> RegionReport | None:
+    """Cloud disk/database snapshots drkit recorded (journal entries of kind "external",
+    less approved expiries) that exist in no region any more: findings, exactly like a
+    deleted object. None when no cloud is configured or nothing was recorded."""
+    if "cloud" not in config.raw:
+        return None
+    from drkit.cloud.config import load_cloud_config
+    from drkit.cloud.run import find_missing
+    from drkit.journal import JournalEntry, read_log
+
+    live: dict[str, JournalEntry] = {}
+    for store in stores:  # the primary first; a replica's copy when it is gone
+        try:
+            view = read_log(store, origin, trusted)
+        except DrkitError:
+            continue
+        if view.checkpoint is None:
+            continue
+        for entry in view.entries:
+            if entry.kind == "external":
+                live[entry.key] = entry
+            elif entry.kind == "tombstone":
+                live.pop(entry.key, None)
+        break
+    if not live:
+        return None
+    report = RegionReport(region="cloud", url="cloud snapshots")
+    report.objects_logged = len(live)
+    try:
+        missing = find_missing(load_cloud_config(config), live.values())
+    except DrkitError as exc:
+        report.add("high", "cloud-unavailable", f"cannot look up cloud snapshots: {exc}")
+        return report
+    for item in missing:
+        report.add("critical", "cloud-snapshot-missing", str(item), item.record.journal_key)
+    return report
 
 
 COMMANDS = [verify_command]

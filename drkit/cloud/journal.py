@@ -42,3 +42,29 @@ def record_run(config: Config, result: CloudRunResult, *, now: datetime,
     entries = [JournalEntry(**r.journal_fields()) for r in result.records]
     return Journal(store, f"drkit:{repository_id}").append(entries, signer, now=now,
                                                           trusted=trusted)
+
+
+def record_expiry(config: Config, records: list[Any], *, now: datetime, approval: str,
+                  clock: Clock | None = None) -> Any:
+    """Log approved expiries as tombstones before the snapshots are deleted, so verify
+    expects them gone (an unlogged disappearance stays a finding). Returns the Checkpoint."""
+    from drkit.journal import Journal, JournalEntry
+    from drkit.repo.keys import (
+        load_trusted_writer_keys,
+        load_writer_signing_key,
+        read_repository_id,
+    )
+    from drkit.storage.url import open_store
+
+    signer = load_writer_signing_key(config)
+    trusted = load_trusted_writer_keys(config)
+    store = open_store(config.primary_region.url, base_dir=config.base_dir, clock=clock)
+    repository_id = read_repository_id(store, trusted)
+    entries = []
+    for record in records:
+        fields = record.journal_fields()
+        entries.append(JournalEntry(kind="tombstone", key=fields["key"], size=fields["size"],
+                                    sha256=fields["sha256"],
+                                    note={"approval": approval, "operation": "cloud-expire"}))
+    return Journal(store, f"drkit:{repository_id}").append(entries, signer, now=now,
+                                                          trusted=trusted)
