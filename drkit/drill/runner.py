@@ -77,6 +77,7 @@ class _Run:
     snapshot: SnapshotInfo | None = None
     restored: Path | None = None
     control: dict[str, Any] = field(default_factory=dict)
+    scratch_dbs: list[tuple[str, str]] = field(default_factory=list)  # (source, database)
 
     @contextmanager
     def step(self, name: str) -> Iterator[dict[str, Any]]:
@@ -120,6 +121,7 @@ def run_drill(config: Config, options: DrillOptions, recovery: X25519PrivateKey,
             _verify(run, config, options, trusted, clock)
             _thaw_and_open(run, options, trusted)
             _restore(run, scratch, recovery)
+            _load_databases(run, config, options)
             _check_control_totals(run)
             _reconcile_ledger(run, config, options, recovery, trusted)
             report.rto_seconds = monotonic() - start
@@ -138,6 +140,7 @@ def run_drill(config: Config, options: DrillOptions, recovery: X25519PrivateKey,
                 and all(s.ok for s in report.steps):
             report.rto_seconds = monotonic() - start
     finally:
+        _drop_databases(run, config, options)
         if run.store is not None:
             run.store.close()
         if not options.keep:
@@ -256,6 +259,68 @@ def _restore(run: _Run, scratch: Path, recovery: X25519PrivateKey) -> None:
                           f"{result.packs_read} packs; every chunk and file hash checked")
         info["data"] = {"files": result.files, "bytes": result.bytes,
                         "packs": result.packs_read}
+
+
+DATABASE_TYPES = ("postgres", "mysql")
+
+
+def _db_module(kind: str) -> Any:
+    if kind == "postgres":
+        from drkit.sources import postgres
+
+        return postgres
+    from drkit.sources import mysql
+
+    return mysql
+
+
+def _load_databases(run: _Run, config: Config, options: DrillOptions) -> None:
+    """Load every restored PostgreSQL/MySQL dump into a scratch database of the source's
+    server and check its control totals there. Scratch names are ``drkit_scratch_*`` and
+    never a database the config marks as production (the source modules refuse it)."""
+    assert run.snapshot is not None and run.restored is not None
+    sources = [s for s in run.snapshot.manifest.sources if s.type in DATABASE_TYPES]
+    if not sources:
+        return
+    from drkit.sources.dbcommon import scratch_name
+
+    with run.step("load databases") as info:
+        loaded = 0
+        for src in sources:
+            source_cfg = config.source(src.name)
+            module = _db_module(src.type)
+            expected = (run.control.get(src.name) or {}).get("databases", {})
+            dumps = sorted((run.restored / src.name).glob("*.sql"))
+            if not dumps:
+                raise StepFailed(f"source {src.name!r}: no database dump was restored")
+            for dump in dumps:
+                database = dump.stem
+                if database not in expected:
+                    raise StepFailed(f"source {src.name!r}: the snapshot recorded no control "
+                                     f"totals for database {database!r}")
+                name = scratch_name(f"drill_{run.report.region}_{src.name}_{database}")
+                # A scratch database left by an interrupted drill is replaced.
+                module.drop_scratch(source_cfg, name, config=config)
+                run.scratch_dbs.append((src.name, name))
+                with dump.open("rb") as fh:
+                    module.load_dump(source_cfg, fh, name, config=config)
+                module.check_restored(source_cfg, name, expected[database])
+                loaded += 1
+        info["detail"] = (f"{loaded} database(s) loaded into scratch databases; control "
+                          "totals match")
+        info["data"] = {"databases": loaded,
+                        "scratch": [name for _src, name in run.scratch_dbs]}
+
+
+def _drop_databases(run: _Run, config: Config, options: DrillOptions) -> None:
+    if options.keep:
+        return
+    for source, name in run.scratch_dbs:
+        try:
+            _db_module(config.source(source).type).drop_scratch(config.source(source), name,
+                                                                config=config)
+        except DrkitError as exc:
+            log.warning("drill: could not drop scratch database %s: %s", name, exc)
 
 
 def _sqlite_sources(run: _Run) -> dict[str, Path]:
