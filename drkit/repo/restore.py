@@ -151,12 +151,22 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
     total_bytes = 0
     try:
         target.mkdir(parents=True, exist_ok=True)
+        root = target.resolve()
+        # With --force the target may hold symlinks: never create or write through one.
+        for dest, _entry in [*dirs, *files, *links]:
+            if not dest.parent.resolve().is_relative_to(root):
+                raise InputError(f"{dest}: a symlink in the target leads outside {target}")
         for dest, _entry in dirs:
             dest.mkdir(parents=True, exist_ok=True)
         for dest, entry in files:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with dest.open("wb") as fh:
-                fh.truncate(int(entry["size"]))
+            if dest.is_symlink():
+                dest.unlink()
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.ftruncate(fd, int(entry["size"]))
+            finally:
+                os.close(fd)
             offset = 0
             for hexid in entry["chunks"]:
                 cid = bytes.fromhex(hexid)

@@ -154,3 +154,16 @@ def test_unchanged_wal_database_is_not_copied_again(project, drkit) -> None:
     con.close()
     assert third["bytes_read"] > 0
     assert third["bytes_new"] > 0
+
+
+def test_force_never_writes_through_a_symlink_in_the_target(project, drkit,
+                                                            tmp_path: Path) -> None:
+    assert drkit("snapshot").exit_code == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(outside, target / "uploads")  # a trap: uploads/ leads elsewhere
+    res = drkit("restore", "latest", "--to", str(target), "--force")
+    assert res.exit_code == 2 and "outside" in res.stderr
+    assert list(outside.iterdir()) == []
