@@ -90,6 +90,8 @@ def _default(value: Any) -> Any:
 def emit(data: Any, text: str | Callable[[], str] | None = None) -> None:
     """Print ``data`` as JSON under --json, else ``text`` (a string or a function)."""
     app = get_app()
+    # Kept for the command tree's after-command hooks (audit, run records).
+    click.get_current_context().find_root().meta["drkit.result"] = data
     if app.json:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=_default))
         return

@@ -56,6 +56,16 @@ def _audit(ctx: click.Context, code: int, error: str | None) -> None:
     record_event(config, action=" ".join(a for a in argv[:2] if not a.startswith("-")),
                  result=_RESULTS.get(code, "internal-error"), params={"argv": argv},
                  details=details, clock=app.clock)
+    if argv[0] in ("verify", "drill") and code in (0, 1):
+        # A verify or drill run by hand counts for 'drkit status' like a scheduled one.
+        from drkit.schedule.state import record_manual_run
+
+        try:
+            record_manual_run(config, argv, code, ctx.meta.get("drkit.result"),
+                              started=ctx.meta.get("drkit.started", app.clock.now()),
+                              finished=app.clock.now())
+        except (DrkitError, OSError) as exc:
+            log.warning("could not keep the run record of %s: %s", argv[0], exc)
 
 
 class DrkitGroup(click.Group):
@@ -81,6 +91,7 @@ class DrkitGroup(click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]
                         ) -> tuple[str | None, click.Command | None, list[str]]:
         ctx.meta["drkit.argv"] = list(args)
+        ctx.meta["drkit.started"] = get_app(ctx).clock.now()
         return super().resolve_command(ctx, args)
 
     def _invoke(self, ctx: click.Context) -> Any:

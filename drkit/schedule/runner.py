@@ -38,7 +38,7 @@ from drkit.config import Config
 from drkit.metrics import MetricFamily, write_textfile
 from drkit.notify import Delivery, redact_text, send_notification
 from drkit.schedule.spec import OFF, ScheduleSettings, drill_rotation
-from drkit.schedule.state import RunRecord, RunStore, outcome_for_exit
+from drkit.schedule.state import SCHEDULED_ENV, RunRecord, RunStore, outcome_for_exit
 
 log = logging.getLogger(__name__)
 SUMMARY_LIMIT = 256 * 1024   # keep a command's JSON document in the record up to this size
@@ -268,9 +268,11 @@ def run_command(config: Config, settings: ScheduleSettings, cmd: CommandRun, *,
     stderr = b""
     argv = child_argv(settings.config_file, cmd.argv, python)
     try:
+        # The child is told it runs for the scheduler, which keeps its run record itself.
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=config.base_dir,
-                                start_new_session=True)
+                                start_new_session=True,
+                                env={**os.environ, SCHEDULED_ENV: "1"})
     except OSError as exc:
         stderr = f"cannot start {argv[0]}: {exc.strerror}".encode()
     else:

@@ -28,12 +28,53 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from drkit.clock import parse_iso
+from drkit.clock import parse_iso, utc_iso
 
 STATE_FORMAT = "drkit-run-state"
 STATE_VERSION = 1
 OUTCOMES = ("ok", "findings", "error", "refused", "crashed", "terminated", "skipped", "missed")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+#: Set in the environment of commands the scheduler runs: their run record is written by
+#: the scheduler, so the command does not write a "manual" one as well.
+SCHEDULED_ENV = "DRKIT_SCHEDULED_RUN"
+
+
+def record_manual_run(config: Any, argv: list[str], exit_code: int, result: Any, *,
+                      started: datetime, finished: datetime) -> None:
+    """A run record for ``drkit verify`` (every region) or ``drkit drill --region R`` run by
+    hand, so ``drkit status`` counts it like a scheduled one."""
+    from drkit.schedule.runner import extract_figures
+    from drkit.schedule.spec import load_schedule
+
+    if os.environ.get(SCHEDULED_ENV):
+        return
+    task, target = argv[0], ""
+    if task == "verify":
+        if any(a == "--region" or a.startswith("--region=") for a in argv):
+            return  # a partial verify does not stand for the scheduled one
+        if any(a.startswith("--read-data") for a in argv):
+            task = "verify-read-data"
+    elif task == "drill":
+        for i, arg in enumerate(argv):
+            if arg == "--region" and i + 1 < len(argv):
+                target = argv[i + 1]
+            elif arg.startswith("--region="):
+                target = arg.split("=", 1)[1]
+        if not target:
+            return
+    else:
+        return
+    figures = extract_figures(result)
+    record = RunRecord(
+        task=task, target=target, command=list(argv), origin="manual",
+        started=utc_iso(started), finished=utc_iso(finished),
+        duration_seconds=round((finished - started).total_seconds(), 3), exit_code=exit_code,
+        outcome=outcome_for_exit(exit_code),
+        findings=int(figures["findings"]) if figures["findings"] is not None else None,
+        rto_seconds=figures["rto_seconds"], rpo_seconds=figures["rpo_seconds"])
+    RunStore(load_schedule(config).state_dir).add(record)
 
 
 def outcome_for_exit(code: int | None, *, terminated: bool = False) -> str:

@@ -157,3 +157,19 @@ def test_demo_tells_the_story(drkit, tmp_path: Path) -> None:
     res = drkit("demo", "--dir", "mine")
     assert res.exit_code == 2 and "not a drkit demo folder" in res.stderr
     assert (tmp_path / "mine/file").read_text() == "keep me"
+
+
+def test_hand_run_verify_and_drill_count_in_status(make_site) -> None:
+    site = make_site()
+    before = site.json("status", expect=1)
+    assert any("verify: never completed" in p for p in before["problems"])
+    site.run("verify")
+    site.run("drill", "--region", "shanghai", *site.pw())
+    after = site.json("status", expect=None)
+    verify = next(v for v in after["verify"] if v["job"] == "verify")
+    assert verify["last"] is not None and verify["outcome"] == "ok"
+    drill = next(d for d in after["drills"] if d["region"] == "shanghai")
+    assert drill["outcome"] == "ok" and drill["rto_seconds"] is not None
+    assert not any("shanghai" in p and "drill" in p for p in after["problems"])
+    # A verify of one region does not stand for the scheduled verify of every region.
+    assert not any(p.startswith("verify:") for p in after["problems"])
