@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -89,14 +90,28 @@ def snapshots_command(region: str | None) -> None:
 @click.option("--path", "paths", multiple=True, metavar="GLOB",
               help="Only entries matching this glob (SOURCE/PATH or PATH; repeatable).")
 @click.option("--force", is_flag=True, help="Restore into a non-empty folder.")
+@click.option("--into-database", "into_database", metavar="NAME", default=None,
+              help="Also load each restored PostgreSQL/MySQL dump into this scratch database "
+                   "(drkit_scratch_*; never a production database) and check its control "
+                   "totals there.")
+@click.option("--approval", "approval_id", metavar="ID", default=None,
+              help="An approved 'restore-production' request (needed when --to is, holds or "
+                   "lies inside a production source).")
 @region_option
 @recovery_key_option
 @passphrase_file_option
 @json_option
 def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: bool,
+                    into_database: str | None, approval_id: str | None,
                     region: str | None, recovery_key: Path | None,
                     passphrase_file: Path | None) -> None:
-    """Restore SNAPSHOT (an id prefix or 'latest') bit for bit into --to."""
+    """Restore SNAPSHOT (an id prefix or 'latest') bit for bit into --to.
+
+    Restoring into a target marked production needs two other people's approval
+    ('drkit request restore-production'); exit 3 without it.
+    """
+    from drkit.approval import require_restore_approval
+
     app = get_app()
     config = app.config
     repo = open_repository(config, region)
@@ -105,13 +120,51 @@ def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: 
         raise InputError(f"{target}: exists and is not a directory")
     if target.exists() and any(target.iterdir()) and not force:
         raise InputError(f"{target}: is not empty (use --force to restore into it)")
+    # Overwriting production is dangerous: the gate refuses (exit 3) before anything is
+    # read or written unless an approved request for exactly this snapshot and target
+    # exists. It does nothing for other targets.
+    require_restore_approval(config, snapshot_id=snap.id, target=target, clock=app.clock,
+                             approval_id=approval_id)
     recovery = unlock(config, recovery_key, passphrase_file)
     result = restore_snapshot(repo, snap, target, recovery, paths=list(paths) or None,
                               force=force, progress=app.progress())
-    emit(result.to_dict(),
+    data = result.to_dict()
+    loaded = (_load_databases(config, snap, target, into_database, result.control_totals)
+              if into_database else [])
+    if loaded:
+        data["databases_loaded"] = loaded
+    emit(data,
          f"restored snapshot {snap.short_id} to {target}: {result.files} files, "
          f"{result.dirs} folders, {result.symlinks} symlinks, {human_bytes(result.bytes)}; "
-         "every chunk authenticated and every file hash verified")
+         "every chunk authenticated and every file hash verified"
+         + "".join(f"\nloaded {d['source']}/{d['database']} into {d['into']}; control totals "
+                   "match" for d in loaded))
+
+
+def _load_databases(config: Config, snap: Any, target: Path, into: str,
+                    control: dict[str, Any]) -> list[dict[str, str]]:
+    """Load the restored dumps of database sources into the scratch database ``into``."""
+    from drkit.drill.runner import DATABASE_TYPES, _db_module
+
+    sources = [s for s in snap.manifest.sources if s.type in DATABASE_TYPES]
+    if not sources:
+        raise InputError(f"snapshot {snap.short_id} has no PostgreSQL or MySQL source to load "
+                         "with --into-database")
+    dumps = [(s, d) for s in sources for d in sorted((target / s.name).glob("*.sql"))]
+    if len(dumps) != 1:
+        raise InputError(f"--into-database loads one dump, but {len(dumps)} were restored; "
+                         "pick one with --path SOURCE/DATABASE.sql")
+    src, dump = dumps[0]
+    source_cfg = config.source(src.name)
+    module = _db_module(src.type)
+    expected = (control.get(src.name) or {}).get("databases", {}).get(dump.stem)
+    if expected is None:
+        raise InputError(f"snapshot {snap.short_id}: no control totals recorded for "
+                         f"{src.name}/{dump.stem}")
+    with dump.open("rb") as fh:
+        module.load_dump(source_cfg, fh, into, config=config)
+    module.check_restored(source_cfg, into, expected)
+    return [{"source": src.name, "database": dump.stem, "into": into}]
 
 
 def _default_key(config: Config) -> Path:

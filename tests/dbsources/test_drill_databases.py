@@ -47,7 +47,8 @@ production = true
                      "--scratch", str(proj.root / "scratch"))
     assert res.exit_code == 0, res.stdout + res.stderr
     assert scratch in pg_databases()  # kept for inspection
-    with psycopg.connect(dbname=scratch, autocommit=True, **PG) as conn:  # type: ignore[arg-type]
+    with psycopg.connect(dbname=scratch, autocommit=True,
+                         **PG) as conn:  # type: ignore[arg-type]
         assert conn.execute("SELECT count(*), sum(fen) FROM orders").fetchone() == (
             5000, sum(i * 7 for i in range(1, 5001)))
     # The next drill replaces a scratch database left behind.
@@ -76,3 +77,32 @@ database = "{my_db}"
     assert res.exit_code == 0, res.stdout + res.stderr
     step = next(s for s in json.loads(res.stdout)["steps"] if s["name"] == "load databases")
     assert step["ok"] is True and step["data"]["databases"] == 1
+
+
+def test_restore_into_database_loads_and_refuses_production(project: Any, pg_db: str) -> None:
+    with psycopg.connect(dbname=pg_db, autocommit=True,
+                         **PG) as conn:  # type: ignore[arg-type]
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 300) i")
+    proj = project(f"""
+[sources.shopdb]
+type = "postgres"
+host = "127.0.0.1"
+port = 5432
+user = "postgres"
+database = "{pg_db}"
+production = true
+""")
+    proj.snapshot()
+    scratch = f"drkit_scratch_{pg_db}_restore"
+    res = proj.drkit("--json", "restore", "latest", "--to", "out", "--into-database", scratch)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert json.loads(res.stdout)["databases_loaded"] == [
+        {"source": "shopdb", "database": pg_db, "into": scratch}]
+    with psycopg.connect(dbname=scratch, autocommit=True,
+                         **PG) as conn:  # type: ignore[arg-type]
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (300,)
+    # The production database itself is never a load target.
+    res = proj.drkit("restore", "latest", "--to", "out2", "--into-database", pg_db)
+    assert res.exit_code == 2
+    assert "refusing" in res.stderr and "Traceback" not in res.stderr

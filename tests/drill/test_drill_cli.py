@@ -173,3 +173,17 @@ def test_hand_run_verify_and_drill_count_in_status(make_site) -> None:
     assert not any("shanghai" in p and "drill" in p for p in after["problems"])
     # A verify of one region does not stand for the scheduled verify of every region.
     assert not any(p.startswith("verify:") for p in after["problems"])
+
+
+def test_restore_over_production_needs_approval(make_site) -> None:
+    site = make_site()
+    before = site.db.read_bytes()
+    uploads = sorted((site.root / "data").rglob("*"))
+    res = site.run("restore", "latest", "--to", "data", "--force", *site.pw(), expect=3)
+    assert "approver" in res.stderr  # no registry pinned yet: nobody can approve
+    assert res.stderr.count("\n") == 1
+    assert site.db.read_bytes() == before  # nothing was written
+    assert sorted((site.root / "data").rglob("*")) == uploads
+    # A scratch folder is not production: no approval needed.
+    site.run("restore", "latest", "--to", "elsewhere", *site.pw())
+    assert (site.root / "elsewhere/shop/shop.db").read_bytes()[:6] == b"SQLite"
