@@ -354,7 +354,11 @@ class AuditLog:
 
 # -- recording ----------------------------------------------------------------------------------
 def _spool_dir(config: Config) -> Path:
-    return state_dir(config) / "audit" / "spool"
+    # One spool per audit log (the primary's location), so an event kept while one
+    # repository's primary was unreachable is never delivered into another repository's log.
+    url = config.primary_region.url
+    where = str(url.path) if url.path is not None else f"{url.scheme}://{url.bucket}/{url.prefix}"
+    return state_dir(config) / "audit" / "spool" / hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
 def _spool(config: Config, event: dict[str, Any]) -> None:

@@ -110,7 +110,9 @@ def demo_command(directory: Path, scale: int) -> None:
     directory = directory.resolve()
     _reset(directory)
     config = directory / "drkit.toml"
-    config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    # The demo keeps its verify state, audit host key and spool inside its own folder.
+    config.write_text(CONFIG_TEMPLATE + '\n[verify]\nstate_dir = ".drkit/state"\n',
+                      encoding="utf-8")
     for sub in ("keys", "data/uploads/invoices", "regions"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     (directory / "keys").chmod(0o700)

@@ -10,8 +10,14 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+from drkit import audit
 from drkit.audit import AuditLog, make_event, record_event
 from drkit.config import load_config
+from drkit.repo.keys import init_keys
+from drkit.repo.writer import initialise_repository
+from drkit.storage.url import open_store
+
+FAST_KDF = {"name": "argon2id", "iterations": 1, "lanes": 1, "memory_cost": 8192}
 
 
 def _record(proj, action: str, result: str = "ok", **details: object) -> None:
@@ -280,3 +286,26 @@ def test_approval_commands_write_audit_events(audit_project) -> None:
     refusals = proj.report_json("2026-11-23")["refusals"]
     assert [r["action"] for r in refusals] == ["approvers.bootstrap"]
     assert "bootstrap is one-time" in refusals[0]["details"]["reason"]
+
+
+def test_spooled_events_stay_with_their_own_repository(audit_project, tmp_path_factory,
+                                                       clock) -> None:
+    """Two repositories verified from one host share its state folder: an event spooled
+    while one primary was unreachable is never delivered into the other's log."""
+    proj = audit_project
+    other_root = tmp_path_factory.mktemp("other-repo")
+    (other_root / "drkit.toml").write_text(
+        '[repository]\nprimary = "hk"\nkeys = "keys"\n[regions.hk]\nurl = "file:regions/hk"\n')
+    other = load_config(other_root / "drkit.toml")
+    keys = init_keys(other.keys_dir, "pw", kdf=FAST_KDF)
+    initialise_repository(open_store(other.primary_region.url), other.primary_region, keys,
+                          now=clock.now())
+    region = proj.root / "regions" / "beijing"
+    moved = proj.root / "regions" / "away"
+    region.rename(moved)
+    _record(proj, "snapshot", "error", error="primary gone")  # spooled for beijing
+    record_event(other, action="verify", result="ok", clock=clock)
+    assert audit.verify_log(other, clock).size == 1  # only its own event
+    moved.rename(region)
+    _record(proj, "verify")
+    assert audit.verify_log(proj.config, clock).size == 2  # the spooled one delivered here
