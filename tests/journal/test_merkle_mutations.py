@@ -142,7 +142,11 @@ def test_inclusion_round_trip(leaves: list[bytes], data: st.DataObject) -> None:
     hashes = [hash_leaf(x) for x in leaves]
     index = data.draw(st.integers(0, len(hashes) - 1))
     root = root_hash(hashes)
-    verify_inclusion(index, len(hashes), hashes[index], inclusion_proof(index, hashes), root)
+    proof = inclusion_proof(index, hashes)
+    # An RFC 6962 audit path has at most ceil(log2(n)) nodes.
+    assert len(proof) <= (len(hashes) - 1).bit_length()
+    # verify_inclusion raises IntegrityError on any mismatch; it returns nothing.
+    assert verify_inclusion(index, len(hashes), hashes[index], proof, root) is None
 
 
 @settings(max_examples=60, deadline=None)
