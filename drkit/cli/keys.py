@@ -86,4 +86,39 @@ def keys_show() -> None:
          + ("\nnote: the recovery private key is on this host" if recovery_here else ""))
 
 
+@keys_group.command("rotate")
+@click.option("--prepare", is_flag=True,
+              help="Create the next writer key and print the request approvers must sign.")
+@click.option("--approval", "approval_id", metavar="ID", default=None,
+              help="An approved 'keys rotate' request for the prepared key.")
+@json_option
+def keys_rotate(prepare: bool, approval_id: str | None) -> None:
+    """Replace the writer signing key: a dangerous operation (two other people approve the
+    exact new public key; exit 3 without). The old public key stays trusted for the
+    history it signed."""
+    from drkit.approval import keys_plan, require_approval
+    from drkit.repo.encoding import ed25519_text
+
+    app = get_app()
+    config = app.config
+    new_key = ed25519_text(keyfiles.prepare_writer_rotation(config.keys_dir))
+    plan = keys_plan("rotate", {"public_keys": [new_key]})
+    if prepare:
+        emit({"prepared": new_key, "plan": plan},
+             f"next writer key {new_key}\n"
+             f"request it: drkit request keys rotate --public-key {new_key} --reason TEXT\n"
+             "then, once approved: drkit keys rotate --approval ID")
+        return
+    # The gate raises ApprovalRequired (exit 3) unless an approved, unused request names
+    # exactly this new public key.
+    grant = require_approval("keys", plan, plan, config=config, clock=app.clock,
+                             approval_id=approval_id)
+    old, new = keyfiles.complete_writer_rotation(config.keys_dir)
+    emit({"old": old, "new": new, "approval": grant.request_id,
+          "approved_by": list(grant.approved_by)},
+         f"writer key rotated (approved by {', '.join(grant.approved_by)}): new {new}; the "
+         f"old key stays trusted for the history it signed. Add the new key to "
+         "verify.writer_keys on verifier hosts that do not share this keys folder.")
+
+
 COMMANDS = [keys_group]

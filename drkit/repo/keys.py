@@ -66,6 +66,9 @@ WRITER_KEY_FILE = "writer.key"
 WRITER_PUB_FILE = "writer.pub"
 RECOVERY_PUB_FILE = "recovery.pub"
 RECOVERY_KEY_FILE = "recovery.key"
+NEXT_WRITER_KEY_FILE = "writer.next.key"
+NEXT_WRITER_PUB_FILE = "writer.next.pub"
+RETIRED_PUB_GLOB = "writer.retired-*.pub"
 CONFIG_KEY = "config"
 REPOSITORY_FORMAT_VERSION = 1
 PASSPHRASE_ENV = "DRKIT_RECOVERY_PASSPHRASE"  # noqa: S105 - a variable name
@@ -249,10 +252,17 @@ def load_writer_public_key(config: Config) -> Ed25519PublicKey:
 
 
 def load_trusted_writer_keys(config: Config) -> list[Ed25519PublicKey]:
-    """The writer public key in the keys folder (if present) plus ``verify.writer_keys``."""
+    """The writer public key in the keys folder (if present), the writer keys it replaced
+    (``writer.retired-*.pub``: history they signed must stay verifiable), plus
+    ``verify.writer_keys``."""
     keys: list[Ed25519PublicKey] = []
     if (config.keys_dir / WRITER_PUB_FILE).exists():
         keys.append(load_writer_public_key(config))
+    for path in sorted(config.keys_dir.glob(RETIRED_PUB_GLOB)):
+        try:
+            keys.append(parse_ed25519(_read_text_key(path)))
+        except ValueError as exc:
+            raise KeyFileError(f"{path}: key file is corrupted ({exc})") from None
     for text in config.writer_keys:
         try:
             keys.append(parse_ed25519(text))
@@ -268,6 +278,46 @@ def load_trusted_writer_keys(config: Config) -> list[Ed25519PublicKey]:
             seen.add(key.public_bytes_raw())
             unique.append(key)
     return unique
+
+
+# -- writer key rotation (a dangerous operation: see drkit.cli.keys) ---------------------
+def _writer_key_document(signing: Ed25519PrivateKey) -> bytes:
+    return canonical_json({
+        "format": KEY_FORMAT, "version": KEY_VERSION, "kind": "writer-signing-key",
+        "key": b64e(signing.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))})
+
+
+def prepare_writer_rotation(keys_dir: Path) -> Ed25519PublicKey:
+    """Create the next writer key (``writer.next.key``/``.pub``) if there is none yet and
+    return its public half, which approvers sign off before it replaces the current one."""
+    next_pub = keys_dir / NEXT_WRITER_PUB_FILE
+    if next_pub.exists():
+        try:
+            return parse_ed25519(_read_text_key(next_pub))
+        except ValueError as exc:
+            raise KeyFileError(f"{next_pub}: key file is corrupted ({exc})") from None
+    if not (keys_dir / WRITER_KEY_FILE).exists():
+        raise KeyFileError(f"{keys_dir / WRITER_KEY_FILE}: not found (run 'drkit keys init')")
+    signing = Ed25519PrivateKey.generate()
+    _write_private(keys_dir / NEXT_WRITER_KEY_FILE, _writer_key_document(signing))
+    _write_private(next_pub, (ed25519_text(signing.public_key()) + "\n").encode())
+    return signing.public_key()
+
+
+def complete_writer_rotation(keys_dir: Path) -> tuple[str, str]:
+    """Make the prepared key the writer key; keep the old public key as retired (still
+    trusted for the history it signed). Returns (old, new) public keys as text."""
+    old_text = _read_text_key(keys_dir / WRITER_PUB_FILE)
+    new_text = _read_text_key(keys_dir / NEXT_WRITER_PUB_FILE)
+    if not (keys_dir / NEXT_WRITER_KEY_FILE).exists():
+        raise KeyFileError(f"{keys_dir / NEXT_WRITER_KEY_FILE}: not found "
+                           "(run 'drkit keys rotate --prepare')")
+    retired = keys_dir / f"writer.retired-{fingerprint(parse_ed25519(old_text))[7:]}.pub"
+    if not retired.exists():
+        _write_private(retired, (old_text + "\n").encode())
+    os.replace(keys_dir / NEXT_WRITER_KEY_FILE, keys_dir / WRITER_KEY_FILE)
+    os.replace(keys_dir / NEXT_WRITER_PUB_FILE, keys_dir / WRITER_PUB_FILE)
+    return old_text, new_text
 
 
 def load_id_key(config: Config) -> tuple[str, bytes]:

@@ -331,8 +331,11 @@ class RepositoryWriter:
         """Journal every object of this run (and reused leftovers): the visibility point."""
         self.flush()
         entries = self.reused + self.written
+        # The existing log is verified against every trusted writer key, not only our own:
+        # after a key rotation the history was signed by the retired key.
         checkpoint = Journal(self.store, "drkit:" + self.keys.repository_id).append(
-            entries, self.keys.signing_key, now=self.now)
+            entries, self.keys.signing_key, now=self.now,
+            trusted=[*self.trusted, self.keys.signing_key.public_key()])
         self.pending.clear()
         assert self.repo is not None
         for entry in entries:
