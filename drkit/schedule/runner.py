@@ -161,6 +161,8 @@ def plan_commands(settings: ScheduleSettings, name: str, store: RunStore) -> lis
     if name == "drill-all":
         return [CommandRun("drill", r, ("drill", "--region", r, *secrets))
                 for r in settings.regions]
+    if name == "cloud-snapshot":
+        return [CommandRun("cloud-snapshot", "", ("cloud", "snapshot"))]
     if name == "prune-request":
         return [CommandRun("prune-request", "",
                            ("request", "prune", "--reason", PRUNE_REASON))]

@@ -35,6 +35,8 @@ DEFAULTS: dict[str, str] = {
     "drill": "0 6 1 * *",
     "drill_all": "0 8 15 1,4,7,10 *",
     "prune_request": "0 9 * * sun",
+    # Daily cloud disk/database snapshots; only on when drkit.toml has a [cloud] section.
+    "cloud_snapshot": "30 1 * * *",
 }
 # config key -> job name (job names are what users type: `drkit schedule run-job NAME`)
 JOB_NAMES: dict[str, str] = {
@@ -46,6 +48,7 @@ JOB_NAMES: dict[str, str] = {
     "drill": "drill",
     "drill_all": "drill-all",
     "prune_request": "prune-request",
+    "cloud_snapshot": "cloud-snapshot",
 }
 # Jobs of one kind share a lock: never two verifications or two drills at once.
 LOCK_KIND: dict[str, str] = {
@@ -57,6 +60,7 @@ LOCK_KIND: dict[str, str] = {
     "drill": "drill",
     "drill-all": "drill",
     "prune-request": "prune-request",
+    "cloud-snapshot": "cloud-snapshot",
 }
 _KEYS = set(DEFAULTS) | {"timezone", "misfire_grace_seconds", "jobstore", "metrics_file",
                          "state_dir", "read_data_sample", "ledger_sources", "on_sigterm",
@@ -158,6 +162,8 @@ def load_schedule(config: Config) -> ScheduleSettings:
     exprs: dict[str, str] = {}
     jobs: list[JobSpec] = []
     for key, default in DEFAULTS.items():
+        if key == "cloud_snapshot" and "cloud" not in config.raw:
+            default = OFF
         expr = text(key, default)
         name = JOB_NAMES[key]
         if expr.lower() == OFF:

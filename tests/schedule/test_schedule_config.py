@@ -18,7 +18,8 @@ def test_defaults(make_config: Callable[..., Path], tmp_path: Path) -> None:
     assert s.exprs == {"snapshot": "0 2 * * *", "replicate": "after-snapshot",
                        "verify": "15 * * * *", "verify-read-data": "30 4 * * *",
                        "ledger": "off", "drill": "0 6 1 * *",
-                       "drill-all": "0 8 15 1,4,7,10 *", "prune-request": "0 9 * * sun"}
+                       "drill-all": "0 8 15 1,4,7,10 *", "prune-request": "0 9 * * sun",
+                       "cloud-snapshot": "off"}  # on by default only with a [cloud] section
     assert [j.name for j in s.jobs] == ["snapshot", "verify", "verify-read-data", "drill",
                                         "drill-all", "prune-request"]
     assert s.replicate_after_snapshot
@@ -82,3 +83,18 @@ def test_cli_reports_schedule_error_as_one_line(drkit, make_config: Callable[...
     assert res.stderr.startswith("drkit: error: ")
     assert "drkit.toml: schedule.verify: 'every hour' is not a crontab expression" in res.stderr
     assert res.stderr.count("\n") == 1
+
+
+def test_cloud_snapshot_job_is_daily_when_a_cloud_is_configured(
+        make_config: Callable[..., Path]) -> None:
+    from drkit.schedule.runner import plan_commands
+    from drkit.schedule.state import RunStore
+
+    path = make_config()
+    with path.open("a") as fh:
+        fh.write('\n[cloud]\npoll_seconds = 0\n')
+    s = load_schedule(load_config(path))
+    assert s.exprs["cloud-snapshot"] == "30 1 * * *"
+    assert "cloud-snapshot" in [j.name for j in s.jobs]
+    [run] = plan_commands(s, "cloud-snapshot", RunStore(s.state_dir))
+    assert run.argv == ("cloud", "snapshot")
