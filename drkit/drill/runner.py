@@ -128,17 +128,14 @@ def run_drill(config: Config, options: DrillOptions, recovery: X25519PrivateKey,
         except StepFailed:
             pass
         except IntegrityError as exc:
-            # A chunk or file that fails authentication is a failed drill, not an error.
-            report.error = None
+            # A chunk or file that fails authentication is a failed drill (exit 1), not an
+            # error: the failed step already says which.
             log.info("drill failed: %s", exc)
         except DrkitError as exc:
             report.error = str(exc)
         if run.snapshot is not None:
             taken = parse_iso(run.snapshot.manifest.time)
             report.rpo_seconds = (clock.now() - taken).total_seconds()
-        if report.rto_seconds is None and not report.error and report.steps \
-                and all(s.ok for s in report.steps):
-            report.rto_seconds = monotonic() - start
     finally:
         _drop_databases(run, config, options)
         if run.store is not None:
