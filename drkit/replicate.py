@@ -40,7 +40,7 @@ from drkit.errors import (
     ObjectExists,
     StorageError,
 )
-from drkit.journal import JournalEntry, LogView, read_log
+from drkit.journal import JournalEntry, LogView, live_entries, read_log
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import ObjectInfo, Store
 from drkit.verify.context import (
@@ -48,7 +48,6 @@ from drkit.verify.context import (
     Match,
     lag_hours,
     listing_match,
-    live_objects,
     stored_sha256,
 )
 from drkit.verify.findings import Finding
@@ -201,7 +200,7 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
 
     to_copy: list[JournalEntry] = []
     to_check: list[tuple[JournalEntry, ObjectInfo]] = []
-    for key, entry in live_objects(primary_view.entries).items():
+    for key, entry in live_entries(primary_view.entries).items():
         info = listing.get(key)
         if info is None:
             to_copy.append(entry)

@@ -131,7 +131,7 @@ def _cloud_snapshot_report(config: Config, stores: list[Store], origin: str,
         return None
     from drkit.cloud.config import load_cloud_config
     from drkit.cloud.run import find_missing
-    from drkit.journal import JournalEntry, read_log
+    from drkit.journal import JournalEntry, live_entries, read_log
 
     live: dict[str, JournalEntry] = {}
     for store in stores:  # the primary first; a replica's copy when it is gone
@@ -141,11 +141,7 @@ def _cloud_snapshot_report(config: Config, stores: list[Store], origin: str,
             continue
         if view.checkpoint is None:
             continue
-        for entry in view.entries:
-            if entry.kind == "external":
-                live[entry.key] = entry
-            elif entry.kind == "tombstone":
-                live.pop(entry.key, None)
+        live = live_entries(view.entries, "external")
         break
     if not live:
         return None

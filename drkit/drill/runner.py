@@ -216,16 +216,11 @@ def _thaw_and_open(run: _Run, options: DrillOptions, trusted: list[Any]) -> None
         # The journal and the config object are always readable; everything else the
         # repository needs to list snapshots (manifests, index files, sealed session keys,
         # stored ledgers) is thawed first, then the packs of the chosen snapshot.
-        from drkit.journal import JournalEntry, read_log
+        from drkit.journal import live_entries, read_log
 
         origin = repository_origin([(options.region, run.store)], trusted)
         view = read_log(run.store, origin, trusted)
-        live: dict[str, JournalEntry] = {}
-        for entry in view.entries:
-            if entry.kind == "object":
-                live[entry.key] = entry
-            elif entry.kind == "tombstone":
-                live.pop(entry.key, None)
+        live = live_entries(view.entries)
         meta = [k for k in live if not k.startswith("packs/")]
         thawed = _thaw(run, meta, "metadata", options)
         run.repo = Repository.open(run.store, trusted)

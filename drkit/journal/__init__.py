@@ -5,7 +5,7 @@ See docs/journal.md for the formats.
 """
 
 from drkit.journal.checkpoint import Checkpoint, key_id, key_name
-from drkit.journal.entry import JOURNAL_PREFIX, KINDS, JournalEntry
+from drkit.journal.entry import JOURNAL_PREFIX, KINDS, JournalEntry, live_entries
 from drkit.journal.log import (
     Batch,
     Journal,
@@ -31,5 +31,6 @@ __all__ = [
     "decode_batch",
     "key_id",
     "key_name",
+    "live_entries",
     "read_log",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,3 +117,16 @@ class JournalEntry:
         if entry.to_bytes() != data:
             raise IntegrityError(f"journal entry for {entry.key!r} is not in canonical form")
         return entry
+
+
+def live_entries(entries: Iterable[JournalEntry], kind: str = "object"
+                 ) -> dict[str, JournalEntry]:
+    """Entries of ``kind`` the log says exist now, by key: logged, and not removed by a
+    later tombstone (an approved deletion or expiry)."""
+    live: dict[str, JournalEntry] = {}
+    for entry in entries:
+        if entry.kind == kind:
+            live[entry.key] = entry
+        elif entry.kind == "tombstone":
+            live.pop(entry.key, None)
+    return live

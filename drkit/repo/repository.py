@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from drkit.errors import InputError, IntegrityError, ObjectNotFound
-from drkit.journal import Journal, JournalEntry
+from drkit.journal import Journal, JournalEntry, live_entries
 from drkit.repo.crypto import ChunkCipher, unseal_session_key
 from drkit.repo.formats import (
     ChunkLocation,
@@ -65,12 +65,7 @@ class Repository:
         config = read_repository_config(store, trusted)
         journal = Journal(store, config.origin)
         _checkpoint, entries = journal.entries(trusted)
-        visible: dict[str, JournalEntry] = {}
-        for entry in entries:
-            if entry.kind == "object":
-                visible[entry.key] = entry
-            elif entry.kind == "tombstone":
-                visible.pop(entry.key, None)
+        visible = live_entries(entries)
         logged = visible.get(CONFIG_KEY)
         if logged is not None:
             actual = hashlib.sha256(store.get(CONFIG_KEY)).hexdigest()

@@ -79,17 +79,6 @@ def stored_sha256(store: Store, key: str) -> str:
     return hashlib.sha256(store.get(key)).hexdigest()
 
 
-def live_objects(entries: Sequence[JournalEntry]) -> dict[str, JournalEntry]:
-    """Objects the log says should exist now: logged, and not deleted by a tombstone."""
-    live: dict[str, JournalEntry] = {}
-    for entry in entries:
-        if entry.kind == "object":
-            live[entry.key] = entry
-        elif entry.kind == "tombstone":
-            live.pop(entry.key, None)
-    return live
-
-
 def lag_hours(primary: LogView, region_size: int, now: datetime) -> float:
     """Hours since the oldest primary checkpoint the region does not have yet (0 if none)."""
     for _key, cp in primary.checkpoints:

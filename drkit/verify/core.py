@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drkit.config import RegionConfig
 from drkit.errors import NeedsThaw, ObjectNotFound, StorageError
-from drkit.journal import JOURNAL_PREFIX, JournalEntry, LogView, read_log
+from drkit.journal import JOURNAL_PREFIX, JournalEntry, LogView, live_entries, read_log
 from drkit.journal.merkle import RootBuilder
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import ObjectInfo, Store
@@ -45,7 +45,6 @@ from drkit.verify.context import (
     Match,
     lag_hours,
     listing_match,
-    live_objects,
     stored_sha256,
 )
 from drkit.verify.findings import Finding, sort_findings
@@ -196,7 +195,7 @@ def _check_journal(report: RegionReport, view: LogView, region: RegionConfig,
 def _check_objects(report: RegionReport, store: Store, view: LogView, region: RegionConfig,
                    primary_view: LogView | None, read_fraction: float | None,
                    progress: Progress, workers: int) -> None:
-    live = live_objects(view.entries)
+    live = live_entries(view.entries)
     report.objects_logged = len(live)
     tombstoned = {e.key for e in view.entries if e.kind == "tombstone"} - set(live)
     logged_keys = {e.key for e in view.entries}
