@@ -20,13 +20,17 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from abc import abstractmethod
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, ClassVar
 
 from drkit.config import Config, SourceConfig
 from drkit.errors import ConfigError, InputError, IntegrityError
+from drkit.progress import ProgressTask
+from drkit.sources.base import ChunkSink, Source, SourceResult
 
 #: drkit creates, loads and drops only databases whose name starts with this.
 SCRATCH_PREFIX = "drkit_scratch_"
@@ -296,3 +300,36 @@ def verify_totals(expected: dict[str, Any], actual: dict[str, Any], *, where: st
             problems.append(f"{table}: content differs ({exp[table]['rows']} rows)")
     if problems:
         raise IntegrityError(f"{where}: control totals differ: " + "; ".join(problems))
+
+
+class DatabaseSource(Source):
+    """A database server source: one streamed dump per configured database, each with its
+    control totals; the PostgreSQL and MySQL modules supply the dump."""
+
+    #: Names the control-totals computation, so a drill compares like with like.
+    totals_algorithm: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def settings(self) -> DbSettings:
+        """Connection settings (credentials resolved, never logged)."""
+
+    @abstractmethod
+    def dump_database(self, database: str, sink: ChunkSink
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Stream one database's dump through ``sink``: (tree entry, control totals)."""
+
+    def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
+        settings = self.settings
+        result = SourceResult(self.name, self.type,
+                              f"{self.type}://{settings.user}@{settings.host}:{settings.port}",
+                              files=len(settings.databases))
+        totals: dict[str, Any] = {"algorithm": self.totals_algorithm, "databases": {}}
+        for database in settings.databases:
+            entry, db_totals = self.dump_database(database, sink)
+            result.entries.append(entry)
+            totals["databases"][database] = db_totals
+            result.bytes_total += int(entry["size"])
+        result.bytes_read = result.bytes_total
+        result.control_totals = totals
+        return result

@@ -40,15 +40,14 @@ import select
 import subprocess
 import tempfile
 import time
-from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from drkit.config import Config, SourceConfig
 from drkit.errors import InputError
-from drkit.progress import ProgressTask
-from drkit.sources.base import ChunkSink, Source, SourceResult
+from drkit.sources.base import ChunkSink
 from drkit.sources.dbcommon import (
+    DatabaseSource,
     DbSettings,
     PrefixedReader,
     check_scratch_name,
@@ -199,8 +198,9 @@ def _wait_for_start(stdout: Any, timeout: float) -> bytes:
             return bytes(buf)
 
 
-class MySQLSource(Source):
+class MySQLSource(DatabaseSource):
     type = "mysql"
+    totals_algorithm = TOTALS_ALGORITHM
 
     @property
     def settings(self) -> DbSettings:
@@ -227,20 +227,6 @@ class MySQLSource(Source):
                                  f"server runs MySQL {server}; use a dump tool at least as "
                                  "new as the server (set dump_tool)")
 
-    def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
-        settings = self.settings
-        result = SourceResult(self.name, self.type,
-                              f"mysql://{settings.user}@{settings.host}:{settings.port}",
-                              files=len(settings.databases))
-        totals: dict[str, Any] = {"algorithm": TOTALS_ALGORITHM, "databases": {}}
-        for database in settings.databases:
-            entry, db_totals = self.dump_database(database, sink)
-            result.entries.append(entry)
-            totals["databases"][database] = db_totals
-            result.bytes_total += int(entry["size"])
-        result.bytes_read = result.bytes_total
-        result.control_totals = totals
-        return result
 
     def _lock(self, cur: Any) -> bool:
         import pymysql

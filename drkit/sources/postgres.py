@@ -39,15 +39,14 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from drkit.config import Config, SourceConfig
 from drkit.errors import InputError
-from drkit.progress import ProgressTask
-from drkit.sources.base import ChunkSink, Source, SourceResult
+from drkit.sources.base import ChunkSink
 from drkit.sources.dbcommon import (
+    DatabaseSource,
     DbSettings,
     check_scratch_name,
     db_settings,
@@ -161,8 +160,9 @@ def tool_major(tool: str) -> int:
     return int(match.group(1))
 
 
-class PostgresSource(Source):
+class PostgresSource(DatabaseSource):
     type = "postgres"
+    totals_algorithm = TOTALS_ALGORITHM
 
     @property
     def settings(self) -> DbSettings:
@@ -188,21 +188,6 @@ class PostgresSource(Source):
                 raise InputError(f"source {self.name!r}: {tool} is version {major} but the "
                                  f"server runs PostgreSQL {server}; pg_dump must be at least "
                                  "the server's version (set dump_tool)")
-
-    def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
-        settings = self.settings
-        result = SourceResult(self.name, self.type,
-                              f"postgres://{settings.user}@{settings.host}:{settings.port}",
-                              files=len(settings.databases))
-        totals: dict[str, Any] = {"algorithm": TOTALS_ALGORITHM, "databases": {}}
-        for database in settings.databases:
-            entry, db_totals = self.dump_database(database, sink)
-            result.entries.append(entry)
-            totals["databases"][database] = db_totals
-            result.bytes_total += int(entry["size"])
-        result.bytes_read = result.bytes_total
-        result.control_totals = totals
-        return result
 
     def dump_database(self, database: str, sink: ChunkSink) -> tuple[dict[str, Any],
                                                                      dict[str, Any]]:
