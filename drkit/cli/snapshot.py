@@ -144,7 +144,7 @@ def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: 
 def _load_databases(config: Config, snap: Any, target: Path, into: str,
                     control: dict[str, Any]) -> list[dict[str, str]]:
     """Load the restored dumps of database sources into the scratch database ``into``."""
-    from drkit.drill.runner import DATABASE_TYPES, _db_module
+    from drkit.sources.base import DATABASE_TYPES, database_module
 
     sources = [s for s in snap.manifest.sources if s.type in DATABASE_TYPES]
     if not sources:
@@ -156,7 +156,7 @@ def _load_databases(config: Config, snap: Any, target: Path, into: str,
                          "pick one with --path SOURCE/DATABASE.sql")
     src, dump = dumps[0]
     source_cfg = config.source(src.name)
-    module = _db_module(src.type)
+    module = database_module(src.type)
     expected = (control.get(src.name) or {}).get("databases", {}).get(dump.stem)
     if expected is None:
         raise InputError(f"snapshot {snap.short_id}: no control totals recorded for "

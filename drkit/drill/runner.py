@@ -39,6 +39,7 @@ from drkit.progress import NULL_PROGRESS, Progress
 from drkit.repo.keys import load_trusted_writer_keys
 from drkit.repo.repository import Repository, SnapshotInfo
 from drkit.repo.restore import restore_snapshot
+from drkit.sources.base import DATABASE_TYPES, database_module
 from drkit.sources.sqlite import control_totals
 from drkit.storage.base import ARCHIVE_CLASSES, Store
 from drkit.storage.url import open_store
@@ -253,19 +254,6 @@ def _restore(run: _Run, scratch: Path, recovery: X25519PrivateKey) -> None:
                         "packs": result.packs_read}
 
 
-DATABASE_TYPES = ("postgres", "mysql")
-
-
-def _db_module(kind: str) -> Any:
-    if kind == "postgres":
-        from drkit.sources import postgres
-
-        return postgres
-    from drkit.sources import mysql
-
-    return mysql
-
-
 def _load_databases(run: _Run, config: Config, options: DrillOptions) -> None:
     """Load every restored PostgreSQL/MySQL dump into a scratch database of the source's
     server and check its control totals there. Scratch names are ``drkit_scratch_*`` and
@@ -280,7 +268,7 @@ def _load_databases(run: _Run, config: Config, options: DrillOptions) -> None:
         loaded = 0
         for src in sources:
             source_cfg = config.source(src.name)
-            module = _db_module(src.type)
+            module = database_module(src.type)
             expected = (run.control.get(src.name) or {}).get("databases", {})
             dumps = sorted((run.restored / src.name).glob("*.sql"))
             if not dumps:
@@ -309,7 +297,7 @@ def _drop_databases(run: _Run, config: Config, options: DrillOptions) -> None:
         return
     for source, name in run.scratch_dbs:
         try:
-            _db_module(config.source(source).type).drop_scratch(config.source(source), name,
+            database_module(config.source(source).type).drop_scratch(config.source(source), name,
                                                                 config=config)
         except DrkitError as exc:
             log.warning("drill: could not drop scratch database %s: %s", name, exc)

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, BinaryIO, ClassVar, Protocol
 
 from drkit.config import SourceConfig
@@ -92,3 +93,16 @@ def make_source(config: SourceConfig, cache_dir: Path, repository_id: str) -> So
                          "by this drkit yet") from None
     cls: type[Source] = module.SOURCE
     return cls(config, cache_dir, repository_id)
+
+
+#: Source types that are database servers: their snapshots hold one dump per database,
+#: which restore and the drill load into scratch databases.
+DATABASE_TYPES = ("postgres", "mysql")
+
+
+def database_module(kind: str) -> ModuleType:
+    """The module of a database source type, with ``load_dump``, ``check_restored`` and
+    ``drop_scratch``."""
+    if kind not in DATABASE_TYPES:
+        raise InputError(f"source type {kind!r} is not a database server")
+    return importlib.import_module(f"drkit.sources.{kind}")
