@@ -122,7 +122,7 @@ def run_drill(config: Config, options: DrillOptions, recovery: X25519PrivateKey,
             _verify(run, config, options, trusted, clock)
             _thaw_and_open(run, options, trusted)
             _restore(run, scratch, recovery)
-            _load_databases(run, config, options)
+            _load_databases(run, config)
             _check_control_totals(run)
             _reconcile_ledger(run, config, options, recovery, trusted)
             report.rto_seconds = monotonic() - start
@@ -254,7 +254,7 @@ def _restore(run: _Run, scratch: Path, recovery: X25519PrivateKey) -> None:
                         "packs": result.packs_read}
 
 
-def _load_databases(run: _Run, config: Config, options: DrillOptions) -> None:
+def _load_databases(run: _Run, config: Config) -> None:
     """Load every restored PostgreSQL/MySQL dump into a scratch database of the source's
     server and check its control totals there. Scratch names are ``drkit_scratch_*`` and
     never a database the config marks as production (the source modules refuse it)."""
