@@ -356,8 +356,7 @@ class AuditLog:
 def _spool_dir(config: Config) -> Path:
     # One spool per audit log (the primary's location), so an event kept while one
     # repository's primary was unreachable is never delivered into another repository's log.
-    url = config.primary_region.url
-    where = str(url.path) if url.path is not None else f"{url.scheme}://{url.bucket}/{url.prefix}"
+    where = config.primary_region.url.location
     return state_dir(config) / "audit" / "spool" / hashlib.sha256(where.encode()).hexdigest()[:16]
 
 

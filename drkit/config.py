@@ -216,7 +216,6 @@ def check_config(path: Path) -> tuple[Config | None, list[Problem]]:
         except InputError as exc:
             chk.problem(f"{key}url", str(exc))
             continue
-        canon = str(url.path) if url.path else f"{url.scheme}://{url.bucket}/{url.prefix}"
         lowered = name.lower()
         if lowered in seen_urls:
             chk.problem(f"regions.{name}", f"duplicate region name (also {seen_urls[lowered]!r})")
@@ -242,9 +241,7 @@ def check_config(path: Path) -> tuple[Config | None, list[Problem]]:
             max_lag_hours=chk.number(region, key, "max_lag_hours", 26.0),
         )
         for other_name, other in regions.items():
-            other_canon = (str(other.url.path) if other.url.path
-                           else f"{other.url.scheme}://{other.url.bucket}/{other.url.prefix}")
-            if other_name != name and other_canon == canon:
+            if other_name != name and other.url.location == url.location:
                 chk.problem(f"{key}url", f"same location as region {other_name!r}")
     if not raw_regions:
         chk.problem("regions", "no regions configured")

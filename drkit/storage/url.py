@@ -42,6 +42,14 @@ class StoreURL:
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def location(self) -> str:
+        """Where the store is, independent of how the URL was written (parameters such as
+        credentials or endpoint do not change it): the folder, or scheme://bucket/prefix."""
+        if self.path is not None:
+            return str(self.path)
+        return f"{self.scheme}://{self.bucket}/{self.prefix}"
+
 
 def parse_store_url(url: str, *, base_dir: Path | None = None) -> StoreURL:
     """Parse and validate a store URL; raise InputError naming what is wrong."""
