@@ -33,6 +33,7 @@ from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config
 from drkit.drill.report import DrillReport, StepResult
 from drkit.errors import DrkitError, InputError, IntegrityError, StorageError
+from drkit.journal import LogView, live_entries, read_log
 from drkit.ledger import compute_ledger, reconcile
 from drkit.ledger.store import LEDGER_PREFIX, latest_ledger
 from drkit.progress import NULL_PROGRESS, Progress
@@ -79,6 +80,7 @@ class _Run:
     restored: Path | None = None
     control: dict[str, Any] = field(default_factory=dict)
     scratch_dbs: list[tuple[str, str]] = field(default_factory=list)  # (source, database)
+    view: LogView | None = None  # the region's journal, read once by the verify step
 
     @contextmanager
     def step(self, name: str) -> Iterator[dict[str, Any]]:
@@ -157,8 +159,10 @@ def _verify(run: _Run, config: Config, options: DrillOptions, trusted: list[Any]
         origin = repository_origin([(region.name, run.store)], trusted)
         state = TrustedState(options.state_dir or config.verify_state_dir
                              or default_state_dir(), origin)
+        run.view = read_log(run.store, origin, trusted)
         result = verify_region(region, run.store, origin=origin, trusted=trusted,
-                               state=state, now=clock.now(), progress=run.progress)
+                               state=state, now=clock.now(), view=run.view,
+                               progress=run.progress)
         state.save()
         info["data"] = {"log_size": result.log_size, "findings": len(result.findings)}
         if result.findings:
@@ -212,15 +216,12 @@ def _thaw(run: _Run, keys: list[str], what: str, options: DrillOptions) -> int:
 
 
 def _thaw_and_open(run: _Run, options: DrillOptions, trusted: list[Any]) -> None:
-    assert run.store is not None
+    assert run.store is not None and run.view is not None
+    view = run.view
     with run.step("thaw and open") as info:
         # The journal and the config object are always readable; everything else the
         # repository needs to list snapshots (manifests, index files, sealed session keys,
         # stored ledgers) is thawed first, then the packs of the chosen snapshot.
-        from drkit.journal import live_entries, read_log
-
-        origin = repository_origin([(options.region, run.store)], trusted)
-        view = read_log(run.store, origin, trusted)
         live = live_entries(view.entries)
         meta = [k for k in live if not k.startswith("packs/")]
         thawed = _thaw(run, meta, "metadata", options)
