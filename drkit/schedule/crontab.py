@@ -1,6 +1,7 @@
 """``drkit schedule crontab``: the same schedule as crontab(5) lines, for teams using cron.
 
-Each line runs ``drkit schedule run-job NAME`` (so a cron run is recorded, audited,
+Each line runs ``drkit schedule run-job NAME`` (the console script by its absolute path,
+from the configuration's folder: see ``drkit_command``) (so a cron run is recorded, audited,
 measured and notified exactly like a daemon run) under ``flock -n`` so a run that is still
 going makes the next one exit at once instead of piling up. Paths are absolute because
 cron's environment is nearly empty. The expressions are the configured ones: they already
@@ -13,8 +14,25 @@ import shlex
 import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from drkit.schedule.spec import AFTER_SNAPSHOT, OFF, ScheduleSettings
+
+
+def drkit_command(python: str | None = None) -> list[str]:
+    """How a scheduled job starts drkit: the console script next to this interpreter.
+
+    ``python -m drkit`` puts the working directory first on ``sys.path``, so a folder named
+    ``drkit`` there (a clone in ``$HOME``, cron's usual working directory) shadows the
+    installed package and every job dies with an ImportError. The console script does not
+    look in the working directory; where it is missing (a source checkout run without
+    installing), ``python -P -m drkit`` (Python 3.11+: no unsafe path entry) is used.
+    """
+    if python is None:
+        script = Path(sys.executable).with_name("drkit")
+        if script.is_file():
+            return [str(script.absolute())]
+    return [python or sys.executable, "-P", "-m", "drkit"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +53,10 @@ def _cron_quote(text: str) -> str:
 
 def crontab_lines(settings: ScheduleSettings, *, python: str | None = None,
                   flock: str | None = None) -> list[CrontabLine]:
-    py = python or sys.executable
+    drkit = " ".join(_cron_quote(part) for part in drkit_command(python))
+    # A fixed working directory: the configuration's own folder (its relative paths are
+    # resolved against it anyway), never whatever folder cron starts in.
+    workdir = settings.config_file.parent
     fl = flock or shutil.which("flock") or "/usr/bin/flock"
     lock_dir = settings.lock_dir()
     out: list[CrontabLine] = []
@@ -43,9 +64,10 @@ def crontab_lines(settings: ScheduleSettings, *, python: str | None = None,
         lock = lock_dir / f"cron-{job.name}.lock"
         # mkdir -p: the lock folder lives in the cache, which may be deleted at any time.
         cmd = " ".join([
+            "cd", _cron_quote(str(workdir)), "&&",
             "mkdir", "-p", _cron_quote(str(lock_dir)), "&&",
             _cron_quote(fl), "-n", _cron_quote(str(lock)),
-            _cron_quote(py), "-m", "drkit", "--config", _cron_quote(str(settings.config_file)),
+            drkit, "--config", _cron_quote(str(settings.config_file)),
             "--json", "schedule", "run-job", "--origin", "cron", job.name, ">/dev/null",
         ])
         out.append(CrontabLine(job.name, job.expr, cmd))

@@ -5,7 +5,8 @@ call it through ``drkit schedule run-job NAME``), so recording is in one place:
 
 1. take the flock'd lock file of the job's kind (``locks/<kind>.lock``); if another run of
    that kind holds it, the run is *skipped* and recorded as such (never queued behind);
-2. run each drkit command as a child process ``python -m drkit --config FILE --json ...``
+2. run each drkit command as a child process ``drkit --config FILE --json ...``
+   (the console script: ``drkit.schedule.crontab.drkit_command``)
    in its own session, capture its exit code and its one JSON document;
 3. per command: a ``RunRecord`` (state.py), an audit event (``drkit.audit.record_event``),
    the metrics file rewritten, and on failure or findings a webhook notification.
@@ -23,7 +24,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -249,8 +249,9 @@ def _region_reports(doc: Any) -> list[dict[str, Any]]:
 
 def child_argv(config_file: Path, argv: tuple[str, ...], python: str | None = None
                ) -> list[str]:
-    return [python or sys.executable, "-m", "drkit", "--config", str(config_file), "--json",
-            *argv]
+    from drkit.schedule.crontab import drkit_command
+
+    return [*drkit_command(python), "--config", str(config_file), "--json", *argv]
 
 
 def _last_line(text: str) -> str:

@@ -183,15 +183,21 @@ def test_crontab_lines_run_the_job_under_flock(drkit, make_config: Callable[...,
     lines = {ln["job"]: ln for ln in doc["lines"]}
     assert lines["snapshot"]["schedule"] == "30 2 * * 0"  # crontab itself: 0 = Sunday
     cmd = lines["verify"]["command"]
-    assert re.match(r"^mkdir -p /\S+ && /\S*flock -n /\S+/cron-verify\.lock "
-                    r"/\S+python\S* -m drkit --config /", cmd)
+    assert re.match(r"^cd /\S+ && mkdir -p /\S+ && /\S*flock -n /\S+/cron-verify\.lock "
+                    r"/\S+/drkit --config /", cmd)
     assert " schedule run-job --origin cron verify >/dev/null" in cmd
     assert "CRON_TZ=UTC" in doc["crontab"]
     assert "replicate runs after each successful snapshot" in doc["crontab"]
 
     settings = load_schedule(load_config(path))
     store = RunStore(settings.state_dir)
-    out = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True)
+    # cron starts in $HOME; a clone of drkit there (a folder named drkit) must not shadow
+    # the installed package the way 'python -m drkit' let it.
+    home = path.parent / "home"
+    (home / "drkit").mkdir(parents=True)
+    (home / "drkit" / "__init__.py").write_text("raise ImportError('shadowed')\n")
+    out = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True, cwd=home)
+    assert "ImportError" not in out.stderr and "shadowed" not in out.stderr, out.stderr
     assert out.stdout == ""  # quiet under cron: the JSON result goes to /dev/null
     [rec] = store.history()
     assert rec.task == "verify" and rec.origin == "cron" and rec.command == ["verify", "--all"]
