@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from drkit.cli.setup import CONFIG_TEMPLATE
+from drkit.cli.setup import config_template
 
 
 def test_console_script_and_module_both_work(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_console_script_and_module_both_work(tmp_path: Path) -> None:
 def test_init_writes_valid_config(drkit, tmp_path: Path) -> None:
     res = drkit("init")
     assert res.exit_code == 0, res.stderr
-    assert (tmp_path / "drkit.toml").read_text() == CONFIG_TEMPLATE
+    assert (tmp_path / "drkit.toml").read_text() == config_template(sample_data=False)
     assert (tmp_path / "keys").is_dir()
     assert oct((tmp_path / "keys").stat().st_mode & 0o777) == "0o700"
     res = drkit("--json", "config", "check")

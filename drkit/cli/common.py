@@ -87,17 +87,23 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def emit(data: Any, text: str | Callable[[], str] | None = None) -> None:
-    """Print ``data`` as JSON under --json, else ``text`` (a string or a function)."""
+def emit(data: Any, text: str | Callable[[], str] | None = None, *,
+         summary: str | Callable[[], str | None] | None = None) -> None:
+    """Print ``data`` as JSON under --json, else ``text`` (a string or a function).
+
+    Under ``-q`` only ``summary`` is printed (one line, and only when there is something
+    to say, such as a count of findings): quiet means errors only.
+    """
     app = get_app()
     # Kept for the command tree's after-command hooks (audit, run records).
     click.get_current_context().find_root().meta["drkit.result"] = data
     if app.json:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=_default))
         return
-    if text is None:
+    chosen = summary if app.quiet else text
+    if chosen is None:
         return
-    out = text() if callable(text) else text
+    out = chosen() if callable(chosen) else chosen
     if out:
         click.echo(out)
 

@@ -86,7 +86,8 @@ def drill_command(region: str, snapshot: str, scratch: Path | None, report_path:
     written = write_reports(report, base)
     data = report.to_dict()
     data["report_files"] = [str(p) for p in written]
-    emit(data, report.to_text)
+    emit(data, report.to_text, summary=lambda: None if report.passed else
+         f"drkit drill {region}: FAILED ({report.error or 'see ' + str(written[0])})")
     info(f"report: {', '.join(str(p) for p in written)}")
     if report.error:
         click.get_current_context().exit(int(ExitCode.USAGE))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 import traceback
 from typing import Any
@@ -68,9 +69,42 @@ def _audit(ctx: click.Context, code: int, error: str | None) -> None:
             log.warning("could not keep the run record of %s: %s", argv[0], exc)
 
 
+_GLOBAL_FLAGS = re.compile(r"^(-q|--quiet|-v+|--verbose)$")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move the global options ``-q``, ``-v``/``-vv`` and ``--config PATH`` written after the
+    subcommand to the front, so ``drkit verify -q`` means ``drkit -q verify`` (no subcommand
+    has options of those names). Arguments after ``--`` are left alone."""
+    front: list[str] = []
+    rest: list[str] = []
+    in_command = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        valued = arg == "--config" and i + 1 < len(args)
+        if not in_command and not arg.startswith("-"):
+            in_command = True
+        if _GLOBAL_FLAGS.match(arg) or arg.startswith("--config="):
+            (front if in_command else rest).append(arg)
+        elif valued:
+            (front if in_command else rest).extend(args[i:i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 class DrkitGroup(click.Group):
     """Maps drkit's exceptions to one line on stderr and their exit code, and records
     every action's outcome in the audit log."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(list(args)))
 
     def invoke(self, ctx: click.Context) -> Any:
         code, error = 0, None

@@ -215,7 +215,7 @@ def check_command(read_data: bool, read_data_subset: str | None, region: str | N
                      + ("" if report.ok else f"; {len(report.problems)} problem(s)"))
         return "\n".join(lines)
 
-    emit(report.to_dict(), text)
+    emit(report.to_dict(), text, summary=None)
     if not report.ok:
         if app.json:
             click.get_current_context().exit(int(ExitCode.FINDINGS))

@@ -115,7 +115,9 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
                      f"{len(findings)} finding{'s' if len(findings) != 1 else ''}")
         return "\n".join(lines)
 
-    emit(data, text)
+    emit(data, text, summary=lambda: (
+        f"drkit verify: {len(findings)} finding{'s' if len(findings) != 1 else ''} "
+        f"({', '.join(sorted({f.region for f in findings}))})" if findings else None))
     for store in stores.values():
         store.close()
     if findings:
