@@ -12,39 +12,16 @@ is the robot's only credential, so it is never logged.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
+
+from drkit.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
 WECOM_MAX_BYTES = 4096  # the robot refuses markdown content longer than this
-_SECRET_PARAMS = {"key", "token", "access_token", "secret", "sig", "signature", "sign",
-                  "password", "apikey", "api_key"}
-_SECRET_IN_TEXT = re.compile(
-    r"((?:" + "|".join(sorted(_SECRET_PARAMS, key=len, reverse=True)) + r")=)[^&\s'\"]+",
-    re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """The URL with secret query parameters and any user:password masked."""
-    parts = urlsplit(url)
-    query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def redact_text(text: str) -> str:
-    """Mask ``key=...``-style secrets in free text (exception messages quote URLs)."""
-    return _SECRET_IN_TEXT.sub(r"\1***", text)
-
-
 @dataclass(frozen=True)
 class Delivery:
     target: str        # "webhook" or "wecom"

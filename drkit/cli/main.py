@@ -15,6 +15,7 @@ import click
 from drkit import __version__
 from drkit.cli.common import AppContext, get_app, setup_logging
 from drkit.errors import DrkitError, ExitCode
+from drkit.redact import redact_text
 
 log = logging.getLogger(__name__)
 _SKIP = {"main", "common"}
@@ -132,11 +133,11 @@ class DrkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DrkitError as exc:
-            ctx.meta["drkit.error"] = str(exc)
+            ctx.meta["drkit.error"] = redact_text(str(exc))
             app = get_app(ctx)
             if exc.show_traceback or app.verbose >= 2:
                 traceback.print_exc(file=sys.stderr)
-            click.echo(f"drkit: error: {exc}", err=True)
+            click.echo(f"drkit: error: {redact_text(str(exc))}", err=True)
             ctx.exit(int(exc.exit_code))
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -150,7 +151,8 @@ class DrkitGroup(click.Group):
                 hint = ""
             else:
                 hint = " (run with -v for the traceback)"
-            click.echo(f"drkit: internal error: {type(exc).__name__}: {exc}{hint}", err=True)
+            click.echo(f"drkit: internal error: {type(exc).__name__}: "
+                       f"{redact_text(str(exc))}{hint}", err=True)
             ctx.exit(70)
 
 

@@ -9,6 +9,7 @@ import click
 from drkit.cli.common import emit, get_app, json_option
 from drkit.config import Config, Problem, check_config
 from drkit.errors import ExitCode, InputError
+from drkit.redact import redact_text
 
 _BASE_TEMPLATE = """\
 # drkit configuration. Paths are relative to this file.
@@ -167,13 +168,14 @@ def config_check() -> None:
     data = {
         "config": str(path),
         "valid": not problems,
-        "problems": [{"file": p.file, "key": p.key, "reason": p.reason} for p in problems],
+        "problems": [{"file": p.file, "key": p.key, "reason": redact_text(p.reason)}
+                     for p in problems],
     }
 
     def text() -> str:
         if not problems:
             return f"{path}: ok"
-        lines = [str(p) for p in problems]
+        lines = [redact_text(str(p)) for p in problems]
         lines.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {path}")
         return "\n".join(lines)
 

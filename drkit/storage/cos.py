@@ -52,6 +52,7 @@ from drkit.errors import (
     StorageError,
     Unsupported,
 )
+from drkit.redact import redact_url
 from drkit.storage.base import (
     ARCHIVE_CLASSES,
     BucketSettings,
@@ -174,7 +175,7 @@ class COSStore(Store):
         secret_key = os.environ.get(key_var)
         if not secret_id or not secret_key:
             raise BackendUnavailable(
-                f"{parsed.text}: no COS credentials: {id_var} or {key_var} is not set"
+                f"{redact_url(parsed.text)}: no COS credentials: {id_var} or {key_var} is not set"
             )
         endpoint = params.get("endpoint") or None
         if params.get("scheme") and endpoint is None:
@@ -188,7 +189,7 @@ class COSStore(Store):
             token=os.environ.get(token_var) or None,
             endpoint=endpoint,
             clock=clock,
-            url=parsed.text,
+            url=redact_url(parsed.text),
         )
 
     # -- helpers -------------------------------------------------------------------------

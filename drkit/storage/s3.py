@@ -46,6 +46,7 @@ from drkit.errors import (
     StorageError,
     Unsupported,
 )
+from drkit.redact import redact_url
 from drkit.storage.base import (
     ARCHIVE_CLASSES,
     BucketSettings,
@@ -192,7 +193,7 @@ class S3Store(Store):
         credentials = None
         cred = params.get("credentials")
         if cred:
-            credentials = _credentials_from_env(cred.split(":", 1)[1], parsed.text)
+            credentials = _credentials_from_env(cred.split(":", 1)[1], redact_url(parsed.text))
         return cls(
             parsed.bucket,
             prefix=parsed.prefix,
@@ -202,7 +203,7 @@ class S3Store(Store):
             profile=params.get("profile") or None,
             addressing=params.get("addressing") or None,
             clock=clock,
-            url=parsed.text,
+            url=redact_url(parsed.text),
         )
 
     # -- helpers -------------------------------------------------------------------------

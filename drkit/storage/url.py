@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from drkit.clock import Clock
 from drkit.errors import InputError
+from drkit.redact import redact_url
 from drkit.storage.base import Store
 
 SCHEMES = ("file", "s3", "cos")
@@ -40,7 +41,7 @@ class StoreURL:
     text: str = ""
 
     def __str__(self) -> str:
-        return self.text
+        return redact_url(self.text)
 
     @property
     def location(self) -> str:
@@ -55,25 +56,27 @@ def parse_store_url(url: str, *, base_dir: Path | None = None) -> StoreURL:
     """Parse and validate a store URL; raise InputError naming what is wrong."""
     if not isinstance(url, str) or not url.strip():
         raise InputError("store URL is empty")
+    shown = redact_url(url)  # what error messages quote: never a secret
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise InputError(
-            f"store URL {url!r}: unknown scheme {parts.scheme + ':' if parts.scheme else '(none)'}"
+            f"store URL {shown!r}: unknown scheme "
+            f"{parts.scheme + ':' if parts.scheme else '(none)'}"
             f" (expected one of {', '.join(s + '://' for s in SCHEMES)})"
         )
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise InputError(f"store URL {url!r}: file URLs take no host")
+            raise InputError(f"store URL {shown!r}: file URLs take no host")
         raw = unquote(parts.path)
         if not raw:
-            raise InputError(f"store URL {url!r}: no path")
+            raise InputError(f"store URL {shown!r}: no path")
         path = Path(raw)
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
         if params:
-            raise InputError(f"store URL {url!r}: file URLs take no parameters")
+            raise InputError(f"store URL {shown!r}: file URLs take no parameters")
         return StoreURL(scheme="file", path=path, text=url)
     bucket = parts.netloc
     prefix = parts.path.strip("/")
@@ -81,23 +84,23 @@ def parse_store_url(url: str, *, base_dir: Path | None = None) -> StoreURL:
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise InputError(
-            f"store URL {url!r}: unknown parameter {unknown[0]!r}"
+            f"store URL {shown!r}: unknown parameter {unknown[0]!r}"
             f" (allowed: {', '.join(sorted(allowed))})"
         )
     if not bucket:
-        raise InputError(f"store URL {url!r}: no bucket name")
+        raise InputError(f"store URL {shown!r}: no bucket name")
     if scheme == "s3" and not _BUCKET_RE.match(bucket):
-        raise InputError(f"store URL {url!r}: {bucket!r} is not a valid S3 bucket name")
+        raise InputError(f"store URL {shown!r}: {bucket!r} is not a valid S3 bucket name")
     if scheme == "cos":
         if not _COS_BUCKET_RE.match(bucket):
             raise InputError(
-                f"store URL {url!r}: COS bucket must be named BUCKETNAME-APPID, got {bucket!r}"
+                f"store URL {shown!r}: COS bucket must be named BUCKETNAME-APPID, got {bucket!r}"
             )
         if not params.get("region"):
-            raise InputError(f"store URL {url!r}: COS URLs need ?region=ap-...")
+            raise InputError(f"store URL {shown!r}: COS URLs need ?region=ap-...")
     cred = params.get("credentials")
     if cred is not None and not re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", cred):
-        raise InputError(f"store URL {url!r}: credentials must look like env:NAME")
+        raise InputError(f"store URL {shown!r}: credentials must look like env:NAME")
     if prefix:
         from drkit.storage.base import validate_key
 
@@ -106,7 +109,7 @@ def parse_store_url(url: str, *, base_dir: Path | None = None) -> StoreURL:
         except InputError:
             raise
         except Exception as exc:  # InvalidObjectKey is a StorageError
-            raise InputError(f"store URL {url!r}: bad prefix: {exc}") from exc
+            raise InputError(f"store URL {shown!r}: bad prefix: {exc}") from exc
     return StoreURL(scheme=scheme, bucket=bucket, prefix=prefix, params=params, text=url)
 
 

@@ -35,6 +35,7 @@ retention_days = 365
 type = "sqlite"
 path = "shop.db"
 """)
+    (tmp_path / "shop.db").touch()  # config check also reports a source that does not exist
     result = drkit("config", "check", "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["valid"] is True
