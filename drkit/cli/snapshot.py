@@ -128,6 +128,9 @@ def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: 
     recovery = unlock(config, recovery_key, passphrase_file)
     result = restore_snapshot(repo, snap, target, recovery, paths=list(paths) or None,
                               force=force, progress=app.progress())
+    if paths and not result.files and not result.symlinks:
+        raise CheckFailed(f"--path {' '.join(paths)}: no file in snapshot {snap.short_id} "
+                          "matches; nothing was restored")
     data = result.to_dict()
     loaded = (_load_databases(config, snap, target, into_database, result.control_totals)
               if into_database else [])

@@ -8,10 +8,12 @@ Works on any region's store (``Repository.open``) and needs the recovery private
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import hashlib
 import os
+import secrets
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -149,113 +151,129 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
     plan: dict[str, dict[bytes, list[tuple[Path, int]]]] = defaultdict(lambda: defaultdict(list))
     locs: dict[bytes, ChunkLocation] = {}
     total_bytes = 0
+    token = secrets.token_hex(4)
+    temporary: dict[Path, Path] = {}  # final name -> temporary name, until renamed
+    lock = threading.Lock()
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        root = target.resolve()
-        # With --force the target may hold symlinks: never create or write through one.
-        for dest, _entry in [*dirs, *files, *links]:
-            if not dest.parent.resolve().is_relative_to(root):
-                raise InputError(f"{dest}: a symlink in the target leads outside {target}")
-        for dest, _entry in dirs:
-            dest.mkdir(parents=True, exist_ok=True)
-        for dest, entry in files:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.is_symlink():
-                dest.unlink()
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            try:
-                os.ftruncate(fd, int(entry["size"]))
-            finally:
-                os.close(fd)
-            offset = 0
-            for hexid in entry["chunks"]:
-                cid = bytes.fromhex(hexid)
-                loc = index.get(cid)
-                if loc is None:
-                    raise IntegrityError(f"{name}: chunk {hexid[:16]} of {dest} is not indexed")
-                locs[cid] = loc
-                plan[loc.pack][cid].append((dest, offset))
-                offset += loc.raw_length
-            if offset != int(entry["size"]):
-                raise IntegrityError(f"{name}: {dest}: chunk sizes do not add up")
-            total_bytes += offset
-    except OSError as exc:
-        raise _os_error(target, target, exc) from None
-
-    task = progress.task("restore", total_bytes, "B")
-    states = {dest: _FileHash() for dest, _entry in files}
-    budget = _Budget(BUFFER_LIMIT)
-
-    def restore_pack(pack: str) -> None:
-        data = repo.get_verified(pack)  # hashed once, against the journal...
-        if repo.visible[pack].sha256 != key_digest(pack) or not data.startswith(PACK_MAGIC):
-            # ...and the journal's hash must be the pack's name
-            raise IntegrityError(f"{repo.store.url}: {pack}: content does not match its name")
-        view = memoryview(data)
-        for cid, dests in sorted(plan[pack].items(), key=lambda kv: locs[kv[0]].offset):
-            loc = locs[cid]
-            cipher = repo.cipher(loc.session, recovery)
-            plain = cipher.decrypt(cid, view[loc.offset:loc.offset + loc.length],
-                                   name=f"{repo.store.url}: {pack}")
-            if len(plain) != loc.raw_length:
-                raise IntegrityError(f"{repo.store.url}: {pack}: chunk {cid.hex()[:16]} "
-                                     "has the wrong length")
-            for dest, offset in dests:
-                try:
-                    fd = os.open(dest, os.O_WRONLY)
-                    try:
-                        os.pwrite(fd, plain, offset)
-                    finally:
-                        os.close(fd)
-                except OSError as exc:
-                    raise _os_error(target, dest, exc) from None
-                states[dest].add(offset, plain, budget)
-                task.advance(len(plain))
-
-    def verify_file(item: tuple[Path, dict[str, Any]]) -> None:
-        dest, entry = item
         try:
-            digest = states[dest].digest(int(entry["size"]))
-            if digest is None:  # chunks arrived out of order beyond the buffer: read back
-                hasher = hashlib.sha256()
-                with dest.open("rb") as fh:
-                    while block := fh.read(4 << 20):
-                        hasher.update(block)
-                digest = hasher.hexdigest()
-            if digest != entry["sha256"]:
-                raise IntegrityError(f"{dest}: restored content does not match the snapshot "
-                                     "hash")
-            os.chmod(dest, int(entry["mode"]))
-            os.utime(dest, ns=(int(entry["mtime_ns"]), int(entry["mtime_ns"])))
+            target.mkdir(parents=True, exist_ok=True)
+            root = target.resolve()
+            # With --force the target may hold symlinks: never create or write through one.
+            for dest, _entry in [*dirs, *files, *links]:
+                if not dest.parent.resolve().is_relative_to(root):
+                    raise InputError(f"{dest}: a symlink in the target leads outside {target}")
+            for dest, _entry in dirs:
+                dest.mkdir(parents=True, exist_ok=True)
+            for n, (dest, entry) in enumerate(files):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                # Written under a temporary name beside the final one and renamed only when
+                # complete and hash-checked, so a failure (a full disk, Ctrl-C) never leaves a
+                # file under its final name that differs from the snapshot.
+                tmp = dest.with_name(f".drkit-restore-{token}-{n}")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                temporary[dest] = tmp
+                try:
+                    os.ftruncate(fd, int(entry["size"]))
+                finally:
+                    os.close(fd)
+                offset = 0
+                for hexid in entry["chunks"]:
+                    cid = bytes.fromhex(hexid)
+                    loc = index.get(cid)
+                    if loc is None:
+                        raise IntegrityError(f"{name}: chunk {hexid[:16]} of {dest} is not indexed")
+                    locs[cid] = loc
+                    plan[loc.pack][cid].append((dest, offset))
+                    offset += loc.raw_length
+                if offset != int(entry["size"]):
+                    raise IntegrityError(f"{name}: {dest}: chunk sizes do not add up")
+                total_bytes += offset
         except OSError as exc:
-            raise _os_error(target, dest, exc) from None
+            raise _os_error(target, target, exc) from None
 
-    # Packs in the order their data appears in the files, so most chunks reach each file's
-    # running hash in order and no file has to be read back.
-    order: dict[str, tuple[int, int]] = {}
-    position = {dest: n for n, (dest, _e) in enumerate(files)}
-    for pack, chunks in plan.items():
-        order[pack] = min((position[d], off) for dests in chunks.values() for d, off in dests)
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="restore") as pool:
-            ordered = sorted(plan, key=lambda p: order[p])
-            for future in [pool.submit(restore_pack, p) for p in ordered]:
-                future.result()
-            for future in [pool.submit(verify_file, item) for item in files]:
-                future.result()
+        task = progress.task("restore", total_bytes, "B")
+        states = {dest: _FileHash() for dest, _entry in files}
+        budget = _Budget(BUFFER_LIMIT)
+
+        def restore_pack(pack: str) -> None:
+            data = repo.get_verified(pack)  # hashed once, against the journal...
+            if repo.visible[pack].sha256 != key_digest(pack) or not data.startswith(PACK_MAGIC):
+                # ...and the journal's hash must be the pack's name
+                raise IntegrityError(f"{repo.store.url}: {pack}: content does not match its name")
+            view = memoryview(data)
+            for cid, dests in sorted(plan[pack].items(), key=lambda kv: locs[kv[0]].offset):
+                loc = locs[cid]
+                cipher = repo.cipher(loc.session, recovery)
+                plain = cipher.decrypt(cid, view[loc.offset:loc.offset + loc.length],
+                                       name=f"{repo.store.url}: {pack}")
+                if len(plain) != loc.raw_length:
+                    raise IntegrityError(f"{repo.store.url}: {pack}: chunk {cid.hex()[:16]} "
+                                         "has the wrong length")
+                for dest, offset in dests:
+                    try:
+                        fd = os.open(temporary[dest], os.O_WRONLY)
+                        try:
+                            os.pwrite(fd, plain, offset)
+                        finally:
+                            os.close(fd)
+                    except OSError as exc:
+                        raise _os_error(target, dest, exc) from None
+                    states[dest].add(offset, plain, budget)
+                    task.advance(len(plain))
+
+        def verify_file(item: tuple[Path, dict[str, Any]]) -> None:
+            dest, entry = item
+            try:
+                digest = states[dest].digest(int(entry["size"]))
+                tmp = temporary[dest]
+                if digest is None:  # chunks arrived out of order beyond the buffer: read back
+                    hasher = hashlib.sha256()
+                    with tmp.open("rb") as fh:
+                        while block := fh.read(4 << 20):
+                            hasher.update(block)
+                    digest = hasher.hexdigest()
+                if digest != entry["sha256"]:
+                    raise IntegrityError(f"{dest}: restored content does not match the snapshot "
+                                         "hash")
+                os.chmod(tmp, int(entry["mode"]))
+                os.utime(tmp, ns=(int(entry["mtime_ns"]), int(entry["mtime_ns"])))
+                # os.replace replaces a symlink at dest itself, never what it points to.
+                os.replace(tmp, dest)
+                with lock:
+                    del temporary[dest]
+            except OSError as exc:
+                raise _os_error(target, dest, exc) from None
+
+        # Packs in the order their data appears in the files, so most chunks reach each file's
+        # running hash in order and no file has to be read back.
+        order: dict[str, tuple[int, int]] = {}
+        position = {dest: n for n, (dest, _e) in enumerate(files)}
+        for pack, chunks in plan.items():
+            order[pack] = min((position[d], off) for dests in chunks.values() for d, off in dests)
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="restore") as pool:
+                ordered = sorted(plan, key=lambda p: order[p])
+                for future in [pool.submit(restore_pack, p) for p in ordered]:
+                    future.result()
+                for future in [pool.submit(verify_file, item) for item in files]:
+                    future.result()
+        finally:
+            task.close()
+        try:
+            for dest, entry in links:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if dest.is_symlink() or dest.exists():
+                    dest.unlink()
+                os.symlink(entry["target"], dest)
+                os.utime(dest, ns=(int(entry["mtime_ns"]),) * 2, follow_symlinks=False)
+            for dest, entry in sorted(dirs, key=lambda d: len(d[0].parts), reverse=True):
+                os.chmod(dest, int(entry["mode"]))
+                os.utime(dest, ns=(int(entry["mtime_ns"]),) * 2)
+        except OSError as exc:
+            raise _os_error(target, target, exc) from None
+        return RestoreResult(snapshot.id, str(target), len(files), len(dirs), len(links),
+                             total_bytes, len(plan), totals)
     finally:
-        task.close()
-    try:
-        for dest, entry in links:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.is_symlink() or dest.exists():
-                dest.unlink()
-            os.symlink(entry["target"], dest)
-            os.utime(dest, ns=(int(entry["mtime_ns"]),) * 2, follow_symlinks=False)
-        for dest, entry in sorted(dirs, key=lambda d: len(d[0].parts), reverse=True):
-            os.chmod(dest, int(entry["mode"]))
-            os.utime(dest, ns=(int(entry["mtime_ns"]),) * 2)
-    except OSError as exc:
-        raise _os_error(target, target, exc) from None
-    return RestoreResult(snapshot.id, str(target), len(files), len(dirs), len(links),
-                         total_bytes, len(plan), totals)
+        for tmp in temporary.values():  # what a failure left half-written
+            with contextlib.suppress(OSError):
+                tmp.unlink()

@@ -82,6 +82,15 @@ def test_disk_full_during_restore(project, drkit, tmp_path: Path) -> None:
         res = drkit("restore", "latest", "--to", str(tiny / "out"))
         assert res.exit_code == 2
         assert "no space left on device" in res.stderr and _one_error_line(res.stderr)
+        # Nothing under a final name differs from the snapshot, and no temporary file stays:
+        # every file is written under a temporary name and renamed only once hash-checked.
+        left = [p for p in (tiny / "out").rglob("*") if p.is_file()]
+        assert not [p for p in left if p.name.startswith(".drkit-restore-")]
+        for path in left:
+            rel = path.relative_to(tiny / "out")
+            original = project.root / "data" / ("shop.db" if rel.parts[0] == "shop"
+                                                else Path("uploads", *rel.parts[1:]))
+            assert path.read_bytes() == original.read_bytes(), rel
     finally:
         subprocess.run(["umount", str(tiny)], check=True)
 
