@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from drkit.canonical import canonical_json, domain_hash
 from drkit.clock import utc_iso
 from drkit.errors import InputError, IntegrityError, KeyFileError, WrongPassphrase
+from drkit.passphrase import check_private_file
 from drkit.repo.encoding import b64d, b64e, ed25519_text, fingerprint, parse_ed25519
 from drkit.repo.keys import DEFAULT_KDF, derive_passphrase_key
 
@@ -191,6 +192,7 @@ def find_key_file(keys_dir: Path, name: str) -> Path:
 
 def unlock(path: Path, passphrase: str) -> ApproverKey:
     """Decrypt an approver key file; WrongPassphrase / KeyFileError with one clear line."""
+    check_private_file(path)
     try:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError:

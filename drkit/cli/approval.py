@@ -33,6 +33,7 @@ from drkit.approval.requests import (
 from drkit.audit import record_event
 from drkit.cli.common import emit, get_app, json_option
 from drkit.errors import ApprovalRequired, DrkitError, InputError
+from drkit.passphrase import check_new_passphrase
 
 PassphraseFile = click.Path(dir_okay=False, path_type=Path)
 
@@ -56,6 +57,8 @@ def read_approver_passphrase(passphrase_file: Path | None, *, confirm: bool = Fa
                          "--passphrase-file")
     if not value:
         raise InputError("the approver passphrase is empty")
+    if confirm:  # a new passphrase: it guards a signature that can release a deletion
+        check_new_passphrase(value, what="approver passphrase", context=("drkit", "approver"))
     return value
 
 

@@ -10,6 +10,7 @@ import click
 
 from drkit.cli.common import emit, get_app, json_option
 from drkit.errors import InputError, KeyFileError
+from drkit.passphrase import check_new_passphrase
 from drkit.repo import keys as keyfiles
 from drkit.repo.writer import initialise_repository
 from drkit.storage.url import open_store
@@ -34,6 +35,8 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> s
                          "--passphrase-file")
     if not value:
         raise InputError("the recovery passphrase is empty")
+    if confirm:  # a new passphrase: it will guard the key that decrypts every backup
+        check_new_passphrase(value, what="recovery passphrase", context=("drkit", "recovery"))
     return value
 
 

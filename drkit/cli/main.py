@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import pkgutil
 import re
@@ -68,6 +69,14 @@ def _audit(ctx: click.Context, code: int, error: str | None) -> None:
                               finished=app.clock.now())
         except (DrkitError, OSError) as exc:
             log.warning("could not keep the run record of %s: %s", argv[0], exc)
+
+
+def _json_error(app: AppContext, message: str, code: int, kind: str) -> None:
+    """Under --json a failure still prints one JSON document to stdout (scripts parse stdout
+    and should not have to scrape stderr), unless the command already printed its own."""
+    if app.json and not click.get_current_context().find_root().meta.get("drkit.result"):
+        click.echo(json.dumps({"error": {"message": message, "exit_code": code,
+                                         "kind": kind}}, indent=2))
 
 
 _GLOBAL_FLAGS = re.compile(r"^(-q|--quiet|-v+|--verbose)$")
@@ -137,12 +146,15 @@ class DrkitGroup(click.Group):
             app = get_app(ctx)
             if exc.show_traceback or app.verbose >= 2:
                 traceback.print_exc(file=sys.stderr)
-            click.echo(f"drkit: error: {redact_text(str(exc))}", err=True)
+            message = redact_text(str(exc))
+            click.echo(f"drkit: error: {message}", err=True)
+            _json_error(app, message, int(exc.exit_code), type(exc).__name__)
             ctx.exit(int(exc.exit_code))
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
             click.echo("drkit: interrupted", err=True)
+            _json_error(get_app(ctx), "interrupted", 130, "Interrupted")
             ctx.exit(130)
         except Exception as exc:  # an unexpected error is a bug: say so, keep the detail
             app = get_app(ctx)
@@ -151,8 +163,9 @@ class DrkitGroup(click.Group):
                 hint = ""
             else:
                 hint = " (run with -v for the traceback)"
-            click.echo(f"drkit: internal error: {type(exc).__name__}: "
-                       f"{redact_text(str(exc))}{hint}", err=True)
+            message = f"{type(exc).__name__}: {redact_text(str(exc))}"
+            click.echo(f"drkit: internal error: {message}{hint}", err=True)
+            _json_error(app, message, 70, "InternalError")
             ctx.exit(70)
 
 

@@ -57,7 +57,16 @@ def snapshot_command(sources: tuple[str, ...]) -> None:
          f"snapshot {result.snapshot_id[:12]}: {result.files} files, "
          f"{human_bytes(result.bytes_total)} in sources, {human_bytes(result.bytes_read)} read, "
          f"{human_bytes(result.bytes_new)} new, {human_bytes(result.bytes_stored)} stored, "
-         f"{result.duration_s:.1f} s ({human_bytes(rate)}/s)")
+         f"{result.duration_s:.1f} s ({human_bytes(rate)}/s)"
+         + (f"\n{len(result.skipped)} entries skipped with a warning (unreadable, FIFO, "
+            "socket or device); the snapshot was taken without them" if result.skipped
+            else ""),
+         summary=lambda: (f"drkit snapshot {result.snapshot_id[:12]}: {len(result.skipped)} "
+                          "entries skipped" if result.skipped else None))
+    if result.skipped:
+        # Taken, with warnings: exit 1 so cron and CI notice (restic's exit 3 convention
+        # mapped onto drkit's "findings" code).
+        click.get_current_context().exit(int(ExitCode.FINDINGS))
 
 
 @click.command("snapshots")

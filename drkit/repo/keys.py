@@ -47,6 +47,7 @@ from drkit.errors import (
     ObjectNotFound,
     WrongPassphrase,
 )
+from drkit.passphrase import check_private_file
 from drkit.repo.documents import open_document, sign_document
 from drkit.repo.encoding import (
     b64d,
@@ -118,6 +119,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _read_json(path: Path, kind: str) -> dict[str, Any]:
+    check_private_file(path, folder_too=True)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -350,6 +352,7 @@ def load_writer_keys(config: Config) -> WriterKeys:
 
 def unlock_recovery_key(path: Path, passphrase: str) -> X25519PrivateKey:
     """Decrypt ``recovery.key``; WrongPassphrase or KeyFileError with one clear line."""
+    check_private_file(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -38,6 +38,7 @@ class SnapshotResult:
     journal_size: int
     reused_leftovers: int = 0
     control_totals: dict[str, Any] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # source, path, reason
 
     def to_dict(self) -> dict[str, Any]:
         return {"snapshot_id": self.snapshot_id, "time": self.time, "sources": self.sources,
@@ -45,7 +46,7 @@ class SnapshotResult:
                 "bytes_read": self.bytes_read, "bytes_new": self.bytes_new,
                 "bytes_stored": self.bytes_stored, "objects_written": self.objects_written,
                 "duration_s": round(self.duration_s, 3), "journal_size": self.journal_size,
-                "reused_leftovers": self.reused_leftovers}
+                "reused_leftovers": self.reused_leftovers, "skipped": self.skipped}
 
 
 def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
@@ -114,4 +115,5 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
         bytes_stored=writer.bytes_stored, objects_written=objects,
         duration_s=time.monotonic() - started, journal_size=checkpoint.size,
         reused_leftovers=reused,
-        control_totals={r.name: r.control_totals for r in results if r.control_totals})
+        control_totals={r.name: r.control_totals for r in results if r.control_totals},
+        skipped=[{"source": r.name, **item} for r in results for item in r.skipped])

@@ -52,6 +52,9 @@ class SourceResult:
     files: int = 0
     bytes_total: int = 0  # size of everything in the snapshot for this source
     bytes_read: int = 0  # what had to be read (the rest came from the cache)
+    # Entries left out with a warning (unreadable files and folders, FIFOs, sockets,
+    # devices): {"path": ..., "reason": ...}. The snapshot is taken; the command exits 1.
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def tree(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "path": self.path,

@@ -46,6 +46,7 @@ class FilesSource(Source):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._new_cache: dict[str, list[Any]] = {}
+        self._skipped: list[dict[str, str]] = []
 
     @property
     def root(self) -> Path:
@@ -84,8 +85,13 @@ class FilesSource(Source):
                 with os.scandir(path) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                raise InputError(f"source {self.name!r}: cannot list {path}: "
-                                 f"{exc.strerror}") from None
+                if not rel_dir:
+                    raise InputError(f"source {self.name!r}: cannot list {path}: "
+                                     f"{exc.strerror}") from None
+                # One unreadable folder must not cost the whole snapshot (as with restic):
+                # it is left out, named in a warning and counted in the summary.
+                self._skip(rel_dir, f"cannot list: {exc.strerror}")
+                continue
             subdirs = []
             for entry in entries:
                 rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
@@ -101,9 +107,14 @@ class FilesSource(Source):
                     subdirs.append(rel)
             stack.extend(reversed(subdirs))
 
+    def _skip(self, rel: str, reason: str) -> None:
+        log.warning("source %s: skipping %s (%s)", self.name, rel, reason)
+        self._skipped.append({"path": rel, "reason": reason})
+
     def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
         old_cache = self._load_cache()
         result = SourceResult(self.name, self.type, str(self.root))
+        self._skipped = result.skipped
         root_st = self.root.stat()
         result.entries.append({"path": "", "type": "dir", "mode": stat.S_IMODE(root_st.st_mode),
                                "mtime_ns": root_st.st_mtime_ns})
@@ -112,7 +123,13 @@ class FilesSource(Source):
         def settle(limit: int) -> None:
             while len(pending) > limit:
                 entry, key, future = pending.pop(0)
-                content = future.result()
+                try:
+                    content = future.result()
+                except OSError as exc:  # unreadable, or vanished, while being read
+                    result.entries.remove(entry)
+                    result.files -= 1
+                    self._skip(entry["path"], f"cannot read: {exc.strerror or exc}")
+                    continue
                 entry["size"] = content.size
                 entry["sha256"] = content.sha256
                 entry["chunks"] = [c.hex() for c in content.chunks]
@@ -150,8 +167,9 @@ class FilesSource(Source):
                 pending.append((entry, key, pool.submit(sink.store_file, self.root / rel)))
                 settle(MAX_IN_FLIGHT)
             else:
-                log.info("source %s: skipping %s (not a file, folder or symlink)",
-                         self.name, rel)
+                kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else
+                        "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
+                self._skip(rel, f"{kind}, not a file, folder or symlink")
         settle(0)
         return result
 

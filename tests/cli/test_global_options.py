@@ -91,3 +91,13 @@ def test_verbose_after_the_subcommand_is_accepted(drkit, project: Path) -> None:
     assert "uploads" in res.stdout
     res = drkit("snapshots", "--bogus")
     assert res.exit_code == 2 and "No such option" in res.stderr
+
+
+def test_json_failure_prints_one_json_error_document(drkit, tmp_path: Path) -> None:
+    res = drkit("--json", "snapshots")  # no drkit.toml here
+    assert res.exit_code == 2
+    doc = json.loads(res.stdout)
+    assert doc["error"]["exit_code"] == 2 and "drkit.toml" in doc["error"]["message"]
+    assert res.stderr.startswith("drkit: error: ")
+    res = drkit("snapshots", "--json")  # the same after the subcommand
+    assert json.loads(res.stdout)["error"]["kind"] == "ConfigError"

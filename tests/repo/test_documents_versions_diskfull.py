@@ -100,7 +100,7 @@ def test_keys_cli(tmp_path: Path, drkit, monkeypatch) -> None:
         '[repository]\nprimary = "a"\n[regions.a]\nurl = "file:regions/a"\n')
     res = drkit("keys", "init")
     assert res.exit_code == 2 and "DRKIT_RECOVERY_PASSPHRASE" in res.stderr
-    (tmp_path / "pass").write_text("from a file\n")
+    (tmp_path / "pass").write_text("passphrase read from a file\n")
     res = drkit("keys", "init", "--passphrase-file", "pass", "--json")
     assert res.exit_code == 0, res.stderr
     made = json.loads(res.stdout)
@@ -119,6 +119,6 @@ def test_keys_cli(tmp_path: Path, drkit, monkeypatch) -> None:
     assert [e.key for e in entries] == ["config"]
     # A corrupted recovery key file: one line, exit 2.
     (tmp_path / "keys" / "recovery.key").write_bytes(canonical_json({"format": "drkit-key"}))
-    monkeypatch.setenv("DRKIT_RECOVERY_PASSPHRASE", "from a file")
+    monkeypatch.setenv("DRKIT_RECOVERY_PASSPHRASE", "passphrase read from a file")
     res = drkit("restore", "latest", "--to", "out")
     assert res.exit_code == 2
