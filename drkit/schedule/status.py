@@ -234,8 +234,15 @@ def compute_status(config: Config, settings: ScheduleSettings, *, clock: Clock,
             st.problems.append(f"{label}: last completed {_hours(age):g} h ago "
                                f"(allowed {_hours(limit):g} h by the {kind} schedule)")
         if done.outcome == "findings":
-            n = f"{done.findings} " if done.findings is not None else ""
-            st.problems.append(f"{label}: last run found {n}problem(s)")
+            if kind == "drill":
+                # A drill's verdict is pass/fail; a failed one may have zero "findings"
+                # (a restore step failed, RTO missed), so say FAILED, not "0 problems".
+                st.problems.append(f"{label}: last drill FAILED")
+            elif done.findings:
+                st.problems.append(f"{label}: last run found {done.findings} "
+                                   f"problem{'s' if done.findings != 1 else ''}")
+            else:
+                st.problems.append(f"{label}: last run failed (exit 1)")
 
     for name in ("verify", "verify-read-data"):
         if name not in jobs:

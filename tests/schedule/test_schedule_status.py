@@ -54,7 +54,7 @@ def test_status_clean_when_everything_is_recent(drkit: Any, repository: Callable
     # a single-region repository: no replication to wait for
     text = path.read_text()
     start = text.index("[regions.shanghai]")
-    end = text.index("# What gets snapshotted.")
+    end = text.index("# What gets snapshotted")
     path.write_text(text[:start] + text[end:])
     settings = load_schedule(load_config(path))
     assert settings.regions == ("beijing",)
@@ -80,7 +80,12 @@ def test_status_clean_when_everything_is_recent(drkit: Any, repository: Callable
     ran("verify", "", 0.2, outcome="findings", findings=3)
     res = drkit("--json", "status")
     assert res.exit_code == 1
-    assert json.loads(res.stdout)["problems"] == ["verify: last run found 3 problem(s)"]
+    assert json.loads(res.stdout)["problems"] == ["verify: last run found 3 problems"]
+    # a failed drill says FAILED, never "found 0 problem(s)"
+    ran("drill", "beijing", 1, outcome="findings", findings=0)
+    problems = json.loads(drkit("--json", "status").stdout)["problems"]
+    assert "drill of region 'beijing': last drill FAILED" in problems
+    ran("drill", "beijing", 0.5)
     # and an old one is stale: allowance = 2 hourly periods + 6 h grace
     ran("verify", "", 9)
     store2 = RunStore(settings.state_dir)
