@@ -21,11 +21,19 @@ from drkit.repo.snapshot import take_snapshot
 from drkit.storage.url import open_store
 
 
-def open_repository(config: Config, region: str | None) -> Repository:
+def open_repository(config: Config, region: str | None, *, read_primary_copy: bool = False
+                    ) -> Repository:
     app = get_app()
     reg = config.region(region) if region else config.primary_region
     store = open_store(reg.url, base_dir=config.base_dir, clock=app.clock)
-    return Repository.open(store, keyfiles.load_trusted_writer_keys(config))
+    repo = Repository.open(store, keyfiles.load_trusted_writer_keys(config))
+    if read_primary_copy and not reg.primary:
+        # Listing an archive-class region reads the primary's identical copy of its
+        # metadata (checked against this region's journal), so it needs no thaw. Restores
+        # and checks never do this: they prove the region's own bytes.
+        repo.fallback = open_store(config.primary_region.url, base_dir=config.base_dir,
+                                   clock=app.clock)
+    return repo
 
 
 recovery_key_option = click.option(
@@ -74,7 +82,7 @@ def snapshot_command(sources: tuple[str, ...]) -> None:
 @json_option
 def snapshots_command(region: str | None) -> None:
     """List the snapshots (id, time, sources, size, new data)."""
-    repo = open_repository(get_app().config, region)
+    repo = open_repository(get_app().config, region, read_primary_copy=True)
     snaps = repo.snapshots()
 
     def text() -> str:

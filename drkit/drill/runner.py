@@ -42,8 +42,9 @@ from drkit.repo.repository import Repository, SnapshotInfo
 from drkit.repo.restore import restore_snapshot
 from drkit.sources.base import DATABASE_TYPES, database_module
 from drkit.sources.sqlite import control_totals
-from drkit.storage.base import ARCHIVE_CLASSES, Store
+from drkit.storage.base import Store
 from drkit.storage.url import open_store
+from drkit.thaw import ThawTimeout, thaw_objects
 from drkit.verify.context import repository_origin
 from drkit.verify.core import verify_region
 from drkit.verify.state import TrustedState, default_state_dir
@@ -183,36 +184,13 @@ def _verify(run: _Run, config: Config, options: DrillOptions, trusted: list[Any]
 def _thaw(run: _Run, keys: list[str], what: str, options: DrillOptions) -> int:
     """Thaw the archive-class objects among ``keys`` and wait until all are readable."""
     assert run.store is not None
-    wanted = set(keys)
-    cold = [info.key for prefix in sorted({k.split("/", 1)[0] + "/" for k in wanted})
-            for info in run.store.list(prefix)
-            if info.key in wanted and (info.needs_thaw or info.storage_class in ARCHIVE_CLASSES)]
-    if not cold:
-        return 0
-    task = run.progress.task(f"thaw {what}", len(cold))
-    waiting = []
     try:
-        for key in cold:
-            if run.store.thaw(key):
-                task.advance()
-            else:
-                waiting.append(key)
-        deadline = run.monotonic() + options.thaw_timeout
-        while waiting:
-            if run.monotonic() >= deadline:
-                raise StepFailed(f"{len(waiting)} {what} objects still frozen after "
-                                 f"{options.thaw_timeout:.0f}s, e.g. {waiting[0]}")
-            run.sleep(min(options.thaw_poll, max(0.0, deadline - run.monotonic())))
-            still = []
-            for key in waiting:
-                if run.store.thaw(key):
-                    task.advance()
-                else:
-                    still.append(key)
-            waiting = still
-    finally:
-        task.close()
-    return len(cold)
+        result = thaw_objects(run.store, keys, what=what, timeout=options.thaw_timeout,
+                              poll=options.thaw_poll, progress=run.progress,
+                              monotonic=run.monotonic, sleep=run.sleep)
+    except ThawTimeout as exc:
+        raise StepFailed(str(exc)) from None
+    return len(result.requested)
 
 
 def _thaw_and_open(run: _Run, options: DrillOptions, trusted: list[Any]) -> None:

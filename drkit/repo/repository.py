@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from drkit.errors import InputError, IntegrityError, ObjectNotFound
+from drkit.errors import InputError, IntegrityError, NeedsThaw, ObjectNotFound, StorageError
 from drkit.journal import Journal, JournalEntry, live_entries
 from drkit.repo.crypto import ChunkCipher, unseal_session_key
 from drkit.repo.formats import (
@@ -59,6 +59,8 @@ class Repository:
         self.visible = visible
         self._keys: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        # Where to read an archived object's identical copy (see get_verified).
+        self.fallback: Store | None = None
 
     @classmethod
     def open(cls, store: Store, trusted: Sequence[Ed25519PublicKey]) -> Repository:
@@ -89,6 +91,19 @@ class Repository:
             data = self.store.get(key)
         except ObjectNotFound:
             raise IntegrityError(f"{self.store.url}: {key} is missing") from None
+        except NeedsThaw as exc:
+            # A cold region's objects are byte-identical copies of the primary's (names are
+            # content hashes); reading the primary's copy and checking it against THIS
+            # region's journal lets a listing work without a thaw. Without a readable
+            # fallback the region must be thawed ('drkit thaw').
+            if self.fallback is None:
+                raise NeedsThaw(f"{exc}; thaw the region first with 'drkit thaw --region "
+                                "REGION [SNAPSHOT]'") from None
+            try:
+                data = self.fallback.get(key)
+            except (ObjectNotFound, StorageError):
+                raise NeedsThaw(f"{self.store.url}: {key} is archived and no other region "
+                                "has it readable; run 'drkit thaw --region REGION'") from None
         if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
             raise IntegrityError(f"{self.store.url}: {key} does not match the journal "
                                  f"(size {len(data)}, journaled {entry.size})")
