@@ -139,6 +139,21 @@ class _RichTask:
         self._bar.stop()
 
 
+def _binary_speed_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class BinarySpeed(ProgressColumn):
+        """Transfer rate in MiB/s (rich's own column is decimal)."""
+
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else f"{human_bytes(speed)}/s",
+                        style="progress.data.speed")
+
+    return BinarySpeed()
+
+
 class RichProgress:
     """A rich progress bar per task on stderr."""
 
@@ -151,12 +166,12 @@ class RichProgress:
             Progress,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
 
         columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
         if unit == "B":
-            columns += [DownloadColumn(), TransferSpeedColumn()]
+            # Binary units (MiB), as every summary line drkit prints.
+            columns += [DownloadColumn(binary_units=True), _binary_speed_column()]
         else:
             columns += [MofNCompleteColumn()]
         columns.append(TimeRemainingColumn())

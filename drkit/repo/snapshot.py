@@ -67,7 +67,11 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
             source.check()
         try:
             writer.load_known_chunks()
-            task = progress.task("snapshot", None, "B")
+            estimates = [s.estimate_bytes() for s in sources]
+            # A total (and so a bar with an ETA) when every source can guess cheaply.
+            total = sum(e for e in estimates if e) if all(
+                e is not None for e in estimates) else None
+            task = progress.task("snapshot", total or None, "B")
             try:
                 sink = ChunkStore(writer, writer.keys.id_key, task)
                 results: list[SourceResult] = []

@@ -81,6 +81,11 @@ class Source(ABC):
     def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
         """Read the source through ``sink``; ``pool`` runs per-file work on both cores."""
 
+    def estimate_bytes(self) -> int | None:
+        """A cheap guess of the bytes this snapshot will cover (for the progress bar's
+        total and ETA), or None when there is nothing cheap to go on."""
+        return None
+
     def committed(self) -> None:  # noqa: B027 - optional hook
         """The snapshot is journaled: persist local caches."""
 

@@ -65,6 +65,13 @@ class FilesSource(Source):
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise InputError(f"source {self.name!r}: {self.root} is not readable")
 
+    def estimate_bytes(self) -> int | None:
+        """The sizes the files cache recorded at the last snapshot: no walk needed."""
+        cache = self._load_cache()
+        if not cache:
+            return None
+        return sum(int(v[0]) for v in cache.values() if v and isinstance(v[0], int))
+
     def _load_cache(self) -> dict[str, list[Any]]:
         try:
             data = json.loads(self.cache_path.read_text())

@@ -232,6 +232,12 @@ class SQLiteSource(Source):
         if header and header != b"SQLite format 3\x00":
             raise InputError(f"source {self.name!r}: {self.path} is not a SQLite database")
 
+    def estimate_bytes(self) -> int | None:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return None
+
     def _fingerprint(self) -> list[Any]:
         # SQLite itself creates an empty -wal file, or touches its ctime, whenever a
         # connection opens the database (ours included), so an absent and an empty WAL are
