@@ -46,7 +46,7 @@ def audit_verify(region: str | None) -> None:
               help="YYYY-MM-DD (UTC), an ISO time with offset, or Nd for N days ago.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md",
               show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file instead of stdout.")
 @region_option
 @json_option

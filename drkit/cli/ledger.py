@@ -115,7 +115,8 @@ def ledger_group() -> None:
 @click.option("--spec", "spec_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Ledger spec (default: [ledger] spec in drkit.toml, else the built-in "
                    "February 2020 spec).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "-o", "--output", "out_file",
+              type=click.Path(dir_okay=False, path_type=Path),
               help="Write the ledger document (canonical JSON) here.")
 @click.option("--store/--no-store", default=True, show_default=True,
               help="Sign the ledger and store it in the repository (journaled and "

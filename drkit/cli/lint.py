@@ -27,7 +27,7 @@ from drkit.progress import NULL_PROGRESS
                    "(default: principals.toml in a PATH folder).")
 @click.option("--suppressions", "suppressions_file", type=click.Path(path_type=Path),
               help="Suppressions file (TOML [[suppress]] entries with reason, owner, expires).")
-@click.option("--output", "-o", "output", type=click.Path(path_type=Path),
+@click.option("--output", "-o", "--out", "output", type=click.Path(path_type=Path),
               help="Write the report to this file instead of stdout.")
 def lint_command(paths: tuple[Path, ...], fmt: str | None, json_output: bool,
                  severity_threshold: str, principals_file: Path | None,

@@ -186,7 +186,7 @@ def cli(ctx: click.Context, config_file: str | None, json_output: bool, verbose:
     verified from outside, a policy linter, two-person approval and restore drills.
 
     Exit codes: 0 clean, 1 findings or failed check, 2 usage/config/input error,
-    3 refused for want of approval.
+    3 refused for want of approval, 70 internal error, 130 interrupted.
     """
     app = ctx.ensure_object(AppContext)
     if config_file:

@@ -194,26 +194,29 @@ def _default_key(config: Config) -> Path:
 def _fraction(value: str | None) -> float:
     if value is None:
         return 0.0
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%?\s*", value)
     if not m or not 0 < float(m.group(1)) <= 100:
-        raise InputError(f"--read-data-subset: expected a percentage like 10%, got {value!r}")
+        raise InputError(f"--read-data: expected a percentage between 0 and 100 like 10%, "
+                         f"got {value!r}")
     return float(m.group(1)) / 100
 
 
 @click.command("check")
-@click.option("--read-data", is_flag=True, help="Read, hash and decrypt every pack.")
-@click.option("--read-data-subset", metavar="N%", default=None,
-              help="Read a random N% of the packs.")
+@click.option("--read-data", "read_data", is_flag=False, flag_value="100%", default=None,
+              metavar="[N%]", help="Read, hash and decrypt every pack, or a random N% of them "
+                                   "(the same spelling as verify --read-data).")
+@click.option("--read-data-subset", metavar="N%", default=None, hidden=True,
+              help="Old spelling of --read-data N%.")
 @region_option
 @recovery_key_option
 @passphrase_file_option
 @json_option
-def check_command(read_data: bool, read_data_subset: str | None, region: str | None,
+def check_command(read_data: str | None, read_data_subset: str | None, region: str | None,
                   recovery_key: Path | None, passphrase_file: Path | None) -> None:
     """Check the repository structure and, with --read-data, every byte of it."""
     app = get_app()
     config = app.config
-    fraction = 1.0 if read_data else _fraction(read_data_subset)
+    fraction = _fraction(read_data if read_data is not None else read_data_subset)
     repo = open_repository(config, region)
     # The recovery key is needed to read data; when it can be had without a prompt it also
     # lets the structure check read every snapshot tree.

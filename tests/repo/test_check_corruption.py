@@ -88,7 +88,8 @@ def test_swapped_pack(snapped, drkit) -> None:
 
 
 def test_read_data_subset(snapped, drkit) -> None:
-    code, report = _check(drkit, "--read-data-subset", "34%")
+    code, report = _check(drkit, "--read-data", "34%")
     assert code == 0
     assert 1 <= report["packs_read"] < report["packs"]
-    assert drkit("check", "--read-data-subset", "abc").exit_code == 2
+    assert drkit("check", "--read-data", "abc").exit_code == 2
+    assert drkit("check", "--read-data-subset", "34%").exit_code == 0  # the old spelling
