@@ -66,7 +66,9 @@ def check_id(request_id: str, *, allow_prefix: bool = False) -> str:
     text = request_id.strip().lower()
     if _ID_RE.match(text) or (allow_prefix and re.fullmatch(r"[0-9a-f]{6,64}", text)):
         return text
-    raise InputError(f"{request_id!r} is not a request id (64 hex digits)")
+    what = ("a request id: 64 hex digits, or a unique prefix of 6 or more (as "
+            "'drkit requests' shows)") if allow_prefix else "a request id (64 hex digits)"
+    raise InputError(f"{request_id!r} is not {what}")
 
 
 @dataclass(frozen=True)
