@@ -216,6 +216,19 @@ def file_request(operation: str, params: dict[str, Any], reason: str, as_name: s
          f"{request.doc['expires']}: drkit approve {request.id[:12]} --as NAME")
 
 
+def _nothing_to_do(operation: str, plan: Mapping[str, Any]) -> bool:
+    """A prune that would forget and delete nothing needs no approvals: say so (exit 0)
+    instead of asking two people to sign an empty plan."""
+    if operation != "prune" or plan["forget"] or plan["delete"]:
+        return False
+    emit({"operation": operation, "plan": dict(plan), "nothing_to_do": True},
+         f"nothing to prune: no snapshot beyond the newest {plan['keep_last']} is older than "
+         f"{plan['older_than_days']:g} days and nothing unneeded is stored"
+         + (f" ({len(plan['retained'])} objects are still under lock)" if plan["retained"]
+            else ""))
+    return True
+
+
 def describe_plan(operation: str, plan: Mapping[str, Any]) -> str:
     if operation == "prune":
         size = sum(int(i["size"]) for i in plan["delete"])
@@ -499,6 +512,8 @@ def refuse_without_approval(operation: str, params: dict[str, Any], args: str) -
     """Compute the plan so the user sees what approval is needed, log, and exit 3."""
     ctx = _context()
     plan = operations.get_operation(operation).plan(ctx, params)
+    if _nothing_to_do(operation, plan):
+        return
     exc = ApprovalRequired(
         f"{operation} is a dangerous operation ({describe_plan(operation, plan)}) and needs "
         f"{policy.quorum_for(ctx.config, operation)} approvals by enrolled people other than "
