@@ -15,6 +15,7 @@ from drkit.config import Config
 from drkit.errors import CheckFailed, ExitCode, InputError
 from drkit.repo import keys as keyfiles
 from drkit.repo.check import check_repository
+from drkit.repo.region_identity import check_identity
 from drkit.repo.repository import Repository
 from drkit.repo.restore import restore_snapshot
 from drkit.repo.snapshot import take_snapshot
@@ -25,7 +26,11 @@ def open_repository(config: Config, region: str | None) -> Repository:
     app = get_app()
     reg = config.region(region) if region else config.primary_region
     store = open_store(reg.url, base_dir=config.base_dir, clock=app.clock)
-    return Repository.open(store, keyfiles.load_trusted_writer_keys(config))
+    trusted = keyfiles.load_trusted_writer_keys(config)
+    repo = Repository.open(store, trusted, region=reg.name)
+    # Which tombstones apply depends on the region: refuse a URL that is another region's.
+    check_identity(store, trusted, region=reg.name, repository_id=repo.repository_id)
+    return repo
 
 
 recovery_key_option = click.option(

@@ -1,5 +1,5 @@
 """``drkit verify`` reports a recorded cloud snapshot that vanished, exactly like a deleted
-object, and accepts one whose expiry was approved and journaled as a tombstone."""
+object, and a tombstone without proof of approval does not excuse it."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cloud.tencent_double import TencentDouble
 
+from drkit.approval.gate import Grant
 from drkit.clock import FixedClock
 from drkit.cloud.journal import record_expiry
 from drkit.cloud.model import SnapshotRecord
 from drkit.config import load_config
+from drkit.errors import IntegrityError
 
 
 def test_verify_names_a_vanished_cloud_snapshot(drkit: Any, tmp_path: Path,
@@ -61,8 +64,14 @@ copy_to = ["ap-shanghai"]
     assert {f["key"] for f in findings} == {copy.journal_key, original.journal_key}
     assert copy.snapshot_id in json.dumps(findings)
 
-    # An approved expiry is journaled as tombstones first: then absence is expected.
-    record_expiry(load_config(tmp_path / "drkit.toml"), [copy, original], now=clock.now(),
-                  approval="test-approval-id")
+    # A tombstone citing an approval that does not exist is refused before anything is
+    # journaled (an approved expiry carries its proof: tests/security/test_tombstones.py),
+    # so the disappearance stays a finding.
+    forged = Grant("0" * 64, "cloud-expire", ("bob", "carol"), None, (1, "0" * 64))
+    with pytest.raises(IntegrityError, match="refusing to journal"):
+        record_expiry(load_config(tmp_path / "drkit.toml"), [copy, original], now=clock.now(),
+                      grant=forged)
     again = drkit("--json", "verify")
-    assert again.exit_code == 0, again.stdout
+    assert again.exit_code == 1
+    assert {f["check"] for f in json.loads(again.stdout)["findings"]} == {
+        "cloud-snapshot-missing"}
