@@ -53,7 +53,7 @@ from drkit.approval.requests import (
 )
 from drkit.canonical import canonical_json
 from drkit.clock import parse_iso
-from drkit.errors import ConfigError, DrkitError, IntegrityError
+from drkit.errors import ConfigError, DrkitError, InputError, IntegrityError
 from drkit.journal import JournalEntry, live_entries, tombstone_regions
 from drkit.storage.base import Store
 
@@ -66,8 +66,12 @@ _SKEW = timedelta(minutes=DEFAULT_SKEW_MINUTES)
 
 # -- writing ----------------------------------------------------------------------------------
 def build_proof(store: Store, request_id: str, registry: tuple[int, str]) -> dict[str, Any]:
-    """The proof of an executed request, from the records in ``store`` (the primary)."""
-    request = load_request(store, request_id)
+    """The proof of an executed request, from the records in ``store`` (the primary).
+    IntegrityError (nothing is journaled) when the request or its claim is missing."""
+    try:
+        request = load_request(store, request_id)
+    except InputError as exc:
+        raise IntegrityError(f"refusing to journal the deletion: {exc}") from None
     execution = load_execution(store, request_id)
     if execution is None:
         raise IntegrityError(f"request {request_id[:12]} has no execution claim; a tombstone "

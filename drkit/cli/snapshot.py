@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 from drkit.cli.common import emit, get_app, human_bytes, json_option
 from drkit.cli.keys import passphrase_file_option, read_passphrase
 from drkit.config import Config
-from drkit.errors import CheckFailed, ExitCode, InputError
+from drkit.errors import CheckFailed, ExitCode, InputError, IntegrityError
 from drkit.repo import keys as keyfiles
 from drkit.repo.check import check_repository
 from drkit.repo.region_identity import check_identity
@@ -21,6 +22,8 @@ from drkit.repo.restore import restore_snapshot
 from drkit.repo.snapshot import take_snapshot
 from drkit.storage.url import open_store
 
+log = logging.getLogger(__name__)
+
 
 def open_repository(config: Config, region: str | None) -> Repository:
     app = get_app()
@@ -28,8 +31,12 @@ def open_repository(config: Config, region: str | None) -> Repository:
     store = open_store(reg.url, base_dir=config.base_dir, clock=app.clock)
     trusted = keyfiles.load_trusted_writer_keys(config)
     repo = Repository.open(store, trusted, region=reg.name)
-    # Which tombstones apply depends on the region: refuse a URL that is another region's.
-    check_identity(store, trusted, region=reg.name, repository_id=repo.repository_id)
+    # Which tombstones apply depends on the region. Reading stays possible from a store
+    # that says it is another region (a byte copy made in an emergency), but not silently.
+    try:
+        check_identity(store, trusted, region=reg.name, repository_id=repo.repository_id)
+    except IntegrityError as exc:
+        log.warning("%s", exc)
     return repo
 
 

@@ -247,6 +247,66 @@ def test_approved_delete_object_covers_one_region(project: Project) -> None:
     assert doc["findings"][0]["region"] == "shanghai"
 
 
+def _approved_nanjing_deletion(project: Project) -> tuple[str, JournalEntry]:
+    """Approve and execute ``delete-object nanjing PACK``; return the pack and its proven
+    tombstone as journaled."""
+    project.snapshot("orders")
+    project.snapshot("invoices")
+    project.run("replicate")
+    pack = _packs(project.region("beijing"))[0]
+    rid = project.request("delete-object", "nanjing", pack)
+    project.approve(rid, "bob", "carol")
+    project.run("execute", rid)
+    config = load_config(project.root / "drkit.toml")
+    store = open_store(config.primary_region.url, base_dir=config.base_dir)
+    trusted = load_trusted_writer_keys(config)
+    _cp, entries = Journal(store, "drkit:" + read_repository_id(store, trusted)).entries(
+        trusted)
+    return pack, next(e for e in entries if e.kind == "tombstone")
+
+
+def _append_as_writer(project: Project, entry: JournalEntry) -> None:
+    config = load_config(project.root / "drkit.toml")
+    store = open_store(config.primary_region.url, base_dir=config.base_dir)
+    trusted = load_trusted_writer_keys(config)
+    Journal(store, "drkit:" + read_repository_id(store, trusted)).append(
+        [entry], load_writer_signing_key(config), now=project.clock.now(), trusted=trusted)
+
+
+def test_real_proof_does_not_spread_to_other_regions(project: Project) -> None:
+    """The writer copies a genuine proof into a tombstone naming every region."""
+    pack, real = _approved_nanjing_deletion(project)
+    _append_as_writer(project, JournalEntry(
+        kind="tombstone", key=real.key, size=real.size, sha256=real.sha256,
+        note={**(real.note or {}), "regions": list(REGIONS)}))
+    project.run("replicate")
+    (project.region("shanghai") / pack).unlink()
+    doc = project.verify()
+    assert doc["exit_code"] == 1
+    for region in REGIONS:
+        checks = _checks(doc, region)
+        assert ("critical", "tombstone-unproven", pack) in checks
+    assert ("critical", "object-missing", pack) in _checks(doc, "shanghai")
+    assert ("critical", "object-missing", pack) not in _checks(doc, "nanjing")
+
+
+def test_real_proof_does_not_cover_another_object(project: Project) -> None:
+    """The writer reuses a genuine proof for another pack (a replayed approval)."""
+    pack, real = _approved_nanjing_deletion(project)
+    other = next(p for p in _packs(project.region("beijing")) if p != pack)
+    data = (project.region("beijing") / other).read_bytes()
+    _append_as_writer(project, JournalEntry(
+        kind="tombstone", key=other, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        note=real.note))
+    project.run("replicate")
+    (project.region("nanjing") / other).unlink()
+    doc = project.verify()
+    assert doc["exit_code"] == 1
+    assert _checks(doc, "nanjing") == [("critical", "object-missing", other),
+                                       ("critical", "tombstone-unproven", other)]
+    assert _checks(doc, "shanghai") == [("critical", "tombstone-unproven", other)]
+
+
 def test_url_swap_after_approval_is_refused(project: Project) -> None:
     project.snapshot("orders")
     project.run("replicate")
