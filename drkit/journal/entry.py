@@ -7,8 +7,10 @@ The leaf bytes are the canonical JSON (``drkit.canonical``) of::
 
 * ``object``: an object the repository wrote, at ``key`` in every region, with the size and
   SHA-256 (hex) of its stored bytes; ``md5`` (hex) lets S3/COS listings prove content.
-* ``tombstone``: an approved deletion of ``key`` (size/sha256 of what was deleted); from
-  then on the object is expected to be absent. ``note`` carries the approval reference.
+* ``tombstone``: an approved deletion of ``key`` (size/sha256 of what was deleted) in the
+  regions ``note["regions"]`` names; from then on the object is expected to be absent
+  there. ``note`` carries the proof of approval, which ``drkit.approval.proof`` checks:
+  without a valid one the tombstone is ignored (and verify reports it).
 * ``external``: something outside the store (a cloud snapshot id, say); ``key`` names it,
   and it is not looked for in any bucket.
 
