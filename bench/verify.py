@@ -40,6 +40,7 @@ from drkit.config import RegionConfig  # noqa: E402
 from drkit.journal import Journal, JournalEntry, read_log  # noqa: E402
 from drkit.replicate import replicate  # noqa: E402
 from drkit.repo.keys import CONFIG_KEY, encode_repository_config, init_keys  # noqa: E402
+from drkit.repo.region_identity import ensure_identity  # noqa: E402
 from drkit.storage.local import LocalStore  # noqa: E402
 from drkit.storage.url import open_store, parse_store_url  # noqa: E402
 from drkit.verify import TrustedState, verify_region  # noqa: E402
@@ -101,6 +102,9 @@ def main() -> None:
         journal = Journal(primary, origin)
         info = primary.put(CONFIG_KEY, encode_repository_config(keys, now=clock.now()))
         journal.append([JournalEntry.from_info(info)], keys.signing_key, now=clock.now())
+        # As 'drkit keys init' does; replicate below signs the other regions' identities.
+        ensure_identity(primary, keys.signing_key, trusted, region="beijing",
+                        repository_id=keys.repository_id, now=clock.now())
 
         t = time.perf_counter()
         done = 0
@@ -129,7 +133,7 @@ def main() -> None:
         s3 = open_store(s3_region.url, clock=clock)
         t = time.perf_counter()
         _view, results = replicate(primary, [(s3_region, s3)], origin=origin, trusted=trusted,
-                                   now=clock.now(), workers=16)
+                                   now=clock.now(), workers=16, signer=keys.signing_key)
         elapsed = time.perf_counter() - t
         assert not results[0].findings, results[0].findings
         print(f"replicate all to S3 (moto)    {rate(results[0].objects_copied, elapsed)}")
@@ -150,12 +154,13 @@ def main() -> None:
         hangzhou = LocalStore(work / "regions/hangzhou", clock=clock)
         # Bring the local replica up to date first so that step 4 copies only new objects.
         replicate(primary, [(local_region, hangzhou)], origin=origin, trusted=trusted,
-                  now=clock.now(), workers=16)
+                  now=clock.now(), workers=16, signer=keys.signing_key)
         journal.append(put_objects(primary, args.new, 20_000_000), keys.signing_key,
                        now=clock.now())
         t = time.perf_counter()
         _view, results = replicate(primary, [(local_region, hangzhou), (s3_region, s3)],
-                                   origin=origin, trusted=trusted, now=clock.now(), workers=16)
+                                   origin=origin, trusted=trusted, now=clock.now(), workers=16,
+                                   signer=keys.signing_key)
         elapsed = time.perf_counter() - t
         copied = sum(r.objects_copied for r in results)
         assert not any(r.findings for r in results)

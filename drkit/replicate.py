@@ -3,14 +3,16 @@
 For each target region, in this order (so a kill at any point leaves a region that the
 next run completes, and never a journal that names objects the region lacks):
 
-1. list the region once; every object the primary's verified journal lists (live
-   ``object`` entries; tombstoned ones are not copied) is checked against it: present with
-   the same size and checksum -> skipped; present with *different* bytes -> a finding,
-   never overwritten; absent -> read from the primary, checked against the journal's
-   SHA-256, written create-only with the region's storage class and retain-until
-   (now + lock_days, COMPLIANCE where the bucket has object lock), then re-checked with
-   ``head`` (or read back) against the journal's SHA-256;
-2. only if every data object is in place: the journal's batch objects, then its signed
+0. a region without a ``region-identity`` object gets one (signed by the writer);
+1. list the region once; every object the region owes by the primary's verified journal
+   (``object`` entries less those with a proven tombstone naming this region) is checked
+   against it: present with the same size and checksum -> skipped; present with
+   *different* bytes -> a finding, never overwritten; absent -> read from the primary,
+   checked against the journal's SHA-256, written create-only with the region's storage
+   class and retain-until (now + lock_days, COMPLIANCE where the bucket has object lock),
+   then re-checked with ``head`` (or read back) against the journal's SHA-256;
+2. the audit and approval records (``RECORD_PREFIXES``), which prove the tombstones;
+3. only if every data object is in place: the journal's batch objects, then its signed
    checkpoints, oldest first (STANDARD class so verify can read them without a thaw).
 
 Copies run in a thread pool (boto3 clients are thread-safe; SDK calls and hashing release
@@ -30,8 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from drkit.approval.proof import live_objects
 from drkit.config import RegionConfig
 from drkit.errors import (
     BackendUnavailable,
@@ -40,7 +43,7 @@ from drkit.errors import (
     ObjectExists,
     StorageError,
 )
-from drkit.journal import JournalEntry, LogView, live_entries, read_log
+from drkit.journal import JournalEntry, LogView, read_log
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import ObjectInfo, Store
 from drkit.verify.context import (
@@ -185,11 +188,15 @@ class _Copier:
 def replicate_region(primary: Store, primary_view: LogView, target: Store,
                      region: RegionConfig, *, trusted: Sequence[Ed25519PublicKey],
                      now: datetime, progress: Progress = NULL_PROGRESS,
-                     workers: int = DEFAULT_WORKERS) -> RegionReplication:
+                     workers: int = DEFAULT_WORKERS,
+                     signer: Ed25519PrivateKey | None = None) -> RegionReplication:
     """Bring one region up to the primary's verified journal. Raises StorageError if the
-    region cannot be reached; differences are findings in the result."""
+    region cannot be reached; differences are findings in the result. With ``signer`` (the
+    writer key) a region without an identity object gets one."""
     origin = primary_view.origin
     result = RegionReplication(region=region.name, primary_size=primary_view.size)
+    _ensure_identity(target, region, origin.removeprefix("drkit:"), signer, trusted, now,
+                     result)
     region_view = read_log(target, origin, trusted)
     result.size_before = region_view.size
     listing = {info.key: info for info in target.list("")}
@@ -200,7 +207,11 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
 
     to_copy: list[JournalEntry] = []
     to_check: list[tuple[JournalEntry, ObjectInfo]] = []
-    for key, entry in live_entries(primary_view.entries).items():
+    # What this region owes: tombstones count only with their proof (checked against the
+    # primary's approval records) and only for the regions they name.
+    owed = live_objects(primary, origin.removeprefix("drkit:"), primary_view.entries,
+                        region=region.name)
+    for key, entry in owed.items():
         info = listing.get(key)
         if info is None:
             to_copy.append(entry)
@@ -224,16 +235,34 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
                 ok = fut.result() and ok
     finally:
         task.close()
+    # The approval records go first: the journal's tombstones are proven by them, so a
+    # region never holds a tombstone whose proof it cannot check.
+    _copy_records(primary, target, listing, copier)
     if ok:
         _copy_journal(primary, primary_view, target, listing, copier)
     else:
         copier.finding("high", "journal-not-copied",
                        "journal not copied because data objects are missing or differ")
-    _copy_records(primary, target, listing, copier)
     after = read_log(target, origin, trusted)
     result.size_after = after.size
     result.lag_hours = lag_hours(primary_view, after.size, now)
     return result
+
+
+def _ensure_identity(target: Store, region: RegionConfig, repository_id: str,
+                     signer: Ed25519PrivateKey | None, trusted: Sequence[Ed25519PublicKey],
+                     now: datetime, result: RegionReplication) -> None:
+    from drkit.repo.region_identity import check_identity, ensure_identity
+
+    try:
+        if signer is None:
+            check_identity(target, trusted, region=region.name, repository_id=repository_id)
+        else:
+            ensure_identity(target, signer, trusted, region=region.name,
+                            repository_id=repository_id, now=now)
+    except IntegrityError as exc:
+        result.findings.append(Finding("high", region.name, "region-identity",
+                                       str(exc).split(": ", 1)[-1], "region-identity"))
 
 
 def _copy_journal(primary: Store, view: LogView, target: Store, listing: dict[str, ObjectInfo],
@@ -306,7 +335,8 @@ def _copy_records(primary: Store, target: Store, listing: dict[str, ObjectInfo],
 
 def replicate(primary: Store, targets: Sequence[tuple[RegionConfig, Store]], *, origin: str,
               trusted: Sequence[Ed25519PublicKey], now: datetime,
-              progress: Progress = NULL_PROGRESS, workers: int = DEFAULT_WORKERS
+              progress: Progress = NULL_PROGRESS, workers: int = DEFAULT_WORKERS,
+              signer: Ed25519PrivateKey | None = None
               ) -> tuple[LogView, list[RegionReplication]]:
     """Replicate the primary's verified journal to each target region.
 
@@ -322,7 +352,8 @@ def replicate(primary: Store, targets: Sequence[tuple[RegionConfig, Store]], *, 
     for region, store in targets:
         try:
             results.append(replicate_region(primary, view, store, region, trusted=trusted,
-                                            now=now, progress=progress, workers=workers))
+                                            now=now, progress=progress, workers=workers,
+                                            signer=signer))
         except StorageError as exc:
             res = RegionReplication(region=region.name, primary_size=view.size)
             res.findings.append(Finding("critical", region.name, "region-unavailable",

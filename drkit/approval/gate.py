@@ -17,9 +17,9 @@ A request may run only when all of these hold at the moment of execution:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from drkit.approval import configpin, policy
@@ -158,11 +158,17 @@ def required_quorum(ctx: ApprovalContext, request: ApprovalRequest) -> int:
     return quorum
 
 
-def evaluate(ctx: ApprovalContext, request: ApprovalRequest, registry: RegistryVersion, *,
-             ignore_expiry: bool = False) -> Evaluation:
-    now = ctx.now()
-    skew = policy.max_skew(ctx.config)
-    ev = Evaluation(request, "pending", required_quorum(ctx, request))
+def tally(request: ApprovalRequest, registry: RegistryVersion,
+          decisions: Sequence[tuple[str, bytes]], *, repository_id: str, quorum: int,
+          skew: timedelta, now: datetime | None = None) -> Evaluation:
+    """Count a request's signed decisions under one registry version, from bytes.
+
+    Pure: nothing is read from a store, so the same rules serve the gate (decisions from
+    the primary store) and the tombstone proof checker (decisions embedded in the journal).
+    ``now`` (when given) refuses requests and decisions dated in the future. The state is
+    "invalid", "denied", "approved" or "pending"; expiry and execution are the caller's.
+    """
+    ev = Evaluation(request, "pending", quorum)
     requester = request.requester_name
     if request.requester_signature and request.requester.get("key"):
         signed_by = registry.person_for_key(str(request.requester["key"]))
@@ -170,15 +176,15 @@ def evaluate(ctx: ApprovalContext, request: ApprovalRequest, registry: RegistryV
             ev.problems.append(f"the requester key is not enrolled as {requester!r} in "
                                f"registry version {registry.number}")
             ev.state = "invalid"
-    if request.doc.get("repository") != ctx.repository_id:
+    if request.doc.get("repository") != repository_id:
         ev.problems.append(f"request is for repository {request.doc.get('repository')}, "
-                           f"not {ctx.repository_id}")
+                           f"not {repository_id}")
         ev.state = "invalid"
-    if request.created > now + skew:
+    if now is not None and request.created > now + skew:
         ev.problems.append(f"request was created in the future ({request.doc['created']})")
         ev.state = "invalid"
     seen_keys: dict[str, str] = {}
-    for key, data in load_decisions(ctx.store, request.id):
+    for key, data in decisions:
         try:
             decision = verify_decision(key, data, request.id)
         except IntegrityError as exc:
@@ -201,7 +207,7 @@ def evaluate(ctx: ApprovalContext, request: ApprovalRequest, registry: RegistryV
         except ValueError:
             ev.problems.append(f"{key}: unreadable time; not counted")
             continue
-        if at > request.expires + skew or at > now + skew:
+        if at > request.expires + skew or (now is not None and at > now + skew):
             ev.problems.append(f"{key}: {person} signed at {body.get('at')}, after the "
                                "request expired or in the future; not counted")
             continue
@@ -220,6 +226,21 @@ def evaluate(ctx: ApprovalContext, request: ApprovalRequest, registry: RegistryV
             continue
         ev.approvers[person] = str(body.get("key"))
         seen_keys[person] = str(body.get("key"))
+    if ev.state == "invalid":
+        return ev
+    if ev.denials:
+        ev.state = "denied"
+    elif len(ev.approvers) >= ev.quorum:
+        ev.state = "approved"
+    return ev
+
+
+def evaluate(ctx: ApprovalContext, request: ApprovalRequest, registry: RegistryVersion, *,
+             ignore_expiry: bool = False) -> Evaluation:
+    now = ctx.now()
+    ev = tally(request, registry, load_decisions(ctx.store, request.id),
+               repository_id=ctx.repository_id, quorum=required_quorum(ctx, request),
+               skew=policy.max_skew(ctx.config), now=now)
     ev.executed = load_execution(ctx.store, request.id)
     if ev.state == "invalid":
         return ev
@@ -231,6 +252,8 @@ def evaluate(ctx: ApprovalContext, request: ApprovalRequest, registry: RegistryV
         ev.state = "expired"
     elif len(ev.approvers) >= ev.quorum:
         ev.state = "approved"
+    else:
+        ev.state = "pending"
     return ev
 
 
@@ -308,6 +331,9 @@ class Grant:
     operation: str
     approved_by: tuple[str, ...]
     requester: str | None
+    # The registry version (number, sha256) the approvals were counted under: tombstone
+    # proofs name it so a verifier can count them again from the region alone.
+    registry: tuple[int, str] | None = None
 
 
 def consume(ctx: ApprovalContext, request: ApprovalRequest, plan: Any) -> Grant:
@@ -316,7 +342,7 @@ def consume(ctx: ApprovalContext, request: ApprovalRequest, plan: Any) -> Grant:
     ev = check_approved(ctx, request, plan, registry)
     claim_execution(ctx.store, request.id, now=ctx.now(), actor=actor())
     return Grant(request.id, request.operation, tuple(sorted(ev.approvers)),
-                 request.requester_name)
+                 request.requester_name, (registry.number, registry.sha256))
 
 
 def record_result(ctx: ApprovalContext, grant: Grant, result: Mapping[str, Any]) -> None:

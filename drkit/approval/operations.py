@@ -28,7 +28,8 @@ from drkit.approval.keys import Enrollment
 from drkit.approval.registry import pin_version, registry_content, write_local_copy
 from drkit.clock import Clock, parse_iso
 from drkit.config import Config, check_config
-from drkit.errors import InputError, ObjectNotFound, UsageError
+from drkit.errors import ApprovalRequired, InputError, IntegrityError, ObjectNotFound, UsageError
+from drkit.storage.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
 
     keep_last = int(params["keep_last"])
     cutoff = ctx.now() - timedelta(days=float(params["older_than_days"]))
-    repo = Repository.open(ctx.store, load_trusted_writer_keys(ctx.config))
+    identity = region_binding(ctx, ctx.config.primary, ctx.store)
+    repo = Repository.open(ctx.store, load_trusted_writer_keys(ctx.config),
+                           region=ctx.config.primary)
     snapshots = repo.snapshots()  # oldest first
     newest = {s.id for s in snapshots[-keep_last:]}
     forget = [s for s in snapshots
@@ -118,6 +121,7 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
         delete.append({"key": key, "size": entry.size, "sha256": entry.sha256})
     return {
         "region": ctx.config.primary,
+        "identity": identity,
         "keep_last": keep_last,
         "older_than_days": float(params["older_than_days"]),
         "forget": [{"id": s.id, "time": s.manifest.time,
@@ -136,28 +140,50 @@ def _locked(ctx: ApprovalContext, key: str) -> bool:
     return info.retain_until is not None and info.retain_until > ctx.now()
 
 
+def region_binding(ctx: ApprovalContext, region: str, store: Store) -> dict[str, str] | None:
+    """The target region's identity for a plan (None for a region that has none yet).
+
+    Refuses (exit 3) when the store at the region's URL says it is another region or
+    repository: an approval for one region's copy must never reach another's (for
+    instance after two regions' URLs were swapped in drkit.toml).
+    """
+    from drkit.repo.keys import load_trusted_writer_keys
+    from drkit.repo.region_identity import check_identity
+
+    try:
+        identity = check_identity(store, load_trusted_writer_keys(ctx.config), region=region,
+                                  repository_id=ctx.repository_id)
+    except IntegrityError as exc:
+        raise ApprovalRequired(f"refused, nothing deleted: {exc}") from None
+    return identity.binding() if identity is not None else None
+
+
 def _tombstone_and_delete(ctx: ApprovalContext, items: list[dict[str, Any]], grant: Grant,
                           *, operation: str, region: str) -> int:
-    """Log the deletions as tombstones in the primary journal first (so a crash leaves
-    the log saying "absent" rather than an unexplained hole), then delete."""
-    from drkit.journal import Journal, JournalEntry
+    """Log the deletions as proven tombstones for ``region`` in the primary journal first
+    (so a crash leaves the log saying "absent" rather than an unexplained hole), then
+    delete in that region only."""
+    from drkit.approval.proof import tombstone_entries
+    from drkit.repo.journal_writer import append_locked
     from drkit.repo.keys import load_trusted_writer_keys, load_writer_signing_key
     from drkit.repo.lock import RepositoryLock
     from drkit.storage.url import open_store
 
     signer = load_writer_signing_key(ctx.config)
-    trusted = load_trusted_writer_keys(ctx.config)
+    trusted = [*load_trusted_writer_keys(ctx.config), signer.public_key()]
     store = ctx.store if region == ctx.config.primary else open_store(
         ctx.config.region(region).url, clock=ctx.clock)
-    note = {"approval": grant.request_id, "operation": operation, "region": region,
-            "approved_by": list(grant.approved_by)}
-    entries = [JournalEntry(kind="tombstone", key=i["key"], size=int(i["size"]),
-                            sha256=str(i["sha256"]), note=note)
-               for i in items if i.get("logged", True)]
-    with RepositoryLock(ctx.config.cache_dir, ctx.repository_id, now=ctx.now()):
-        if entries:
-            Journal(ctx.store, "drkit:" + ctx.repository_id).append(
-                entries, signer, now=ctx.now(), trusted=trusted)
+    logged = [i for i in items if i.get("logged", True)]
+    if logged and grant.registry is None:
+        raise ApprovalRequired("a deletion needs the registry version it was approved under")
+    with RepositoryLock(ctx.config.cache_dir, ctx.repository_id, now=ctx.now()) as lock:
+        if logged:
+            assert grant.registry is not None
+            entries = tombstone_entries(ctx.store, logged, request_id=grant.request_id,
+                                        operation=operation, registry=grant.registry,
+                                        approved_by=grant.approved_by, regions=[region])
+            append_locked(ctx.store, ctx.repository_id, entries, signer, trusted=trusted,
+                          now=ctx.now(), lock=lock)
         task = ctx.progress.task("deleting", total=len(items))
         try:
             for item in items:
@@ -178,15 +204,18 @@ def run_prune(ctx: ApprovalContext, params: dict[str, Any], plan: dict[str, Any]
 
 # -- delete one object ----------------------------------------------------------------------------
 def plan_delete_object(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
+    from drkit.approval.proof import live_objects
     from drkit.journal import Journal
     from drkit.repo.keys import load_trusted_writer_keys
+    from drkit.repo.region_identity import IDENTITY_KEY
     from drkit.storage.url import open_store
 
     region = ctx.config.region(str(params["region"]))
     key = str(params["key"])
-    if key == "config" or key.startswith(("journal/", "approval/", "audit/")):
+    if key in ("config", IDENTITY_KEY) or key.startswith(("journal/", "approval/", "audit/")):
         raise InputError(f"{key}: drkit's own control objects are never deleted")
     store = open_store(region.url, clock=ctx.clock)
+    identity = region_binding(ctx, region.name, store)
     try:
         info = store.head(key)
     except ObjectNotFound:
@@ -194,10 +223,11 @@ def plan_delete_object(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str
     sha = info.sha256 or hashlib.sha256(store.get(key)).hexdigest()
     _cp, entries = Journal(ctx.store, "drkit:" + ctx.repository_id).entries(
         load_trusted_writer_keys(ctx.config))
-    logged = any(e.key == key and e.kind == "object" for e in entries) and not any(
-        e.key == key and e.kind == "tombstone" for e in entries)
-    return {"region": region.name, "key": key, "size": info.size, "sha256": sha,
-            "logged": logged}
+    # Logged and still owed by this region (no proven tombstone for it here): the deletion
+    # is journaled as a tombstone naming this region only.
+    logged = key in live_objects(ctx.store, ctx.repository_id, entries, region=region.name)
+    return {"region": region.name, "identity": identity, "key": key, "size": info.size,
+            "sha256": sha, "logged": logged}
 
 
 def run_delete_object(ctx: ApprovalContext, params: dict[str, Any], plan: dict[str, Any],

@@ -332,8 +332,8 @@ def request_restore(snapshot: str, target: str, source: str, reason: str,
     from drkit.repo.repository import Repository
 
     ctx = _context()
-    snap = Repository.open(ctx.store, load_trusted_writer_keys(ctx.config)).find_snapshot(
-        snapshot)
+    snap = Repository.open(ctx.store, load_trusted_writer_keys(ctx.config),
+                           region=ctx.config.primary).find_snapshot(snapshot)
     params = operations.restore_production_plan(snap.id, target, source)
     file_request("restore-production", params, reason, as_name, key_file, passphrase_file)
 

@@ -128,7 +128,7 @@ def expire_command(as_of: str | None, approval_id: str | None, dry_run: bool) ->
 
     # Tombstones first: a crash between the two leaves the log saying "expired" rather
     # than an unexplained disappearance.
-    record_expiry(app.config, records, now=app.clock.now(), approval=grant.request_id,
+    record_expiry(app.config, records, now=app.clock.now(), grant=grant,
                   clock=app.clock)
     done = expire_approved(cfg, [ExpiryCandidate(r, "approved") for r in records])
     emit({"plan": plan, "deleted": [r.to_dict() for r in done]},

@@ -62,7 +62,8 @@ def keys_init(passphrase_file: Path | None) -> None:
     made = keyfiles.init_keys(config.keys_dir, passphrase)
     region = config.primary_region
     store = open_store(region.url, base_dir=config.base_dir, clock=app.clock)
-    initialise_repository(store, region, made, now=app.clock.now())
+    initialise_repository(store, region, made, now=app.clock.now(),
+                          cache_dir=config.cache_dir)
     prints = keyfiles.public_fingerprints(config)
     emit({**prints, "keys_dir": str(config.keys_dir), "store": store.url},
          f"created keys in {config.keys_dir} and repository {made.repository_id} in "

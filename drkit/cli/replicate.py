@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from drkit.cli.common import emit, get_app, human_bytes, json_option
@@ -59,7 +61,8 @@ def replicate_command(region_names: tuple[str, ...], workers: int) -> None:
                                         f"cannot open the region: {exc}"))
             unavailable.append(res)
     view, results = replicate(primary, targets, origin=origin, trusted=trusted, now=now,
-                              progress=app.progress(), workers=workers)
+                              progress=app.progress(), workers=workers,
+                              signer=_writer_signer(config))
     results += unavailable
     findings = sort_findings([f for r in results for f in r.findings])
     data = {"origin": origin, "primary": primary_cfg.name, "log_size": view.size,
@@ -86,3 +89,17 @@ def replicate_command(region_names: tuple[str, ...], workers: int) -> None:
 
 
 COMMANDS = [replicate_command]
+
+
+def _writer_signer(config: Config) -> Any:
+    """The writer key when this host holds it (it signs new regions' identity objects);
+    None on a host that only copies."""
+    from drkit.errors import KeyFileError
+    from drkit.repo.keys import load_writer_signing_key
+
+    if not (config.keys_dir / "writer.key").is_file():
+        return None
+    try:
+        return load_writer_signing_key(config)
+    except KeyFileError:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -12,13 +13,16 @@ import click
 from drkit.cli.common import emit, get_app, human_bytes, json_option
 from drkit.cli.keys import passphrase_file_option, read_passphrase
 from drkit.config import Config
-from drkit.errors import CheckFailed, ExitCode, InputError
+from drkit.errors import CheckFailed, ExitCode, InputError, IntegrityError
 from drkit.repo import keys as keyfiles
 from drkit.repo.check import check_repository
+from drkit.repo.region_identity import check_identity
 from drkit.repo.repository import Repository
 from drkit.repo.restore import restore_snapshot
 from drkit.repo.snapshot import take_snapshot
 from drkit.storage.url import open_store
+
+log = logging.getLogger(__name__)
 
 
 def open_repository(config: Config, region: str | None, *, read_primary_copy: bool = False
@@ -26,7 +30,14 @@ def open_repository(config: Config, region: str | None, *, read_primary_copy: bo
     app = get_app()
     reg = config.region(region) if region else config.primary_region
     store = open_store(reg.url, base_dir=config.base_dir, clock=app.clock)
-    repo = Repository.open(store, keyfiles.load_trusted_writer_keys(config))
+    trusted = keyfiles.load_trusted_writer_keys(config)
+    repo = Repository.open(store, trusted, region=reg.name)
+    # Which tombstones apply depends on the region. Reading stays possible from a store
+    # that says it is another region (a byte copy made in an emergency), but not silently.
+    try:
+        check_identity(store, trusted, region=reg.name, repository_id=repo.repository_id)
+    except IntegrityError as exc:
+        log.warning("%s", exc)
     if read_primary_copy and not reg.primary:
         # Listing an archive-class region reads the primary's identical copy of its
         # metadata (checked against this region's journal), so it needs no thaw. Restores

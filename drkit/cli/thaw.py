@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from drkit.cli.common import emit, get_app, json_option
-from drkit.journal import live_entries, read_log
+from drkit.approval.proof import live_objects
+from drkit.journal import read_log
 from drkit.repo import keys as keyfiles
 from drkit.repo.repository import Repository
 from drkit.storage.url import open_store
@@ -32,10 +33,10 @@ def thaw_command(snapshot: str | None, region: str, timeout: float, poll: float,
     reg = config.region(region)
     store = open_store(reg.url, base_dir=config.base_dir, clock=app.clock)
     trusted = keyfiles.load_trusted_writer_keys(config)
-    origin = keyfiles.read_repository_config(store, trusted).origin
-    view = read_log(store, origin, trusted)
+    repo_config = keyfiles.read_repository_config(store, trusted)
+    view = read_log(store, repo_config.origin, trusted)
     view.raise_for_errors(store.url)
-    live = live_entries(view.entries)
+    live = live_objects(store, repo_config.repository_id, view.entries, region=region)
     progress = app.progress()
     meta = thaw_objects(store, [k for k in live if not k.startswith("packs/")],
                         what="metadata", timeout=timeout, poll=poll, wait=not no_wait,
@@ -44,7 +45,7 @@ def thaw_command(snapshot: str | None, region: str, timeout: float, poll: float,
     lines = [f"{region}: metadata: {len(meta.requested)} archived objects, "
              f"{len(meta.ready)} readable, {len(meta.waiting)} still thawing"]
     if snapshot is not None and not meta.waiting:
-        snap = Repository.open(store, trusted).find_snapshot(snapshot)
+        snap = Repository.open(store, trusted, region=region).find_snapshot(snapshot)
         wanted = set(snap.manifest.packs)
         packs = thaw_objects(store, [k for k in live if k.startswith("packs/")
                                      and k.rsplit("/", 1)[-1] in wanted],

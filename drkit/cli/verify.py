@@ -131,9 +131,10 @@ def _cloud_snapshot_report(config: Config, stores: list[Store], origin: str,
     deleted object. None when no cloud is configured or nothing was recorded."""
     if "cloud" not in config.raw:
         return None
+    from drkit.approval.proof import live_objects
     from drkit.cloud.config import load_cloud_config
     from drkit.cloud.run import find_missing
-    from drkit.journal import JournalEntry, live_entries, read_log
+    from drkit.journal import JournalEntry, read_log
 
     live: dict[str, JournalEntry] = {}
     for store in stores:  # the primary first; a replica's copy when it is gone
@@ -143,7 +144,10 @@ def _cloud_snapshot_report(config: Config, stores: list[Store], origin: str,
             continue
         if view.checkpoint is None:
             continue
-        live = live_entries(view.entries, "external")
+        # Only a proven expiry excuses a vanished snapshot (the tombstone findings
+        # themselves are reported with the region's verify).
+        live = live_objects(store, origin.removeprefix("drkit:"), view.entries, region=None,
+                            kind="external")
         break
     if not live:
         return None

@@ -8,11 +8,14 @@ snapshots drkit made and report any that disappeared.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drkit.clock import Clock
 from drkit.cloud.model import CloudRunResult
 from drkit.config import Config
+
+if TYPE_CHECKING:
+    from drkit.approval.gate import Grant
 
 
 def writer_key_available(config: Config) -> bool:
@@ -27,44 +30,33 @@ def record_run(config: Config, result: CloudRunResult, *, now: datetime,
     Raises KeyFileError if the writer keys cannot be read, InputError if the primary store
     holds no repository, IntegrityError if the existing log does not verify.
     """
-    from drkit.journal import Journal, JournalEntry
-    from drkit.repo.keys import (
-        load_trusted_writer_keys,
-        load_writer_signing_key,
-        read_repository_id,
-    )
-    from drkit.storage.url import open_store
+    from drkit.journal import JournalEntry
+    from drkit.repo.journal_writer import append_to_primary
 
-    signer = load_writer_signing_key(config)
-    trusted = load_trusted_writer_keys(config)
-    store = open_store(config.primary_region.url, base_dir=config.base_dir, clock=clock)
-    repository_id = read_repository_id(store, trusted)
     entries = [JournalEntry(**r.journal_fields()) for r in result.records]
-    return Journal(store, f"drkit:{repository_id}").append(entries, signer, now=now,
-                                                          trusted=trusted)
+    return append_to_primary(config, entries, now=now, clock=clock)
 
 
-def record_expiry(config: Config, records: list[Any], *, now: datetime, approval: str,
+def record_expiry(config: Config, records: list[Any], *, now: datetime, grant: Grant,
                   clock: Clock | None = None) -> Any:
-    """Log approved expiries as tombstones before the snapshots are deleted, so verify
-    expects them gone (an unlogged disappearance stays a finding). Returns the Checkpoint."""
-    from drkit.journal import Journal, JournalEntry
-    from drkit.repo.keys import (
-        load_trusted_writer_keys,
-        load_writer_signing_key,
-        read_repository_id,
-    )
+    """Log approved expiries as tombstones, each with the proof of ``grant``'s approval,
+    before the snapshots are deleted, so verify expects them gone (an unlogged or unproven
+    disappearance stays a finding). Returns the Checkpoint."""
+    from drkit.approval.proof import tombstone_entries
+    from drkit.errors import ApprovalRequired
+    from drkit.repo.journal_writer import append_to_primary
     from drkit.storage.url import open_store
 
-    signer = load_writer_signing_key(config)
-    trusted = load_trusted_writer_keys(config)
+    if grant.registry is None:
+        raise ApprovalRequired("an expiry needs the registry version it was approved under")
+    if not records:
+        return None
     store = open_store(config.primary_region.url, base_dir=config.base_dir, clock=clock)
-    repository_id = read_repository_id(store, trusted)
-    entries = []
+    items = []
     for record in records:
         fields = record.journal_fields()
-        entries.append(JournalEntry(kind="tombstone", key=fields["key"], size=fields["size"],
-                                    sha256=fields["sha256"],
-                                    note={"approval": approval, "operation": "cloud-expire"}))
-    return Journal(store, f"drkit:{repository_id}").append(entries, signer, now=now,
-                                                          trusted=trusted)
+        items.append({"key": fields["key"], "size": fields["size"], "sha256": fields["sha256"]})
+    entries = tombstone_entries(store, items, request_id=grant.request_id,
+                                operation="cloud-expire", registry=grant.registry,
+                                approved_by=grant.approved_by, regions=None)
+    return append_to_primary(config, entries, now=now, clock=clock)

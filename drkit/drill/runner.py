@@ -29,11 +29,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from drkit.approval.proof import live_objects
 from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config
 from drkit.drill.report import DrillReport, StepResult
 from drkit.errors import DrkitError, InputError, IntegrityError, StorageError
-from drkit.journal import LogView, live_entries, read_log
+from drkit.journal import LogView, read_log
 from drkit.ledger import compute_ledger, reconcile
 from drkit.ledger.store import LEDGER_PREFIX, latest_ledger
 from drkit.progress import NULL_PROGRESS, Progress
@@ -200,10 +201,11 @@ def _thaw_and_open(run: _Run, options: DrillOptions, trusted: list[Any]) -> None
         # The journal and the config object are always readable; everything else the
         # repository needs to list snapshots (manifests, index files, sealed session keys,
         # stored ledgers) is thawed first, then the packs of the chosen snapshot.
-        live = live_entries(view.entries)
+        origin_id = view.origin.removeprefix("drkit:")
+        live = live_objects(run.store, origin_id, view.entries, region=run.report.region)
         meta = [k for k in live if not k.startswith("packs/")]
         thawed = _thaw(run, meta, "metadata", options)
-        run.repo = Repository.open(run.store, trusted)
+        run.repo = Repository.open(run.store, trusted, region=run.report.region)
         snap = run.repo.find_snapshot(options.snapshot)
         run.snapshot = snap
         run.report.snapshot = snap.id

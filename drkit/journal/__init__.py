@@ -5,7 +5,7 @@ See docs/journal.md for the formats.
 """
 
 from drkit.journal.checkpoint import Checkpoint, key_id, key_name
-from drkit.journal.entry import JOURNAL_PREFIX, KINDS, JournalEntry, live_entries
+from drkit.journal.entry import JOURNAL_PREFIX, KINDS, JournalEntry, live_entries, tombstone_regions
 from drkit.journal.log import (
     Batch,
     Journal,
@@ -33,4 +33,5 @@ __all__ = [
     "key_name",
     "live_entries",
     "read_log",
+    "tombstone_regions",
 ]

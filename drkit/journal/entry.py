@@ -7,8 +7,10 @@ The leaf bytes are the canonical JSON (``drkit.canonical``) of::
 
 * ``object``: an object the repository wrote, at ``key`` in every region, with the size and
   SHA-256 (hex) of its stored bytes; ``md5`` (hex) lets S3/COS listings prove content.
-* ``tombstone``: an approved deletion of ``key`` (size/sha256 of what was deleted); from
-  then on the object is expected to be absent. ``note`` carries the approval reference.
+* ``tombstone``: an approved deletion of ``key`` (size/sha256 of what was deleted) in the
+  regions ``note["regions"]`` names; from then on the object is expected to be absent
+  there. ``note`` carries the proof of approval, which ``drkit.approval.proof`` checks:
+  without a valid one the tombstone is ignored (and verify reports it).
 * ``external``: something outside the store (a cloud snapshot id, say); ``key`` names it,
   and it is not looked for in any bucket.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,14 +121,34 @@ class JournalEntry:
         return entry
 
 
-def live_entries(entries: Iterable[JournalEntry], kind: str = "object"
+def tombstone_regions(entry: JournalEntry) -> tuple[str, ...] | None:
+    """The regions whose copy a tombstone removes; None when it names none (a cloud-snapshot
+    expiry, which is not a copy in any region)."""
+    note = entry.note or {}
+    regions = note.get("regions")
+    if not isinstance(regions, list):
+        return None
+    return tuple(r for r in regions if isinstance(r, str))
+
+
+def live_entries(entries: Sequence[JournalEntry], kind: str = "object", *,
+                 region: str | None = None, ignore: Collection[int] = ()
                  ) -> dict[str, JournalEntry]:
-    """Entries of ``kind`` the log says exist now, by key: logged, and not removed by a
-    later tombstone (an approved deletion or expiry)."""
+    """Entries of ``kind`` the log says exist now in ``region``, by key: logged, and not
+    removed by a later tombstone for that region.
+
+    A tombstone counts only with its proof, which this layer cannot check: the caller
+    passes the positions of unproven tombstones as ``ignore`` (see
+    ``drkit.approval.proof``). A tombstone that names regions removes the object only in
+    those; ``region=None`` (cloud snapshots, which live in no region) honours every
+    tombstone that names no region.
+    """
     live: dict[str, JournalEntry] = {}
-    for entry in entries:
+    for index, entry in enumerate(entries):
         if entry.kind == kind:
             live[entry.key] = entry
-        elif entry.kind == "tombstone":
-            live.pop(entry.key, None)
+        elif entry.kind == "tombstone" and index not in ignore:
+            names = tombstone_regions(entry)
+            if names is None or region in names:
+                live.pop(entry.key, None)
     return live

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from drkit.errors import InputError, IntegrityError, NeedsThaw, ObjectNotFound, StorageError
-from drkit.journal import Journal, JournalEntry, live_entries
+from drkit.journal import Journal, JournalEntry
 from drkit.repo.crypto import ChunkCipher, unseal_session_key
 from drkit.repo.formats import (
     ChunkLocation,
@@ -63,11 +63,17 @@ class Repository:
         self.fallback: Store | None = None
 
     @classmethod
-    def open(cls, store: Store, trusted: Sequence[Ed25519PublicKey]) -> Repository:
+    def open(cls, store: Store, trusted: Sequence[Ed25519PublicKey], *,
+             region: str | None = None) -> Repository:
+        """Open the repository in ``region``'s store. Only proven tombstones that name
+        ``region`` hide an object (``region=None`` honours none of the region-bound ones:
+        everything logged stays expected)."""
+        from drkit.approval.proof import live_objects
+
         config = read_repository_config(store, trusted)
         journal = Journal(store, config.origin)
         _checkpoint, entries = journal.entries(trusted)
-        visible = live_entries(entries)
+        visible = live_objects(store, config.repository_id, entries, region=region)
         logged = visible.get(CONFIG_KEY)
         if logged is not None:
             actual = hashlib.sha256(store.get(CONFIG_KEY)).hexdigest()

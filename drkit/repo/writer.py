@@ -2,12 +2,13 @@
 
 A run writes its sealed session key, then packs (each followed at once by its signed
 index file), then whatever documents the caller adds (a snapshot manifest), and finally
-calls ``Journal.append`` once with an entry for every object it wrote. Until that last
-step nothing is visible to readers. Every object written is also recorded in a local
-pending list (``pending-<repository id>.jsonl`` in the cache folder) so that a run that
-crashed is not wasted: the next run checks its own leftovers against the store, reuses
-their chunks and journals them. Objects that are neither journaled nor on our own pending
-list (for instance injected by someone with write access to the bucket) are never used.
+appends to the journal once (``repo.journal_writer.append_locked``, under the lock it
+holds) with an entry for every object it wrote. Until that last step nothing is visible
+to readers. Every object written is also recorded in a local pending list
+(``pending-<repository id>.jsonl`` in the cache folder) so that a run that crashed is not
+wasted: the next run checks its own leftovers against the store, reuses their chunks and
+journals them. Objects that are neither journaled nor on our own pending list (for
+instance injected by someone with write access to the bucket) are never used.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drkit.config import Config, RegionConfig
 from drkit.errors import IntegrityError, ObjectExists, ObjectNotFound
-from drkit.journal import Checkpoint, Journal, JournalEntry
+from drkit.journal import Checkpoint, JournalEntry
 from drkit.repo.crypto import ChunkCipher, encrypt_document, seal_session_key
 from drkit.repo.formats import PACK_MAGIC, ChunkLocation, IndexFile, content_key, pack_key
+from drkit.repo.journal_writer import append_locked
 from drkit.repo.keys import (
     CONFIG_KEY,
     WriterKeys,
@@ -39,6 +41,7 @@ from drkit.repo.keys import (
     read_repository_config,
 )
 from drkit.repo.lock import RepositoryLock
+from drkit.repo.region_identity import ensure_identity
 from drkit.repo.repository import Repository
 from drkit.storage.base import ObjectInfo, Store
 from drkit.storage.url import open_store
@@ -53,20 +56,26 @@ def retain_until(region: RegionConfig, now: datetime) -> datetime | None:
 
 
 def initialise_repository(store: Store, region: RegionConfig, keys: WriterKeys, *,
-                          now: datetime) -> ObjectInfo:
-    """Write the signed ``config`` object and journal it; refuse a foreign repository."""
+                          now: datetime, cache_dir: Path) -> ObjectInfo:
+    """Write the signed ``config`` object and journal it, and the region's identity;
+    refuse a foreign repository."""
     trusted = [keys.signing_key.public_key()]
     if store.exists(CONFIG_KEY):
         existing = read_repository_config(store, trusted)
         if existing.repository_id != keys.repository_id:
             raise IntegrityError(f"{store.url}: holds repository {existing.repository_id}, "
                                  f"not {keys.repository_id}")
+        ensure_identity(store, keys.signing_key, trusted, region=region.name,
+                        repository_id=keys.repository_id, now=now)
         return store.head(CONFIG_KEY)
-    info = store.put(CONFIG_KEY, encode_repository_config(keys, now=now),
-                     storage_class=region.storage_class,
-                     retain_until=retain_until(region, now))
-    Journal(store, "drkit:" + keys.repository_id).append(
-        [JournalEntry.from_info(info)], keys.signing_key, now=now)
+    with RepositoryLock(cache_dir, keys.repository_id, now=now) as lock:
+        info = store.put(CONFIG_KEY, encode_repository_config(keys, now=now),
+                         storage_class=region.storage_class,
+                         retain_until=retain_until(region, now))
+        append_locked(store, keys.repository_id, [JournalEntry.from_info(info)],
+                      keys.signing_key, trusted=trusted, now=now, lock=lock)
+    ensure_identity(store, keys.signing_key, trusted, region=region.name,
+                    repository_id=keys.repository_id, now=now)
     return info
 
 
@@ -158,7 +167,7 @@ class RepositoryWriter:
     def __enter__(self) -> RepositoryWriter:
         self.lock.acquire()
         try:
-            self.repo = Repository.open(self.store, self.trusted)
+            self.repo = Repository.open(self.store, self.trusted, region=self.region.name)
             if self.repo.repository_id != self.keys.repository_id:
                 raise IntegrityError(f"{self.store.url}: holds repository "
                                      f"{self.repo.repository_id}, keys are for "
@@ -333,9 +342,10 @@ class RepositoryWriter:
         entries = self.reused + self.written
         # The existing log is verified against every trusted writer key, not only our own:
         # after a key rotation the history was signed by the retired key.
-        checkpoint = Journal(self.store, "drkit:" + self.keys.repository_id).append(
-            entries, self.keys.signing_key, now=self.now,
-            trusted=[*self.trusted, self.keys.signing_key.public_key()])
+        checkpoint = append_locked(
+            self.store, self.keys.repository_id, entries, self.keys.signing_key,
+            trusted=[*self.trusted, self.keys.signing_key.public_key()], now=self.now,
+            lock=self.lock)
         self.pending.clear()
         assert self.repo is not None
         for entry in entries:

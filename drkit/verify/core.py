@@ -38,6 +38,7 @@ from drkit.errors import NeedsThaw, ObjectNotFound, StorageError
 from drkit.journal import JOURNAL_PREFIX, JournalEntry, LogView, live_entries, read_log
 from drkit.journal.merkle import RootBuilder
 from drkit.progress import NULL_PROGRESS, Progress
+from drkit.repo.region_identity import IDENTITY_KEY
 from drkit.storage.base import ObjectInfo, Store
 from drkit.verify.context import (
     ALWAYS_STANDARD,
@@ -50,6 +51,7 @@ from drkit.verify.context import (
 from drkit.verify.findings import Finding, sort_findings
 from drkit.verify.guardrails import check_bucket
 from drkit.verify.state import TrustedState
+from drkit.verify.tombstones import check_region_identity, check_tombstones
 
 log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 8
@@ -194,8 +196,9 @@ def _check_journal(report: RegionReport, view: LogView, region: RegionConfig,
 
 def _check_objects(report: RegionReport, store: Store, view: LogView, region: RegionConfig,
                    primary_view: LogView | None, read_fraction: float | None,
-                   progress: Progress, workers: int) -> None:
-    live = live_entries(view.entries)
+                   progress: Progress, workers: int, unproven: set[int] | None = None) -> None:
+    # Only proven tombstones for this region excuse an absence (drkit.verify.tombstones).
+    live = live_entries(view.entries, region=region.name, ignore=unproven or set())
     report.objects_logged = len(live)
     tombstoned = {e.key for e in view.entries if e.kind == "tombstone"} - set(live)
     logged_keys = {e.key for e in view.entries}
@@ -205,7 +208,7 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     for listed in store.list(""):
         if listed.key.startswith(OTHER_AREAS) and listed.key not in logged_keys:
             other_areas += 1
-        elif not listed.key.startswith(JOURNAL_PREFIX):
+        elif not listed.key.startswith(JOURNAL_PREFIX) and listed.key != IDENTITY_KEY:
             listing[listed.key] = listed
     if other_areas:
         report.notes.append(f"{other_areas} objects under {', '.join(OTHER_AREAS)} belong to "
@@ -344,7 +347,10 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
         view = read_log(store, origin, trusted)
     report.log_size = view.size
     _check_journal(report, view, region, state, primary_view, now)
-    _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers)
+    unproven = check_tombstones(report, store, view)
+    check_region_identity(report, store, region, view, trusted)
+    _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers,
+                   unproven)
     if region.url.scheme in ("s3", "cos"):
         try:
             report.findings.extend(check_bucket(store.bucket_settings(), region))

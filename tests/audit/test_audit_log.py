@@ -299,7 +299,7 @@ def test_spooled_events_stay_with_their_own_repository(audit_project, tmp_path_f
     other = load_config(other_root / "drkit.toml")
     keys = init_keys(other.keys_dir, "pw", kdf=FAST_KDF)
     initialise_repository(open_store(other.primary_region.url), other.primary_region, keys,
-                          now=clock.now())
+                          now=clock.now(), cache_dir=other.cache_dir)
     region = proj.root / "regions" / "beijing"
     moved = proj.root / "regions" / "away"
     region.rename(moved)

@@ -17,6 +17,7 @@ import pytest
 from drkit.clock import FixedClock
 from drkit.journal import Journal, JournalEntry
 from drkit.repo.keys import CONFIG_KEY, WriterKeys, encode_repository_config, init_keys
+from drkit.repo.region_identity import ensure_identity
 from drkit.storage.base import Store
 from drkit.storage.url import open_store, parse_store_url
 
@@ -82,6 +83,9 @@ def make_repo(tmp_path: Path, clock: FixedClock) -> Callable[..., Repo]:
         repo = Repo(tmp_path, keys, clock, all_regions)
         info = repo.primary.put(CONFIG_KEY, encode_repository_config(keys, now=clock.now()))
         repo.append([JournalEntry.from_info(info)])
+        # As 'drkit keys init' does: the primary carries its region identity.
+        ensure_identity(repo.primary, keys.signing_key, [keys.signing_key.public_key()],
+                        region="beijing", repository_id=keys.repository_id, now=clock.now())
         return repo
 
     return make

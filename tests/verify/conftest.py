@@ -19,6 +19,7 @@ import pytest
 from drkit.clock import FixedClock
 from drkit.journal import Journal, JournalEntry
 from drkit.repo.keys import CONFIG_KEY, WriterKeys, encode_repository_config, init_keys
+from drkit.repo.region_identity import ensure_identity
 from drkit.storage.local import LocalStore
 
 FAST_KDF = {"name": "argon2id", "iterations": 1, "lanes": 1, "memory_cost": 8}
@@ -90,6 +91,9 @@ def make_repo(tmp_path: Path, clock: FixedClock) -> Callable[..., Repo]:
         Journal(store, repo.origin).append([JournalEntry.from_info(info)], keys.signing_key,
                                            now=clock.now())
         repo.written.append(JournalEntry.from_info(info))
+        # As 'drkit keys init' does: the primary carries its region identity.
+        ensure_identity(store, keys.signing_key, [keys.signing_key.public_key()],
+                        region="beijing", repository_id=keys.repository_id, now=clock.now())
         return repo
 
     return make

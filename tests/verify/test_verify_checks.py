@@ -123,8 +123,10 @@ def test_a_different_history_signed_by_the_writer_is_a_fork(two_regions: Any,
     Journal(fake, repo.origin).append(entries, repo.keys.signing_key, now=repo.clock.now())
     code, doc = run_json(drkit, "verify")
     assert code == 1
+    # The replaced folder also lost the replica's signed region identity.
     assert {(f["region"], f["check"]) for f in doc["findings"]} == {
-        ("hangzhou", "journal-fork"), ("hangzhou", "journal-ahead-of-primary")}
+        ("hangzhou", "journal-fork"), ("hangzhou", "journal-ahead-of-primary"),
+        ("hangzhou", "region-identity")}
 
 
 def test_unreachable_region_does_not_stop_the_others(make_repo: Any, drkit: Any,
