@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from drkit.cli.common import emit, get_app, json_option
 from drkit.approval.proof import live_objects
+from drkit.cli.common import emit, get_app, json_option
 from drkit.journal import read_log
 from drkit.repo import keys as keyfiles
 from drkit.repo.repository import Repository
