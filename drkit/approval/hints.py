@@ -12,6 +12,7 @@ Placeholders are upper case: ``ID`` (a request id), ``NAME`` (an enrolled person
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,12 +20,15 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 
 
 def shell_arg(value: Any) -> str:
-    """``value`` as one shell word; double quotes (never single: the hint itself sits in
-    single quotes) when it holds anything a shell would split or expand."""
+    """``value`` as one shell word. Double quotes when that is enough (a space): the hint
+    itself sits in single quotes; shell single quotes only for characters a shell would
+    expand or end a double-quoted word at, which no sane path holds."""
     text = f"{value:g}" if isinstance(value, float) else str(value)
     if _PLAIN.match(text):
         return text
-    return '"' + re.sub(r'(["\\$`])', r"\\\1", text) + '"'
+    if not re.search(r'["\\$`!\n]', text):
+        return f'"{text}"'
+    return shlex.quote(text)
 
 
 def _options(pairs: list[tuple[str, Any]]) -> str:

@@ -311,7 +311,8 @@ def request_approvers(add: tuple[Path, ...], remove: tuple[str, ...], reason: st
 def request_restore(snapshot: str, target: str, source: str, reason: str,
                     as_name: str | None, key_file: Path | None,
                     passphrase_file: Path | None) -> None:
-    """Request restoring SNAPSHOT into a production target (run by 'drkit restore')."""
+    """Request restoring SNAPSHOT into a production target (run by 'drkit restore SNAPSHOT
+    --to TARGET --approval ID')."""
     from drkit.repo.keys import load_trusted_writer_keys
     from drkit.repo.repository import Repository
 
@@ -331,7 +332,8 @@ def request_restore(snapshot: str, target: str, source: str, reason: str,
 @json_option
 def request_keys(action: str, public_keys: tuple[str, ...], reason: str, as_name: str | None,
                  key_file: Path | None, passphrase_file: Path | None) -> None:
-    """Request rotating or adding keys (run by 'drkit keys')."""
+    """Request rotating or adding keys (a rotation is run by 'drkit keys rotate --approval
+    ID')."""
     params = operations.keys_plan(action, {"public_keys": sorted(public_keys)})
     file_request("keys", params, reason, as_name, key_file, passphrase_file)
 
