@@ -37,10 +37,8 @@ from drkit.verify.context import trusted_writer_keys
 
 DATA_PREFIXES = ("snapshots/", "packs/", "index/", "sessions/")
 
-
-# The project fixture's class lives in tests/security/conftest.py, which is not importable
-# by name (tests/conftest.py is "conftest" on the path), so tests type it as Any.
-Project = Any
+# ``project`` is tests/security/conftest.py's Project, typed Any here: that conftest is not
+# importable by name (tests/conftest.py is "conftest" on the path).
 
 
 def findings_by_region(doc: dict[str, Any]) -> dict[str, set[tuple[str, str]]]:
@@ -95,6 +93,10 @@ def decision_of(project: Any, request_id: str, name: str) -> bytes:
         if json.loads(data)["decision"]["name"] == name:
             return data
     raise AssertionError(f"no decision of {name} for {request_id}")
+
+
+def read_enrollment_key(project: Any, name: str) -> str:
+    return str(json.loads(project.enrollments[name].read_text())["key"])
 
 
 def refused_execute(project: Any, request_id: str) -> Any:
@@ -299,6 +301,13 @@ def test_executing_an_approval_twice_is_refused(project: Any) -> None:
         assert "already executed" in res.stderr and "single use" in res.stderr
     assert data_objects(project) == after
     assert project.json("requests")["requests"][0]["state"] == "executed"
+    # The writer host deletes the single-use claim from the primary's folder: the approval
+    # still cannot run again, because its plan no longer matches the repository.
+    (project.region() / "approval" / "executed" / f"{rid}.json").unlink()
+    res = project.run("execute", rid, ok=False)
+    assert res.exit_code == 3, res.stderr
+    assert "the plan changed since it was approved" in res.stderr
+    assert data_objects(project) == after
 
 
 def test_expired_request_is_refused(project: Any) -> None:
@@ -348,10 +357,6 @@ def test_edited_approvers_json_is_refused(project: Any) -> None:
     assert "mallory" not in local.read_text()
     res = project.approve(rid, "mallory", ok=False)
     assert res.exit_code == 3 and "is not enrolled in approver registry version 1" in res.stderr
-
-
-def read_enrollment_key(project: Any, name: str) -> str:
-    return str(json.loads(project.enrollments[name].read_text())["key"])
 
 
 # -- region admin: the journal of one region ------------------------------------------------
