@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from drkit.approval import configpin, policy
+from drkit.approval import configpin, hints, policy
 from drkit.approval.identity import actor
 from drkit.approval.registry import (
     RegistryVersion,
@@ -271,9 +271,9 @@ def list_requests(ctx: ApprovalContext) -> list[Evaluation]:
     return out
 
 
-def how_to_request(operation: str, args: str) -> str:
-    return (f"request it with 'drkit request {operation} {args}--reason TEXT', have "
-            "approvers sign with 'drkit approve ID', then run 'drkit execute ID'")
+def how_to_request(operation: str, params: Mapping[str, Any]) -> str:
+    """How to get and use an approval for exactly these parameters (drkit.approval.hints)."""
+    return hints.how_to_request(operation, params)
 
 
 def check_approved(ctx: ApprovalContext, request: ApprovalRequest, plan: Any,
@@ -368,7 +368,8 @@ def execute(ctx: ApprovalContext, request_id: str, *,
     if operation.run is None:
         raise ApprovalRequired(
             f"request {request.id[:12]} is for {request.operation!r}, which runs through its "
-            f"own command ({operation.runs_via}) with --approval {request.id[:12]}")
+            f"own command ({operation.runs_via}): "
+            f"'{hints.run_command(request.operation, request.params, request.id[:12])}'")
     plan = operation.plan(ctx, request.params)
     grant = consume(ctx, request, plan)
     try:
@@ -410,8 +411,7 @@ def require_approval(operation: str, params: Mapping[str, Any], plan: Any, *,
     for request in candidates:
         if evaluate(ctx, request, registry).state == "approved":
             return consume(ctx, request, plan)
-    args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(wanted.items()))
     states = ", ".join(f"{r.id[:12]} {evaluate(ctx, r, registry).state}" for r in candidates)
     raise ApprovalRequired(f"{operation} is a dangerous operation and needs approval "
                            f"({states or 'no matching request'}); "
-                           + how_to_request(operation, args + " " if args else ""))
+                           + how_to_request(operation, wanted))

@@ -327,7 +327,8 @@ def request_approvers(add: tuple[Path, ...], remove: tuple[str, ...], reason: st
 def request_restore(snapshot: str, target: str, source: str, reason: str,
                     as_name: str | None, key_file: Path | None,
                     passphrase_file: Path | None) -> None:
-    """Request restoring SNAPSHOT into a production target (run by 'drkit restore')."""
+    """Request restoring SNAPSHOT into a production target (run by 'drkit restore SNAPSHOT
+    --to TARGET --approval ID')."""
     from drkit.repo.keys import load_trusted_writer_keys
     from drkit.repo.repository import Repository
 
@@ -347,7 +348,8 @@ def request_restore(snapshot: str, target: str, source: str, reason: str,
 @json_option
 def request_keys(action: str, public_keys: tuple[str, ...], reason: str, as_name: str | None,
                  key_file: Path | None, passphrase_file: Path | None) -> None:
-    """Request rotating or adding keys (run by 'drkit keys')."""
+    """Request rotating or adding keys (a rotation is run by 'drkit keys rotate --approval
+    ID')."""
     params = operations.keys_plan(action, {"public_keys": sorted(public_keys)})
     file_request("keys", params, reason, as_name, key_file, passphrase_file)
 
@@ -508,7 +510,7 @@ def execute_command(request_id: str) -> None:
     run_approved(request_id)
 
 
-def refuse_without_approval(operation: str, params: dict[str, Any], args: str) -> None:
+def refuse_without_approval(operation: str, params: dict[str, Any]) -> None:
     """Compute the plan so the user sees what approval is needed, log, and exit 3."""
     ctx = _context()
     plan = operations.get_operation(operation).plan(ctx, params)
@@ -517,8 +519,7 @@ def refuse_without_approval(operation: str, params: dict[str, Any], args: str) -
     exc = ApprovalRequired(
         f"{operation} is a dangerous operation ({describe_plan(operation, plan)}) and needs "
         f"{policy.quorum_for(ctx.config, operation)} approvals by enrolled people other than "
-        f"the requester; {gate.how_to_request(operation, args)} "
-        f"(or 'drkit {operation} ... --approval ID')")
+        f"the requester; {gate.how_to_request(operation, params)}")
     refused(operation, exc, params)
     raise exc
 
@@ -532,7 +533,7 @@ def delete_object_command(region: str, key: str, approval_id: str | None) -> Non
     """Delete KEY in REGION (needs an approved request)."""
     params = {"region": region, "key": key}
     if approval_id is None:
-        refuse_without_approval("delete-object", params, f"{region} {key} ")
+        refuse_without_approval("delete-object", params)
     else:
         run_approved(approval_id, expect=("delete-object", params))
 
@@ -553,7 +554,7 @@ def config_apply_command(new_toml: Path, approval_id: str | None) -> None:
     ctx = _context()
     plan = operations.plan_config_apply(ctx, params)
     if plan["changes"]:
-        refuse_without_approval("config-apply", params, f"{new_toml} ")
+        refuse_without_approval("config-apply", params)
     result = operations.apply_config(ctx, params, plan, None)
     audit("config.apply", "ok", params, result)
     emit(result, f"applied {new_toml} to {result['config']}; pinned as config "

@@ -103,7 +103,8 @@ def status_command() -> None:
 @json_option
 def expire_command(as_of: str | None, approval_id: str | None, dry_run: bool) -> None:
     """Delete drkit's cloud snapshots past retention: a dangerous operation that needs a
-    second approval ('drkit request cloud-expire --as-of TIME'); exit 3 without one."""
+    second approval ('drkit request cloud-expire --as-of TIME --reason TEXT'); exit 3
+    without one."""
     from drkit.approval.gate import require_approval
     from drkit.clock import parse_iso
     from drkit.cloud.model import ExpiryCandidate, SnapshotRecord

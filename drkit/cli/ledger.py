@@ -46,7 +46,7 @@ def open_sqlite_source(config: Config, name: str) -> sqlite3.Connection:
     source = config.source(name)
     if source.type != "sqlite" or source.path is None:
         raise InputError(f"source {name!r} is a {source.type} source; "
-                         "'drkit ledger build' reads sqlite sources")
+                         "'drkit ledger build --source NAME' reads sqlite sources")
     if not source.path.is_file():
         raise InputError(f"source {name!r}: database {source.path} does not exist")
     # mode=ro: the ledger must never write to production, not even a journal.

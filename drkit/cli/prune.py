@@ -26,9 +26,7 @@ def prune_command(keep_last: int | None, older_than_days: float | None,
     params = operations.prune_params(app.config.primary_region.retention_days,
                                      keep_last=keep_last, older_than_days=older_than_days)
     if approval_id is None:
-        args = f"--keep-last {params['keep_last']} --older-than-days " \
-               f"{params['older_than_days']:g} "
-        refuse_without_approval("prune", params, args)
+        refuse_without_approval("prune", params)
     else:
         run_approved(approval_id, expect=("prune", params))
 

@@ -136,7 +136,8 @@ def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: 
     """Restore SNAPSHOT (an id prefix or 'latest') bit for bit into --to.
 
     Restoring into a target marked production needs two other people's approval
-    ('drkit request restore-production'); exit 3 without it.
+    ('drkit request restore-production SNAPSHOT --to TARGET --source NAME --reason TEXT');
+    exit 3 without it.
     """
     from drkit.approval import require_restore_approval
 
