@@ -42,6 +42,7 @@ from drkit.errors import (
 )
 from drkit.journal import JournalEntry, LogView, live_entries, read_log
 from drkit.progress import NULL_PROGRESS, Progress
+from drkit.repo.retention import journaled_until, later
 from drkit.storage.base import ObjectInfo, Store
 from drkit.verify.context import (
     ALWAYS_STANDARD,
@@ -158,9 +159,11 @@ class _Copier:
                          "primary's object does not match its journal; not copied",
                          entry.key, entry.sha256[:16], hashlib.sha256(data).hexdigest()[:16])
             return False
+        # Never below what the journal promised this region's copy (drkit.repo.retention).
+        retain = (later(self.retain_until, journaled_until(entry, self.region.name))
+                  if self.retain_until is not None else None)
         try:
-            self.target.put(entry.key, data, storage_class=storage_class,
-                            retain_until=self.retain_until)
+            self.target.put(entry.key, data, storage_class=storage_class, retain_until=retain)
         except ObjectExists:
             # Appeared since the listing (another replicate run): check, never overwrite.
             return self.check_existing(entry, self.target.head(entry.key), hash_unknown=True)
@@ -224,12 +227,14 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
                 ok = fut.result() and ok
     finally:
         task.close()
+    # Records before the journal: a region whose newest checkpoint has time T then holds
+    # every audit and approval record the primary had at T, which verify relies on.
+    _copy_records(primary, target, listing, copier)
     if ok:
         _copy_journal(primary, primary_view, target, listing, copier)
     else:
         copier.finding("high", "journal-not-copied",
                        "journal not copied because data objects are missing or differ")
-    _copy_records(primary, target, listing, copier)
     after = read_log(target, origin, trusted)
     result.size_after = after.size
     result.lag_hours = lag_hours(primary_view, after.size, now)
