@@ -26,10 +26,10 @@ from drkit.approval.gate import ApprovalContext, Grant, current_registry
 from drkit.approval.identity import actor
 from drkit.approval.keys import Enrollment
 from drkit.approval.registry import pin_version, registry_content, write_local_copy
-from drkit.repo.retention import journaled_until, later
 from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config, check_config
 from drkit.errors import InputError, ObjectNotFound, RetentionActive, UsageError
+from drkit.repo.retention import journaled_until, later
 
 log = logging.getLogger(__name__)
 

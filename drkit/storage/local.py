@@ -12,7 +12,9 @@ half-written. The sidecar makes the storage contract hold on a plain disk: archi
 classes must be thawed before reading, and an object whose retain-until has not passed
 cannot be deleted (like COMPLIANCE object lock). The sidecar is not a security boundary:
 anyone with write access to the folder can change it, which is why ``drkit verify``
-hashes local objects instead of trusting it.
+hashes local objects instead of trusting it, and holds each sidecar to the retention the
+journal promised (``drkit.verify.retention``); ``delete`` refuses while a sidecar exists
+but cannot be read.
 """
 
 from __future__ import annotations

@@ -150,10 +150,9 @@ def destructive_grants(policy_text: str, *, owner_account: str | None,
         if effect(st) != "allow":
             continue
         normal = {k[0].upper() + k[1:]: v for k, v in st.items()}
-        if "NotPrincipal" in normal:
-            who_list = [ANYONE]  # everyone except the named ones
-        else:
-            who_list = _principals(normal.get("Principal"))
+        # NotPrincipal in an Allow: everyone except the named ones.
+        who_list = [ANYONE] if "NotPrincipal" in normal \
+            else _principals(normal.get("Principal"))
         actions = _granted(normal, catalogue)
         if not actions:
             continue

@@ -62,13 +62,13 @@ def check_bucket(settings: BucketSettings, region: RegionConfig) -> list[Finding
             add("critical", "bucket-lifecycle-expiration",
                 f"lifecycle {rid} expires objects on a fixed date, whatever their age",
                 f"no expiration before {keep_days} days", f"on {rule.expiration_date}")
-        for days, target in _transitions(rule):
-            if (days is None or days < keep_days) \
+        for after, target in _transitions(rule):
+            if (after is None or after < keep_days) \
                     and (target or "").upper() != region.storage_class:
                 add("medium", "bucket-lifecycle-transition",
                     f"lifecycle {rid} moves objects to another storage class before the "
                     "retention ends", f"storage class {region.storage_class}",
-                    f"{target} {_when(days, rule, target)}")
+                    f"{target} {_when(after, rule, target)}")
         for tr in rule.noncurrent_transitions:
             # Older versions are what is left after an overwrite or delete: moving them to
             # an archive class delays exactly the recovery they exist for.

@@ -40,7 +40,6 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -100,8 +99,7 @@ class RecordsCheck:
     """Checks audit/ and approval/ of each region; one per ``drkit verify`` run."""
 
     def __init__(self, config: Config, clock: Clock, *, repository_id: str, state_dir: Path,
-                 origin: str, primary: tuple[RegionConfig, Store] | None,
-                 audit_verifier: Callable[..., Any] | None = None) -> None:
+                 origin: str, primary: tuple[RegionConfig, Store] | None) -> None:
         self.config = config
         self.clock = clock
         self.repository_id = repository_id
@@ -111,7 +109,6 @@ class RecordsCheck:
         skew = config.approval.get("max_skew_minutes", 5) if isinstance(
             config.approval, dict) else 5
         self.skew = timedelta(minutes=float(skew) if isinstance(skew, int | float) else 5.0)
-        self._audit_verifier = audit_verifier
         self._primary_copy: _PrimaryCopy | None = None
         self.seen: dict[str, dict[str, str]] = {}
         try:
@@ -322,12 +319,11 @@ class RecordsCheck:
                            "was replicated", key, rec.sha256[:16], "absent")
 
     def _check_audit_log(self, report: Any, region: RegionConfig) -> None:
-        verifier = self._audit_verifier
-        if verifier is None:
-            from drkit.audit import verify_log as verifier
+        from drkit.audit import verify_log
+
         try:
-            result = verifier(self.config, self.clock,
-                              region=None if region.primary else region.name)
+            result = verify_log(self.config, self.clock,
+                                region=None if region.primary else region.name)
         except DrkitError as exc:
             report.add("high", "audit-unverifiable", f"cannot verify the audit log: {exc}")
             return
