@@ -196,6 +196,23 @@ class RecordsCheck:
                 rec.problem = f"inconsistent: {exc}"
             except (DrkitError, ValueError, TypeError, AttributeError, KeyError) as exc:
                 rec.problem = str(exc).replace(f"{rec.key}: ", "") or type(exc).__name__
+        # A registry version or pinned config names the request that authorised it: that
+        # request must be of the operation that changes it.
+        wanted_ops = {"registry": "approvers", "config": "config-apply"}
+        for rec in records.values():
+            if rec.kind not in wanted_ops or rec.problem is not None:
+                continue
+            doc = json.loads(rec.data)
+            authorised = doc.get("authorized_by") if rec.kind == "registry" \
+                else {"request": doc.get("request")}
+            request = authorised.get("request") if isinstance(authorised, dict) else None
+            source = records.get(f"approval/requests/{request}.json") if request else None
+            if source is None or source.problem is not None:
+                continue
+            operation = json.loads(source.data)["request"].get("operation")
+            if operation != wanted_ops[rec.kind]:
+                rec.problem = (f"inconsistent: authorised by a {operation!r} request, not "
+                               f"{wanted_ops[rec.kind]!r}")
         # The chains as a whole (numbering, previous hashes, canonical form), with the
         # owners' own checks; a failure names the object it found wrong.
         self._check_chain(store, records, "registry")
@@ -324,8 +341,9 @@ class RecordsCheck:
         try:
             result = verify_log(self.config, self.clock,
                                 region=None if region.primary else region.name)
-        except DrkitError as exc:
-            report.add("high", "audit-unverifiable", f"cannot verify the audit log: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a crash must be a finding, never "clean"
+            report.add("high", "audit-unverifiable", "cannot verify the audit log: "
+                       f"{exc if isinstance(exc, DrkitError) else type(exc).__name__}")
             return
         for finding in result.findings:
             if finding.kind == "spooled":
