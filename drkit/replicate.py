@@ -10,8 +10,11 @@ next run completes, and never a journal that names objects the region lacks):
    SHA-256, written create-only with the region's storage class and retain-until
    (now + lock_days, COMPLIANCE where the bucket has object lock), then re-checked with
    ``head`` (or read back) against the journal's SHA-256;
-2. only if every data object is in place: the journal's batch objects, then its signed
+2. the audit and approval records (``audit/``, ``approval/``), create-only;
+3. only if every data object is in place: the journal's batch objects, then its signed
    checkpoints, oldest first (STANDARD class so verify can read them without a thaw).
+   Records go first so that a region's newest checkpoint vouches for every record the
+   primary held at its time (``drkit.verify.records`` relies on it).
 
 Copies run in a thread pool (boto3 clients are thread-safe; SDK calls and hashing release
 the GIL). Objects present in the region are checked against listing checksums where the

@@ -479,11 +479,6 @@ def test_s3_policy_principal_forms() -> None:
 
 
 @pytest.fixture
-def s3_project(make_s3_repo: Any) -> Any:
-    return make_s3_repo
-
-
-@pytest.fixture
 def make_s3_repo(drkit: Any, clock: FixedClock, tmp_path: Path, store_url_env: Any
                  ) -> Iterator[Any]:
     """A local primary and one S3 replica on the moto server with versioning and a
