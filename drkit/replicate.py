@@ -11,9 +11,12 @@ next run completes, and never a journal that names objects the region lacks):
    checked against the journal's SHA-256, written create-only with the region's storage
    class and retain-until (now + lock_days, COMPLIANCE where the bucket has object lock),
    then re-checked with ``head`` (or read back) against the journal's SHA-256;
-2. the audit and approval records (``RECORD_PREFIXES``), which prove the tombstones;
+2. the audit and approval records (``RECORD_PREFIXES``), create-only: they prove the
+   tombstones;
 3. only if every data object is in place: the journal's batch objects, then its signed
    checkpoints, oldest first (STANDARD class so verify can read them without a thaw).
+   Records go first so that a region's newest checkpoint vouches for every record the
+   primary held at its time (``drkit.verify.records`` relies on it).
 
 Copies run in a thread pool (boto3 clients are thread-safe; SDK calls and hashing release
 the GIL). Objects present in the region are checked against listing checksums where the
@@ -45,6 +48,7 @@ from drkit.errors import (
 )
 from drkit.journal import JournalEntry, LogView, read_log
 from drkit.progress import NULL_PROGRESS, Progress
+from drkit.repo.retention import journaled_until, later
 from drkit.storage.base import ObjectInfo, Store
 from drkit.verify.context import (
     ALWAYS_STANDARD,
@@ -161,9 +165,11 @@ class _Copier:
                          "primary's object does not match its journal; not copied",
                          entry.key, entry.sha256[:16], hashlib.sha256(data).hexdigest()[:16])
             return False
+        # Never below what the journal promised this region's copy (drkit.repo.retention).
+        retain = (later(self.retain_until, journaled_until(entry, self.region.name))
+                  if self.retain_until is not None else None)
         try:
-            self.target.put(entry.key, data, storage_class=storage_class,
-                            retain_until=self.retain_until)
+            self.target.put(entry.key, data, storage_class=storage_class, retain_until=retain)
         except ObjectExists:
             # Appeared since the listing (another replicate run): check, never overwrite.
             return self.check_existing(entry, self.target.head(entry.key), hash_unknown=True)
@@ -236,7 +242,9 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
     finally:
         task.close()
     # The approval records go first: the journal's tombstones are proven by them, so a
-    # region never holds a tombstone whose proof it cannot check.
+    # region never holds a tombstone whose proof it cannot check; and a region whose newest
+    # checkpoint has time T then holds every audit and approval record the primary had at T,
+    # which verify relies on.
     _copy_records(primary, target, listing, copier)
     if ok:
         _copy_journal(primary, primary_view, target, listing, copier)

@@ -26,9 +26,17 @@ from drkit.approval.gate import ApprovalContext, Grant, current_registry
 from drkit.approval.identity import actor
 from drkit.approval.keys import Enrollment
 from drkit.approval.registry import pin_version, registry_content, write_local_copy
-from drkit.clock import Clock, parse_iso
+from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config, check_config
-from drkit.errors import ApprovalRequired, InputError, IntegrityError, ObjectNotFound, UsageError
+from drkit.errors import (
+    ApprovalRequired,
+    InputError,
+    IntegrityError,
+    ObjectNotFound,
+    RetentionActive,
+    UsageError,
+)
+from drkit.repo.retention import journaled_until, later
 from drkit.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -79,7 +87,8 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
     newest = {s.id for s in snapshots[-keep_last:]}
     forget = [s for s in snapshots
               if s.id not in newest and parse_iso(s.manifest.time) < cutoff
-              and not _locked(ctx, s.key)]  # a manifest still under lock stays visible
+              and not _locked(ctx, s.key, repo.visible.get(s.key))]
+    # (a manifest still under lock stays visible)
     forget_ids = {s.id for s in forget}
     kept = [s for s in snapshots if s.id not in forget_ids]
     # A snapshot names the packs its data (and its tree) lives in; a pack, its index file
@@ -115,7 +124,9 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
             info = ctx.store.head(key)
         except ObjectNotFound:
             continue  # already gone: nothing to delete, verify reports it
-        if info.retain_until is not None and info.retain_until > ctx.now():
+        # The journaled retain-until counts even if the sidecar of a local copy was edited.
+        until = later(info.retain_until, journaled_until(entry, ctx.config.primary))
+        if until is not None and until > ctx.now():
             retained.append(key)
             continue
         delete.append({"key": key, "size": entry.size, "sha256": entry.sha256})
@@ -132,12 +143,13 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _locked(ctx: ApprovalContext, key: str) -> bool:
+def _locked(ctx: ApprovalContext, key: str, entry: Any = None) -> bool:
     try:
         info = ctx.store.head(key)
     except ObjectNotFound:
         return False
-    return info.retain_until is not None and info.retain_until > ctx.now()
+    until = later(info.retain_until, journaled_until(entry, ctx.config.primary))
+    return until is not None and until > ctx.now()
 
 
 def region_binding(ctx: ApprovalContext, region: str, store: Store) -> dict[str, str] | None:
@@ -226,6 +238,13 @@ def plan_delete_object(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str
     # Logged and still owed by this region (no proven tombstone for it here): the deletion
     # is journaled as a tombstone naming this region only.
     logged = key in live_objects(ctx.store, ctx.repository_id, entries, region=region.name)
+    # The retention the journal promised this region's copy holds even when a local
+    # sidecar was edited to an earlier date or removed (drkit.repo.retention).
+    promised = max((u for e in entries if e.key == key and e.kind == "object"
+                    and (u := journaled_until(e, region.name)) is not None), default=None)
+    if promised is not None and promised > ctx.now():
+        raise RetentionActive(f"{region.name}: {key} is retained until {utc_iso(promised)} "
+                              "(as journaled); it cannot be deleted yet")
     return {"region": region.name, "identity": identity, "key": key, "size": info.size,
             "sha256": sha, "logged": logged}
 

@@ -17,6 +17,7 @@ from drkit.storage.local import LocalStore
 from drkit.storage.url import open_store
 from drkit.verify.context import repository_origin, trusted_writer_keys
 from drkit.verify.core import RegionReport, verify_regions
+from drkit.verify.records import RecordsCheck
 from drkit.verify.state import TrustedState, default_state_dir
 
 
@@ -89,8 +90,11 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
                else None)
     targets: list[tuple[RegionConfig, Store]] = [(r, stores[r.name]) for r in selected
                                                  if r.name in stores]
+    records = RecordsCheck(config, app.clock, repository_id=origin.split(":", 1)[1],
+                           state_dir=state.path.parent, origin=origin, primary=primary)
     result = verify_regions(targets, origin=origin, trusted=trusted, state=state, now=now,
-                            primary=primary, read_fraction=fraction, progress=app.progress())
+                            primary=primary, read_fraction=fraction, progress=app.progress(),
+                            records=records)
     result.regions += unavailable
     if not region_names:
         cloud = _cloud_snapshot_report(config, [stores[r.name] for r in ordered

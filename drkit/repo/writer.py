@@ -21,8 +21,10 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -43,6 +45,7 @@ from drkit.repo.keys import (
 from drkit.repo.lock import RepositoryLock
 from drkit.repo.region_identity import ensure_identity
 from drkit.repo.repository import Repository
+from drkit.repo.retention import retention_note
 from drkit.storage.base import ObjectInfo, Store
 from drkit.storage.url import open_store
 
@@ -126,9 +129,13 @@ class RepositoryWriter:
 
     def __init__(self, store: Store, region: RegionConfig, keys: WriterKeys,
                  trusted: Sequence[Ed25519PublicKey], cache_dir: Path, *, now: datetime,
-                 pack_size: int = 16 << 20, upload_threads: int = 2) -> None:
+                 pack_size: int = 16 << 20, upload_threads: int = 2,
+                 regions: Sequence[RegionConfig] = ()) -> None:
         self.store = store
         self.region = region
+        # Journaled with every new object: the class and retain-until each region's copy
+        # must keep (drkit.repo.retention), so an edited local sidecar is found by verify.
+        self.retention = retention_note(regions or [region], now)
         self.keys = keys
         self.trusted = list(trusted)
         self.now = now
@@ -161,7 +168,8 @@ class RepositoryWriter:
         region = config.primary_region
         return cls(store or open_store(region.url, base_dir=config.base_dir), region,
                    load_writer_keys(config), load_trusted_writer_keys(config), config.cache_dir,
-                   now=now, pack_size=config.pack_size_mib << 20, upload_threads=upload_threads)
+                   now=now, pack_size=config.pack_size_mib << 20, upload_threads=upload_threads,
+                   regions=list(config.regions.values()))
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> RepositoryWriter:
@@ -206,10 +214,13 @@ class RepositoryWriter:
     # -- objects -------------------------------------------------------------------------
     def put_object(self, key: str, data: bytes) -> ObjectInfo:
         """Create ``key`` with the primary region's storage class and retention; record it."""
+        note: dict[str, Any] | None = self.retention
         try:
             info = self.store.put(key, data, storage_class=self.region.storage_class,
                                   retain_until=retain_until(self.region, self.now))
         except ObjectExists:
+            # Written by an earlier run, with that run's retention: nothing to promise.
+            note = None
             # Content-addressed keys: an identical object already exists (our own earlier
             # run). It is reused only if its bytes are exactly ours.
             info = self.store.head(key)
@@ -223,8 +234,11 @@ class RepositoryWriter:
             info = ObjectInfo(key=info.key, size=info.size,
                               sha256=hashlib.sha256(data).hexdigest(), md5=info.md5)
         self.pending.add(info)
+        entry = JournalEntry.from_info(info)
+        if note is not None:
+            entry = replace(entry, note=note)
         with self._state:
-            self.written.append(JournalEntry.from_info(info))
+            self.written.append(entry)
             self.bytes_stored += info.size
         return info
 

@@ -70,15 +70,27 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """One lifecycle transition: after ``days`` (or on ``date``) to ``storage_class``."""
+
+    storage_class: str | None
+    days: int | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True)
 class LifecycleRule:
     id: str
     enabled: bool
     prefix: str
     expiration_days: int | None = None
-    transition_days: int | None = None
+    transition_days: int | None = None  # the first transition (kept for older callers)
     transition_class: str | None = None
     noncurrent_expiration_days: int | None = None
     abort_multipart_days: int | None = None
+    expiration_date: str | None = None  # Expiration {Date}: everything expires on that day
+    transitions: tuple[Transition, ...] = ()  # every transition of current versions
+    noncurrent_transitions: tuple[Transition, ...] = ()  # of noncurrent (older) versions
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,11 @@ class BucketSettings:
     replication_rules: tuple[dict[str, Any], ...] = ()
     public_access: bool = False
     public_reasons: tuple[str, ...] = field(default_factory=tuple)
+    #: The bucket policy as stored (JSON text), None when the bucket has none.
+    policy: str | None = None
+    #: The account that owns the bucket, as the policy names accounts: the AWS account id
+    #: for S3, the owner's root UIN for COS; None when it cannot be determined.
+    owner_account: str | None = None
 
 
 def sha256_hex(data: bytes) -> str:

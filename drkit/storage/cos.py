@@ -503,7 +503,9 @@ class COSStore(Store):
             except CosServiceError as exc:
                 if exc.get_status_code() != 404 or exc.get_error_code() == "NoSuchBucket":
                     raise
-            reasons = self._public_reasons()
+            acl = c.get_bucket_acl(Bucket=b) or {}
+            policy = self._policy_text()
+            reasons = self._public_reasons(acl, policy)
         except (CosServiceError, CosClientError) as exc:
             raise self._unavailable(exc, "read bucket settings") from exc
         return BucketSettings(
@@ -516,11 +518,25 @@ class COSStore(Store):
             replication_rules=tuple(replication),
             public_access=bool(reasons),
             public_reasons=tuple(reasons),
+            policy=policy,
+            owner_account=cos_owner_uin(str((acl.get("Owner") or {}).get("ID") or "")),
         )
 
-    def _public_reasons(self) -> builtins.list[str]:
+    def _policy_text(self) -> str | None:
+        try:
+            policy = self._client.get_bucket_policy(Bucket=self.bucket)
+        except CosServiceError as exc:
+            if exc.get_status_code() != 404 or exc.get_error_code() == "NoSuchBucket":
+                raise
+            return None
+        text = policy.get("Policy") if isinstance(policy, dict) else policy
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        return str(text) if text else None
+
+    def _public_reasons(self, acl: dict[str, Any], policy: str | None
+                        ) -> builtins.list[str]:
         reasons: builtins.list[str] = []
-        acl = self._client.get_bucket_acl(Bucket=self.bucket) or {}
         grants = _as_list((acl.get("AccessControlList") or {}).get("Grant"))
         for grant in grants:
             grantee = grant.get("Grantee") or {}
@@ -529,21 +545,23 @@ class COSStore(Store):
             if uri in _PUBLIC_URIS or "anyone" in ident:
                 who = uri.rsplit("/", 1)[-1] if uri else ident
                 reasons.append(f"ACL grants {grant.get('Permission')} to {who}")
-        try:
-            policy = self._client.get_bucket_policy(Bucket=self.bucket)
-        except CosServiceError as exc:
-            if exc.get_status_code() != 404 or exc.get_error_code() == "NoSuchBucket":
-                raise
-        else:
-            text = policy.get("Policy") if isinstance(policy, dict) else policy
-            if text:
-                reasons.extend(public_policy_reasons(str(text)))
+        if policy:
+            reasons.extend(public_policy_reasons(policy))
         return reasons
 
     def close(self) -> None:
         session = getattr(self._client, "_session", None)
         if session is not None and not getattr(self._client, "_use_built_in_pool", True):
             session.close()
+
+
+def cos_owner_uin(owner_id: str) -> str | None:
+    """The root account UIN in a COS owner or principal id such as
+    ``qcs::cam::uin/100000000001:uin/100000000011`` (main account, then sub-user)."""
+    import re
+
+    m = re.search(r"uin/(\d+)", owner_id)
+    return m.group(1) if m else None
 
 
 def _is_ip_or_localhost(host: str) -> bool:

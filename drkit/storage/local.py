@@ -12,7 +12,9 @@ half-written. The sidecar makes the storage contract hold on a plain disk: archi
 classes must be thawed before reading, and an object whose retain-until has not passed
 cannot be deleted (like COMPLIANCE object lock). The sidecar is not a security boundary:
 anyone with write access to the folder can change it, which is why ``drkit verify``
-hashes local objects instead of trusting it.
+hashes local objects instead of trusting it, and holds each sidecar to the retention the
+journal promised (``drkit.verify.retention``); ``delete`` refuses while a sidecar exists
+but cannot be read.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from drkit.clock import Clock, SystemClock, parse_iso, utc_iso
 from drkit.errors import (
     BackendUnavailable,
+    IntegrityError,
     NeedsThaw,
     ObjectExists,
     ObjectNotFound,
@@ -87,6 +90,33 @@ class LocalStore(Store):
         except (OSError, ValueError):
             return {}
         return loaded if isinstance(loaded, dict) else {}
+
+    def sidecar(self, key: str) -> dict[str, object] | None:
+        """The object's metadata sidecar as stored: None when there is none; IntegrityError
+        when it exists but is not a readable one (for ``drkit verify``, which compares it
+        with the retention the journal promised)."""
+        path = self._meta_path(key)
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IntegrityError(f"{self.url}: {key}: metadata sidecar unreadable "
+                                 f"({exc.strerror})") from None
+        try:
+            loaded = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            raise IntegrityError(f"{self.url}: {key}: metadata sidecar is not JSON") from None
+        if not isinstance(loaded, dict):
+            raise IntegrityError(f"{self.url}: {key}: metadata sidecar is not an object")
+        until = loaded.get("retain_until")
+        if until is not None:
+            try:
+                parse_iso(str(until))
+            except ValueError:
+                raise IntegrityError(f"{self.url}: {key}: metadata sidecar has an unreadable "
+                                     "retain-until") from None
+        return loaded
 
     def _write_meta(self, key: str, meta: dict[str, object]) -> None:
         path = self._meta_path(key)
@@ -263,6 +293,15 @@ class LocalStore(Store):
 
     def delete(self, key: str) -> None:
         info = self.head(key)
+        if self._meta_path(key).exists():
+            # A sidecar that exists but cannot be read may hide a retain-until: refuse
+            # rather than treat the object as unlocked. (An object put there by hand has
+            # no sidecar at all and stays deletable with approval.)
+            try:
+                self.sidecar(key)
+            except IntegrityError as exc:
+                raise RetentionActive(f"{exc}; refusing to delete while its retention is "
+                                      "unknown") from None
         if info.retain_until is not None and info.retain_until > self.clock.now():
             raise RetentionActive(
                 f"{self.url}: {key} is retained until {utc_iso(info.retain_until)}"

@@ -53,6 +53,7 @@ from drkit.storage.base import (
     LifecycleRule,
     ObjectInfo,
     Store,
+    Transition,
     validate_key,
     validate_prefix,
 )
@@ -177,15 +178,16 @@ class S3Store(Store):
         else:
             session = _shared_session()
         # A boto3 session is not thread-safe while it makes clients; clients are.
+        self._session = session
+        self._client_args: dict[str, Any] = {
+            "endpoint_url": endpoint,
+            "config": config,
+            "aws_access_key_id": creds.get("aws_access_key_id"),
+            "aws_secret_access_key": creds.get("aws_secret_access_key"),
+            "aws_session_token": creds.get("aws_session_token"),
+        }
         with _SESSION_LOCK:
-            self._client: Any = session.client(
-                "s3",
-                endpoint_url=endpoint,
-                config=config,
-                aws_access_key_id=creds.get("aws_access_key_id"),
-                aws_secret_access_key=creds.get("aws_secret_access_key"),
-                aws_session_token=creds.get("aws_session_token"),
-            )
+            self._client: Any = session.client("s3", **self._client_args)
 
     @classmethod
     def from_url(cls, parsed: StoreURL, *, clock: Clock | None = None) -> S3Store:
@@ -511,7 +513,8 @@ class S3Store(Store):
                     raise
             rules = self._lifecycle_rules()
             replication = self._replication_rules()
-            public_reasons = self._public_reasons()
+            policy = self._policy_text()
+            public_reasons = self._public_reasons(policy)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise self._unavailable(exc, "read bucket settings") from exc
         return BucketSettings(
@@ -523,7 +526,33 @@ class S3Store(Store):
             replication_rules=replication,
             public_access=bool(public_reasons),
             public_reasons=public_reasons,
+            policy=policy,
+            owner_account=self._owner_account() if policy else None,
         )
+
+    def _policy_text(self) -> str | None:
+        try:
+            return str(self._client.get_bucket_policy(Bucket=self.bucket)["Policy"])
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) != "NoSuchBucketPolicy":
+                raise
+        return None
+
+    def _owner_account(self) -> str | None:
+        """The account of these credentials (the bucket owner's account in drkit's setup),
+        so that a bucket policy's grants to *other* accounts can be told apart. None when
+        STS cannot answer (a non-AWS endpoint): then only grants to anyone are judged."""
+        try:
+            with _SESSION_LOCK:
+                sts = self._session.client("sts", **self._client_args)
+            try:
+                return str(sts.get_caller_identity()["Account"])
+            finally:
+                sts.close()
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
+                KeyError) as exc:
+            log.info("%s: cannot tell the account of these credentials: %s", self.url, exc)
+            return None
 
     def _lifecycle_rules(self) -> tuple[LifecycleRule, ...]:
         try:
@@ -543,7 +572,7 @@ class S3Store(Store):
             raise
         return tuple(conf["ReplicationConfiguration"].get("Rules", []))
 
-    def _public_reasons(self) -> tuple[str, ...]:
+    def _public_reasons(self, policy: str | None) -> tuple[str, ...]:
         # The bucket's Block Public Access settings neutralise public ACLs
         # (IgnorePublicAcls) and public policies (RestrictPublicBuckets); an account-level
         # block is not visible to a bucket-scoped role and is not taken into account.
@@ -563,14 +592,8 @@ class S3Store(Store):
                 if uri in _PUBLIC_GROUPS:
                     who = uri.rsplit("/", 1)[1]
                     reasons.append(f"ACL grants {grant.get('Permission')} to {who}")
-        if not block.get("RestrictPublicBuckets"):
-            try:
-                policy = self._client.get_bucket_policy(Bucket=self.bucket)["Policy"]
-            except botocore.exceptions.ClientError as exc:
-                if _error_code(exc) != "NoSuchBucketPolicy":
-                    raise
-            else:
-                reasons.extend(public_policy_reasons(policy))
+        if not block.get("RestrictPublicBuckets") and policy is not None:
+            reasons.extend(public_policy_reasons(policy))
         return tuple(reasons)
 
     def close(self) -> None:
@@ -583,26 +606,47 @@ def lifecycle_rule_from_dict(rule: dict[str, Any]) -> LifecycleRule:
     prefix = rule.get("Prefix")
     if prefix is None:
         prefix = flt.get("Prefix") or (flt.get("And") or {}).get("Prefix") or ""
-    transitions = rule.get("Transition") or rule.get("Transitions") or []
-    if isinstance(transitions, dict):
-        transitions = [transitions]
-    expiration = rule.get("Expiration") or {}
-    noncurrent = rule.get("NoncurrentVersionExpiration") or {}
-    abort = rule.get("AbortIncompleteMultipartUpload") or {}
+    # boto3 says "Transitions" / "NoncurrentVersionTransitions" (lists); the COS SDK
+    # parses XML, so a single element is a dict and the names are singular.
+    def _list(*names: str) -> list[dict[str, Any]]:
+        for name in names:
+            value = rule.get(name)
+            if value:
+                return [value] if isinstance(value, dict) else list(value)
+        return []
 
     def _int(value: Any) -> int | None:
         return int(value) if value not in (None, "") else None
 
-    first = transitions[0] if transitions else {}
+    def _transition(raw: dict[str, Any], days_field: str) -> Transition:
+        date = raw.get("Date")
+        return Transition(storage_class=raw.get("StorageClass"),
+                          days=_int(raw.get(days_field)),
+                          date=utc_iso(date) if isinstance(date, datetime)
+                          else (str(date) if date else None))
+
+    transitions = tuple(_transition(t, "Days") for t in _list("Transition", "Transitions"))
+    noncurrent_transitions = tuple(
+        _transition(t, "NoncurrentDays")
+        for t in _list("NoncurrentVersionTransition", "NoncurrentVersionTransitions"))
+    expiration = rule.get("Expiration") or {}
+    noncurrent = rule.get("NoncurrentVersionExpiration") or {}
+    abort = rule.get("AbortIncompleteMultipartUpload") or {}
+    expiration_date = expiration.get("Date")
+    first = transitions[0] if transitions else Transition(None)
     return LifecycleRule(
         id=str(rule.get("ID") or ""),
         enabled=rule.get("Status") == "Enabled",
         prefix=str(prefix or ""),
         expiration_days=_int(expiration.get("Days")),
-        transition_days=_int(first.get("Days")),
-        transition_class=first.get("StorageClass"),
+        transition_days=first.days,
+        transition_class=first.storage_class,
         noncurrent_expiration_days=_int(noncurrent.get("NoncurrentDays")),
         abort_multipart_days=_int(abort.get("DaysAfterInitiation")),
+        expiration_date=(utc_iso(expiration_date) if isinstance(expiration_date, datetime)
+                         else (str(expiration_date) if expiration_date else None)),
+        transitions=transitions,
+        noncurrent_transitions=noncurrent_transitions,
     )
 
 

@@ -19,11 +19,10 @@ from drkit.storage.base import ObjectInfo, Store
 ALWAYS_STANDARD = ("config",)
 
 
-#: Key prefixes of the store that other subsystems own and verify themselves: the audit log
-#: (its own journal under ``audit/``, checked by ``drkit audit``) and the approval records
-#: (signed documents under ``approval/``, checked by the approval gate). They are not
-#: repository objects, are not replicated, and a restore never reads them, so verify counts
-#: them in a note instead of reporting them as injected data.
+#: Key prefixes of the store that other subsystems own: the audit log (its own journal
+#: under ``audit/``) and the approval records (signed documents under ``approval/``). They
+#: are not leaves of the repository journal, so the object check leaves them to
+#: ``drkit.verify.records``, which checks them against their owners' rules.
 OTHER_AREAS = ("audit/", "approval/")
 
 

@@ -50,6 +50,8 @@ from drkit.verify.context import (
 )
 from drkit.verify.findings import Finding, sort_findings
 from drkit.verify.guardrails import check_bucket
+from drkit.verify.records import RecordsCheck
+from drkit.verify.retention import check_retention
 from drkit.verify.state import TrustedState
 from drkit.verify.tombstones import check_region_identity, check_tombstones
 
@@ -212,7 +214,7 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
             listing[listed.key] = listed
     if other_areas:
         report.notes.append(f"{other_areas} objects under {', '.join(OTHER_AREAS)} belong to "
-                            "the audit log and approval records (verified by their owners)")
+                            "the audit log and approval records (checked as records)")
 
     task = progress.task(f"verify {region.name}", total=len(live))
     lock = threading.Lock()
@@ -340,8 +342,12 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
                   trusted: Sequence[Ed25519PublicKey], state: TrustedState, now: datetime,
                   primary_view: LogView | None = None, view: LogView | None = None,
                   read_fraction: float | None = None, progress: Progress = NULL_PROGRESS,
-                  workers: int = DEFAULT_WORKERS) -> RegionReport:
-    """Verify one region; problems become findings. Raises StorageError if unreachable."""
+                  workers: int = DEFAULT_WORKERS,
+                  records: RecordsCheck | None = None) -> RegionReport:
+    """Verify one region; problems become findings. Raises StorageError if unreachable.
+
+    With ``records``, the audit log and approval records of the region are checked too
+    (``drkit.verify.records``), so every object in the region is covered."""
     report = RegionReport(region=region.name, url=str(region.url), primary=region.primary)
     if view is None:
         view = read_log(store, origin, trusted)
@@ -351,6 +357,9 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
     check_region_identity(report, store, region, view, trusted)
     _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers,
                    unproven)
+    check_retention(report, store, region, view, unproven)
+    if records is not None:
+        records.check(report, region, store, view, {e.key for e in view.entries})
     if region.url.scheme in ("s3", "cos"):
         try:
             report.findings.extend(check_bucket(store.bucket_settings(), region))
@@ -368,7 +377,8 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
                    trusted: Sequence[Ed25519PublicKey], state: TrustedState, now: datetime,
                    primary: tuple[RegionConfig, Store] | None = None,
                    read_fraction: float | None = None, progress: Progress = NULL_PROGRESS,
-                   workers: int = DEFAULT_WORKERS) -> VerifyReport:
+                   workers: int = DEFAULT_WORKERS,
+                   records: RecordsCheck | None = None) -> VerifyReport:
     """Verify each region against its own log, the primary's and the trusted state.
 
     ``primary`` is read for lag and fork checks even when it is not among ``regions``.
@@ -389,7 +399,8 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
             reports.append(verify_region(region, store, origin=origin, trusted=trusted,
                                          state=state, now=now, primary_view=primary_view,
                                          view=view, read_fraction=read_fraction,
-                                         progress=progress, workers=workers))
+                                         progress=progress, workers=workers,
+                                         records=records))
         except StorageError as exc:
             report = RegionReport(region=region.name, url=str(region.url),
                                   primary=region.primary)
@@ -401,4 +412,6 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
         report.add("critical", "region-unavailable", "cannot read the primary's journal")
         reports.append(report)
     state.save()
+    if records is not None:
+        records.save()
     return VerifyReport(origin=origin, regions=reports)

@@ -166,16 +166,21 @@ def test_usage_errors_and_text_output(two_regions: Any, drkit: Any) -> None:
     assert "hangzhou: clean; log size 5, 5 objects (0 by listing, 5 hashed, 0 read)" in text.stdout
 
 
-def test_audit_and_approval_areas_are_not_injected_data(two_regions: Any, drkit: Any) -> None:
+def test_unknown_objects_under_audit_and_approval_are_injected_data(two_regions: Any,
+                                                                   drkit: Any) -> None:
     repo = two_regions
-    # (drkit's own audit hook also writes under audit/ after each command.)
-    repo.primary.put("audit/zz-verify-test", b"owned by drkit audit")
+    # drkit's own audit hook writes under audit/ after each command: those records are
+    # checked and clean; objects at names no drkit record uses are injected (issue 12
+    # item 10; this test used to assert the opposite, the blind spot).
+    repo.primary.put("audit/zz-verify-test", b"not an audit record")
     repo.primary.put("approval/requests/zz-verify-test.json", b"{}")
     repo.primary.put("snapshots/not-logged", b"{}")
     code, doc = run_json(drkit, "verify", "--region", "beijing")
     assert code == 1
-    assert [(f["check"], f["key"]) for f in doc["findings"]] == [
-        ("object-unlogged", "snapshots/not-logged")]
+    assert sorted((f["check"], f["severity"], f["key"]) for f in doc["findings"]) == [
+        ("object-unlogged", "high", "snapshots/not-logged"),
+        ("record-injected", "high", "approval/requests/zz-verify-test.json"),
+        ("record-injected", "high", "audit/zz-verify-test")]
     assert any("objects under audit/, approval/" in n for n in doc["regions"][0]["notes"])
 
 
