@@ -229,7 +229,9 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
     else:
         copier.finding("high", "journal-not-copied",
                        "journal not copied because data objects are missing or differ")
-    _copy_records(primary, target, listing, copier)
+    # Journaled objects under approval/ (the pinned configs) were copied above as data.
+    _copy_records(primary, target, listing, copier,
+                  journaled=set(live_entries(primary_view.entries)))
     after = read_log(target, origin, trusted)
     result.size_after = after.size
     result.lag_hours = lag_hours(primary_view, after.size, now)
@@ -271,9 +273,12 @@ RECORD_PREFIXES = ("audit/", "approval/")
 
 
 def _copy_records(primary: Store, target: Store, listing: dict[str, ObjectInfo],
-                  copier: _Copier) -> None:
+                  copier: _Copier, journaled: set[str] | frozenset[str] = frozenset()
+                  ) -> None:
     for prefix in RECORD_PREFIXES:
         for info in primary.list(prefix):
+            if info.key in journaled:
+                continue
             existing = listing.get(info.key)
             if existing is not None:
                 if existing.size != info.size:
