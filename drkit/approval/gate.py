@@ -178,8 +178,8 @@ def pinned_raw(ctx: ApprovalContext) -> dict[str, Any]:
         ctx.warn_once(
             f"{ctx.config.path} weakens {pinned.name} ("
             + ", ".join(_describe_change(c) for c in local_changes)
-            + "): the pinned values count, the local ones are ignored; change them with "
-            "'drkit config apply'")
+            + "): the approval gate and the production check of restore use the pinned "
+            "values; change the configuration with 'drkit config apply'")
     return raw
 
 
