@@ -44,7 +44,7 @@ from drkit.approval.requests import (
 from drkit.canonical import canonical_hash
 from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config, check_config_text
-from drkit.errors import ApprovalRequired, DrkitError, IntegrityError, ObjectNotFound
+from drkit.errors import ApprovalRequired, DrkitError, IntegrityError
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import Store
 
@@ -135,7 +135,7 @@ def _check_pin(ctx: ApprovalContext, previous: configpin.PinnedConfig | None,
                              "approved request")
     try:
         request = load_request(ctx.store, request_id)
-    except (IntegrityError, ObjectNotFound, DrkitError) as exc:
+    except DrkitError as exc:  # missing, damaged or edited: no proof
         raise IntegrityError(f"{where}: its request {request_id[:12]} cannot be read: "
                              f"{exc}") from None
     baseline = previous.sha256 if previous is not None else None

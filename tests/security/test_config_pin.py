@@ -478,3 +478,24 @@ def test_an_approved_weakening_is_pinned_and_verifies(project: Project) -> None:
                                          "operation": "cloud-expire", "from": 2, "to": 1}]
     # The chain (pin 2 proven by the request) verifies: gated commands run without error.
     assert project.run("requests").exit_code == 0
+
+
+def test_replayed_approval_does_not_prove_another_pin(project: Project) -> None:
+    """Writer host with the writer key: after one approved weakening, pin a further one by
+    hand that cites the same (executed) request."""
+    from drkit.approval.configpin import pin
+    from drkit.config import load_config
+    from drkit.storage.local import LocalStore
+
+    lowered = project.variant("lowered", lambda t: _with_approval(
+        t, 'quorum = { default = 2, "cloud-expire" = 1 }'))
+    rid = project.request("config-apply", str(lowered))
+    project.approve(rid, "bob")
+    project.approve(rid, "carol")
+    project.run("config", "apply", str(lowered), "--approval", rid)
+    weaker = lowered.read_text().replace('"cloud-expire" = 1', 'prune = 1, "cloud-expire" = 1')
+    pin(load_config(project.config), LocalStore(project.region), weaker,
+        now=project.clock.now(), request_id=rid, actor={"os_user": "mallory", "host": "w"})
+    res = project.run("requests", ok=False)
+    assert res.exit_code == 1
+    assert f"pinned config 3: differs from what request {rid[:12]} approved" in res.stderr
