@@ -174,13 +174,20 @@ _VERIFY = {"state_dir", "writer_keys"}
 def check_config(path: Path) -> tuple[Config | None, list[Problem]]:
     """Read and validate ``path``; return the config (None if unusable) and every problem."""
     file = str(path)
-    chk = _Checker(file)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None, [Problem(file, "(file)", "not found (run 'drkit init' to create one)")]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(file, "(file)", f"cannot read: {exc}")]
+    return check_config_text(text, path)
+
+
+def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Problem]]:
+    """Validate drkit.toml content as if it were the file ``path`` (relative paths in it
+    resolve against that file's folder): the pinned configuration is read this way."""
+    file = str(path)
+    chk = _Checker(file)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

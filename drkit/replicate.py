@@ -245,7 +245,9 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
     # region never holds a tombstone whose proof it cannot check; and a region whose newest
     # checkpoint has time T then holds every audit and approval record the primary had at T,
     # which verify relies on.
-    _copy_records(primary, target, listing, copier)
+    # Journaled objects under approval/ (the pinned configs) were copied above as data.
+    _copy_records(primary, target, listing, copier,
+                  journaled={e.key for e in primary_view.entries if e.kind == "object"})
     if ok:
         _copy_journal(primary, primary_view, target, listing, copier)
     else:
@@ -308,9 +310,12 @@ RECORD_PREFIXES = ("audit/", "approval/")
 
 
 def _copy_records(primary: Store, target: Store, listing: dict[str, ObjectInfo],
-                  copier: _Copier) -> None:
+                  copier: _Copier, journaled: set[str] | frozenset[str] = frozenset()
+                  ) -> None:
     for prefix in RECORD_PREFIXES:
         for info in primary.list(prefix):
+            if info.key in journaled:
+                continue
             existing = listing.get(info.key)
             if existing is not None:
                 if existing.size != info.size:

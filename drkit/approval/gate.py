@@ -43,7 +43,7 @@ from drkit.approval.requests import (
 )
 from drkit.canonical import canonical_hash
 from drkit.clock import Clock, parse_iso, utc_iso
-from drkit.config import Config
+from drkit.config import Config, check_config_text
 from drkit.errors import ApprovalRequired, DrkitError, IntegrityError
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import Store
@@ -73,6 +73,164 @@ class ApprovalContext:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    # The pinned configuration is read (and its chain checked) once per command.
+    _pins: list[configpin.PinnedConfig] | None = field(default=None, init=False, repr=False)
+    _warned: set[str] = field(default_factory=set, init=False, repr=False)
+
+    def warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+
+# -- the configuration in force ----------------------------------------------------------------
+def load_config_chain(ctx: ApprovalContext) -> list[configpin.PinnedConfig]:
+    """Every pinned configuration, oldest first; a version that weakens its predecessor is
+    accepted only with the executed, quorum-approved ``config-apply`` request it names, so
+    even the writer key cannot pin a weaker config by writing the object and its leaf."""
+    if ctx._pins is None:
+        from drkit.repo.keys import load_trusted_writer_keys
+
+        entries = configpin.journal_entries(ctx.store, ctx.repository_id,
+                                            load_trusted_writer_keys(ctx.config))
+        versions = configpin.pinned_versions(ctx.store, entries)
+        # Checking a pin evaluates a request under the registry chain, whose own check asks
+        # for the quorum in force: that re-entry sees these versions; if any check fails
+        # the command stops here, so nothing acts on an unproven version.
+        ctx._pins = versions
+        try:
+            for index, version in enumerate(versions):
+                _check_pin(ctx, versions[index - 1] if index else None, version)
+        except BaseException:
+            ctx._pins = None
+            raise
+        if not versions:
+            ctx.warn_once(
+                f"{ctx.store.url}: NO CONFIGURATION IS PINNED in this repository (made before "
+                "'drkit keys init' pinned it): the built-in defaults (quorum "
+                f"{policy.DEFAULT_QUORUM}, expiry {policy.DEFAULT_EXPIRY_HOURS:g} h) count as "
+                "pinned; pin this drkit.toml with an approved 'drkit config apply'")
+    return ctx._pins
+
+
+def _check_pin(ctx: ApprovalContext, previous: configpin.PinnedConfig | None,
+               version: configpin.PinnedConfig) -> None:
+    where = f"{ctx.store.url}: {version.name}"
+    if previous is None and version.request is None:
+        # The first pin is written by 'keys init' right after the repository's config
+        # object (journal leaves 0 and 1); a first pin made later must be approved.
+        if version.journal_index <= 1:
+            return
+        raise IntegrityError(f"{where}: first pinned config was not written by 'keys init' "
+                             "and names no approved request")
+    old = previous.raw if previous is not None else {}
+    changes = configpin.dangerous_changes(old, version.raw)
+    if previous is not None and not changes:
+        return
+    request_id = version.request
+    if request_id is None:
+        raise IntegrityError(f"{where}: weakens {previous.name if previous else 'the defaults'}"
+                             f" ({', '.join(c['change'] for c in changes)}) but names no "
+                             "approved request")
+    try:
+        request = load_request(ctx.store, request_id)
+    except DrkitError as exc:  # missing, damaged or edited: no proof
+        raise IntegrityError(f"{where}: its request {request_id[:12]} cannot be read: "
+                             f"{exc}") from None
+    baseline = previous.sha256 if previous is not None else None
+    if request.operation != "config-apply" \
+            or request.plan.get("new_sha256") != version.sha256 \
+            or (baseline is not None and request.plan.get("baseline_sha256") != baseline):
+        raise IntegrityError(f"{where}: differs from what request {request_id[:12]} approved")
+    if load_execution(ctx.store, request.id) is None:
+        raise IntegrityError(f"{where}: request {request_id[:12]} was never executed")
+    table = old.get("approval") if isinstance(old.get("approval"), dict) else {}
+    try:
+        quorum = policy.quorum_from_raw(table or {}, "config-apply", where=version.name)
+    except DrkitError:
+        quorum = policy.DEFAULT_QUORUM
+    if request.requester_name is None:
+        quorum += 1
+    skew = timedelta(minutes=policy.DEFAULT_SKEW_MINUTES)
+    registries = load_registry_chain(ctx)
+    for registry in reversed(registries):
+        ev = evaluate(ctx, request, registry, ignore_expiry=True, quorum=quorum, skew=skew)
+        if not ev.denials and len(ev.approvers) >= quorum:
+            return
+    raise IntegrityError(f"{where}: request {request_id[:12]} lacks a quorum of {quorum} "
+                         "approvals")
+
+
+def pinned_config(ctx: ApprovalContext) -> configpin.PinnedConfig | None:
+    versions = load_config_chain(ctx)
+    return versions[-1] if versions else None
+
+
+def pinned_raw(ctx: ApprovalContext) -> dict[str, Any]:
+    """The pinned drkit.toml as parsed TOML ({} = the built-in defaults, nothing pinned)."""
+    pinned = pinned_config(ctx)
+    if pinned is None:
+        return {}
+    raw = pinned.raw
+    local_changes = configpin.dangerous_changes(raw, ctx.config.raw)
+    if local_changes:
+        ctx.warn_once(
+            f"{ctx.config.path} weakens {pinned.name} ("
+            + ", ".join(_describe_change(c) for c in local_changes)
+            + "): the approval gate and the production check of restore use the pinned "
+            "values; change the configuration with 'drkit config apply'")
+    return raw
+
+
+def _describe_change(change: dict[str, Any]) -> str:
+    rest = ", ".join(f"{k}={v}" for k, v in change.items() if k != "change")
+    return f"{change['change']} {rest}".strip()
+
+
+def pinned_settings(ctx: ApprovalContext) -> Config | None:
+    """The pinned configuration as a typed Config (paths resolve as in the local file)."""
+    pinned = pinned_config(ctx)
+    if pinned is None:
+        return None
+    config, _problems = check_config_text(pinned.toml, ctx.config.path)
+    return config
+
+
+def _pinned_table(ctx: ApprovalContext) -> dict[str, Any]:
+    table = pinned_raw(ctx).get("approval")
+    return table if isinstance(table, dict) else {}
+
+
+def quorum_for(ctx: ApprovalContext, operation: str) -> int:
+    """The quorum in force: the pinned one, or the local one where it is stricter."""
+    local = policy.quorum_for(ctx.config, operation)
+    pinned = policy.quorum_from_raw(_pinned_table(ctx), operation, where="pinned config")
+    if local < pinned:
+        ctx.warn_once(f"{ctx.config.path}: approval.quorum for {operation} is {local}, lower "
+                      f"than the pinned {pinned}: ignored")
+    return max(local, pinned)
+
+
+def expiry(ctx: ApprovalContext) -> timedelta:
+    """How long a request lives: the pinned expiry, or the local one where it is shorter."""
+    local = policy.expiry(ctx.config)
+    value = _pinned_table(ctx).get("expiry_hours", policy.DEFAULT_EXPIRY_HOURS)
+    pinned = timedelta(hours=float(value))
+    if local > pinned:
+        ctx.warn_once(f"{ctx.config.path}: approval.expiry_hours is longer than the pinned "
+                      f"{value}: ignored")
+    return min(local, pinned)
+
+
+def max_skew(ctx: ApprovalContext) -> timedelta:
+    local = policy.max_skew(ctx.config)
+    value = _pinned_table(ctx).get("max_skew_minutes", policy.DEFAULT_SKEW_MINUTES)
+    pinned = timedelta(minutes=float(value))
+    if local > pinned:
+        ctx.warn_once(f"{ctx.config.path}: approval.max_skew_minutes is larger than the "
+                      f"pinned {value}: ignored")
+    return min(local, pinned)
 
 
 # -- the registry in force ---------------------------------------------------------------------
@@ -149,9 +307,10 @@ class Evaluation:
 
 
 def required_quorum(ctx: ApprovalContext, request: ApprovalRequest) -> int:
+    """The quorum in force (pinned config, or the local file where stricter), or the one
+    recorded in the request when it was filed if that is larger."""
     recorded = request.doc.get("quorum")
-    quorum = max(policy.quorum_for(ctx.config, request.operation),
-                 configpin.pinned_quorum(ctx.store, request.operation),
+    quorum = max(quorum_for(ctx, request.operation),
                  recorded if isinstance(recorded, int) else 1)
     if request.requester_name is None:
         quorum += 1
@@ -236,11 +395,17 @@ def tally(request: ApprovalRequest, registry: RegistryVersion,
 
 
 def evaluate(ctx: ApprovalContext, request: ApprovalRequest, registry: RegistryVersion, *,
-             ignore_expiry: bool = False) -> Evaluation:
+             ignore_expiry: bool = False, quorum: int | None = None,
+             skew: timedelta | None = None) -> Evaluation:
+    """Count the decisions. ``quorum`` and ``skew`` default to the ones in force; checking
+    an old pinned config passes the values that were in force before it."""
     now = ctx.now()
+    if skew is None:
+        skew = max_skew(ctx)
     ev = tally(request, registry, load_decisions(ctx.store, request.id),
-               repository_id=ctx.repository_id, quorum=required_quorum(ctx, request),
-               skew=policy.max_skew(ctx.config), now=now)
+               repository_id=ctx.repository_id,
+               quorum=required_quorum(ctx, request) if quorum is None else quorum,
+               skew=skew, now=now)
     ev.executed = load_execution(ctx.store, request.id)
     if ev.state == "invalid":
         return ev

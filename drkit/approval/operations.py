@@ -21,8 +21,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from drkit.approval.configpin import dangerous_changes, latest_pinned, parse_toml, pin
-from drkit.approval.gate import ApprovalContext, Grant, current_registry
+from drkit.approval.configpin import (
+    check_approval_section,
+    dangerous_changes,
+    parse_toml,
+    pin,
+)
+from drkit.approval.gate import ApprovalContext, Grant, current_registry, pinned_config
 from drkit.approval.identity import actor
 from drkit.approval.keys import Enrollment
 from drkit.approval.registry import pin_version, registry_content, write_local_copy
@@ -30,6 +35,7 @@ from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config, check_config
 from drkit.errors import (
     ApprovalRequired,
+    DrkitError,
     InputError,
     IntegrityError,
     ObjectNotFound,
@@ -279,23 +285,27 @@ def plan_config_apply(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str,
     _config, problems = check_config(path)
     if problems:
         raise InputError(f"{path}: not a valid drkit.toml: {problems[0]}")
-    pinned = latest_pinned(ctx.store)
-    if pinned is not None:
-        baseline_text, baseline = pinned.toml, f"pinned config {pinned.number}"
-    else:
-        baseline_text = ctx.config.path.read_text(encoding="utf-8")
-        baseline = f"{ctx.config.path} (nothing pinned yet)"
-    old = parse_toml(baseline_text, where=baseline)
     new = parse_toml(text, where=str(path))
-    return {"baseline": baseline,
-            "baseline_sha256": hashlib.sha256(baseline_text.encode()).hexdigest(),
-            "new_sha256": new_sha, "changes": dangerous_changes(old, new)}
+    check_approval_section(new, where=str(path))
+    # The baseline is the pinned configuration only: the live drkit.toml is editable by
+    # whoever holds this host, so comparing with it would let an edit pass as "no change".
+    pinned = pinned_config(ctx)
+    if pinned is not None:
+        return {"baseline": pinned.name, "baseline_sha256": pinned.sha256,
+                "new_sha256": new_sha, "changes": dangerous_changes(pinned.raw, new)}
+    # A repository made before 'keys init' pinned its config: nothing to compare with, so
+    # the first pin always needs an approval (and is compared with the built-in defaults).
+    return {"baseline": "built-in defaults (nothing pinned)", "baseline_sha256": None,
+            "new_sha256": new_sha,
+            "changes": [{"change": "nothing-pinned"}, *dangerous_changes({}, new)]}
 
 
 def apply_config(ctx: ApprovalContext, params: dict[str, Any], plan: dict[str, Any],
                  request_id: str | None) -> dict[str, Any]:
     text = Path(params["file"]).read_text(encoding="utf-8")
-    pinned = pin(ctx.store, text, now=ctx.now(), request_id=request_id, actor=actor())
+    pinned = pin(ctx.config, ctx.store, text, now=ctx.now(), request_id=request_id,
+                 actor=actor(), clock=ctx.clock)
+    ctx._pins = None  # read the chain again, with the new version, if asked
     target = ctx.config.path
     tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -358,29 +368,67 @@ def restore_production_plan(snapshot_id: str, target: str | Path, source: str) -
     return {"snapshot": snapshot_id, "target": str(Path(target).resolve()), "source": source}
 
 
-def production_sources_at(config: Config, target: str | Path) -> list[str]:
+def production_sources_at(config: Config, target: str | Path,
+                          pinned: Config | None = None) -> list[str]:
     """Sources marked ``production = true`` whose path is the target, inside it or holds it
-    (restoring there would overwrite production data)."""
+    (restoring there would overwrite production data), in the pinned configuration
+    (``pinned``) and in the local one: a local edit can add protection, never remove it."""
     where = Path(target).resolve()
-    hits = []
-    for source in config.sources.values():
-        if not source.production or source.path is None:
+    hits = set()
+    for settings in (pinned, config):
+        if settings is None:
             continue
-        path = source.path.resolve()
-        if where == path or where in path.parents or path in where.parents:
-            hits.append(source.name)
+        for source in settings.sources.values():
+            if not source.production or source.path is None:
+                continue
+            path = source.path.resolve()
+            if where == path or where in path.parents or path in where.parents:
+                hits.add(source.name)
     return sorted(hits)
 
 
+def pinned_production_config(config: Config, clock: Clock, store: Store | None = None
+                             ) -> Config | None:
+    """The pinned configuration (typed) as the repository in ``store`` (default: the primary
+    region) holds it, for the production check of a restore. None, with a loud warning,
+    when it cannot be read (a disaster took the store, or nothing is pinned): then only the
+    local production sources count. A pinned chain that does not verify stops the restore."""
+    from drkit.approval.gate import pinned_settings
+    from drkit.repo.keys import load_trusted_writer_keys, read_repository_id
+    from drkit.storage.url import open_store
+
+    try:
+        if store is None:
+            store = open_store(config.primary_region.url, base_dir=config.base_dir,
+                               clock=clock)
+        repository_id = read_repository_id(store, load_trusted_writer_keys(config))
+        ctx = ApprovalContext(config, clock, store, repository_id)
+        return pinned_settings(ctx)
+    except IntegrityError:
+        raise
+    except DrkitError as exc:
+        log.warning("cannot read the pinned configuration (%s): only the production "
+                    "sources of %s are protected from this restore", exc, config.path)
+        return None
+
+
 def require_restore_approval(config: Config, *, snapshot_id: str, target: str | Path,
-                             clock: Clock, approval_id: str | None = None) -> list[Grant]:
+                             clock: Clock, approval_id: str | None = None,
+                             store: Store | None = None) -> list[Grant]:
     """The one call a restore or drill makes before writing into ``target``: nothing when
-    the target is not a production source's location, else a consumed approval per
+    the target is not a production source's location (in the pinned configuration, read
+    from ``store`` or the primary, or the local one), else a consumed approval per
     production source there (ApprovalRequired, exit 3, when one is missing)."""
     from drkit.approval.gate import require_approval
 
+    pinned = pinned_production_config(config, clock, store)
+    local_only = set(production_sources_at(config, target))
     grants = []
-    for source in production_sources_at(config, target):
+    for source in production_sources_at(config, target, pinned):
+        if source not in local_only:
+            log.warning("%s: source %r is not marked production there, but the pinned "
+                        "configuration protects it: restoring over it needs approval",
+                        config.path, source)
         plan = restore_production_plan(snapshot_id, target, source)
         grants.append(require_approval("restore-production", plan, plan, config=config,
                                        clock=clock, approval_id=approval_id))
@@ -412,6 +460,9 @@ def _plan_cloud_expire(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str
                                 as_of=parse_iso(str(params["as_of"])))
 
 
+#: The one registry of dangerous operations: the gate (``get_operation``), the quorum table
+#: of ``[approval]`` (``policy.approval_problems``), the dangerous-change check of
+#: ``config apply`` (``configpin.dangerous_changes``) and docs/approval.md all follow it.
 OPERATIONS: dict[str, Operation] = {
     "prune": Operation("prune", "forget snapshots beyond retention and delete objects no "
                        "remaining snapshot needs", plan_prune, run_prune),

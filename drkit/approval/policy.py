@@ -1,9 +1,9 @@
 """Approval policy from ``[approval]`` in drkit.toml: quorum per operation, expiry, skew.
 
 ``quorum`` is either a number (every operation) or a table with ``default`` and one key per
-operation. The effective quorum is the *largest* of the local file's value, the value in
-the configuration pinned in the repository (``drkit config apply``) and the quorum recorded
-in the request when it was filed, so lowering the quorum in a local file achieves nothing.
+registered operation (``operations.OPERATIONS``). These functions read one table; the gate
+(``gate.quorum_for``, ``gate.expiry``, ``gate.max_skew``) combines the pinned
+configuration's table with the local one and never lets the local file weaken it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,30 @@ def quorum_from_raw(table: dict[str, Any], operation: str, *, where: str) -> int
         raise ConfigError(f"quorum must be a whole number >= 1, got {value!r}", file=where,
                           key="approval.quorum")
     return value
+
+
+def approval_problems(table: dict[str, Any], operations: list[str]) -> list[tuple[str, str]]:
+    """(key, reason) for everything in an ``[approval]`` table the gate could not use."""
+    problems: list[tuple[str, str]] = []
+    for name in sorted(set(table) - _KEYS):
+        problems.append((f"approval.{name}", "unknown key"))
+    value = table.get("quorum", DEFAULT_QUORUM)
+    if isinstance(value, dict):
+        for name in sorted(set(value) - {"default", *operations}):
+            problems.append((f"approval.quorum.{name}", "not a registered operation (known: "
+                             + ", ".join(["default", *operations]) + ")"))
+    for op in operations:
+        try:
+            quorum_from_raw(table, op, where="")
+        except ConfigError:
+            problems.append(("approval.quorum", f"must be a whole number >= 1 for every "
+                             f"operation (not for {op})"))
+            break
+    for key in ("expiry_hours", "max_skew_minutes"):
+        number = table.get(key, 1)
+        if isinstance(number, bool) or not isinstance(number, int | float) or number <= 0:
+            problems.append((f"approval.{key}", f"must be a positive number, got {number!r}"))
+    return problems
 
 
 def quorum_for(config: Config, operation: str) -> int:

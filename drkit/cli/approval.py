@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from drkit.approval import gate, operations, policy
+from drkit.approval import gate, operations
 from drkit.approval.identity import actor
 from drkit.approval.keys import (
     PASSPHRASE_ENV,
@@ -140,7 +140,7 @@ def approvers_bootstrap(enrollments: tuple[Path, ...]) -> None:
     """Pin the first approver registry (one time only; logged in the audit log)."""
     ctx = _context()
     people = [read_enrollment(p) for p in enrollments]
-    minimum = max(policy.quorum_for(ctx.config, op) for op in operations.OPERATIONS) + 1
+    minimum = max(gate.quorum_for(ctx, op) for op in operations.OPERATIONS) + 1
     params = {"enrollments": [str(p) for p in enrollments]}
     try:
         version = bootstrap(ctx.store, ctx.repository_id, people, now=ctx.now(),
@@ -201,8 +201,8 @@ def file_request(operation: str, params: dict[str, Any], reason: str, as_name: s
     request = new_request(operation=operation, params=params, plan=plan,
                           repository_id=ctx.repository_id, requester=requester,
                           actor=actor(), reason=reason, now=ctx.now(),
-                          expires_in=policy.expiry(ctx.config),
-                          quorum=policy.quorum_for(ctx.config, operation))
+                          expires_in=gate.expiry(ctx),
+                          quorum=gate.quorum_for(ctx, operation))
     put_request(ctx.store, request)
     quorum = gate.required_quorum(ctx, request)
     audit("approval.request", "ok", {"operation": operation, **params},
@@ -518,7 +518,7 @@ def refuse_without_approval(operation: str, params: dict[str, Any]) -> None:
         return
     exc = ApprovalRequired(
         f"{operation} is a dangerous operation ({describe_plan(operation, plan)}) and needs "
-        f"{policy.quorum_for(ctx.config, operation)} approvals by enrolled people other than "
+        f"{gate.quorum_for(ctx, operation)} approvals by enrolled people other than "
         f"the requester; {gate.how_to_request(operation, params)}")
     refused(operation, exc, params)
     raise exc

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
+from drkit.approval.configpin import check_approval_section
 from drkit.cli.common import emit, get_app, json_option
+from drkit.config import Config
 from drkit.errors import InputError, KeyFileError
 from drkit.passphrase import check_new_passphrase
 from drkit.repo import keys as keyfiles
 from drkit.repo.writer import initialise_repository
+from drkit.storage.base import Store
 from drkit.storage.url import open_store
+
+log = logging.getLogger(__name__)
 
 
 def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
@@ -58,19 +64,46 @@ def keys_init(passphrase_file: Path | None) -> None:
     """Create the keys and initialise the repository in the primary region."""
     app = get_app()
     config = app.config
+    config_text = config.path.read_text(encoding="utf-8")
+    # Refuse an [approval] table the gate could not use before anything is created.
+    check_approval_section(config.raw, where=str(config.path))
     passphrase = read_passphrase(passphrase_file, confirm=True)
     made = keyfiles.init_keys(config.keys_dir, passphrase)
     region = config.primary_region
     store = open_store(region.url, base_dir=config.base_dir, clock=app.clock)
     initialise_repository(store, region, made, now=app.clock.now(),
                           cache_dir=config.cache_dir)
+    pinned = _pin_initial_config(config, store, config_text)
     prints = keyfiles.public_fingerprints(config)
-    emit({**prints, "keys_dir": str(config.keys_dir), "store": store.url},
+    emit({**prints, "keys_dir": str(config.keys_dir), "store": store.url,
+          "pinned_config": pinned},
          f"created keys in {config.keys_dir} and repository {made.repository_id} in "
          f"{region.name} ({store.url})\n"
-         f"writer   {prints['writer']}\nrecovery {prints['recovery']}\n"
+         + (f"pinned {config.path} as pinned config {pinned} (later changes: "
+            "'drkit config apply')\n" if pinned else "")
+         + f"writer   {prints['writer']}\nrecovery {prints['recovery']}\n"
          f"move {config.keys_dir / keyfiles.RECOVERY_KEY_FILE} to the recovery team's "
          "offline storage: writers do not need it")
+
+
+def _pin_initial_config(config: Config, store: Store, text: str) -> int | None:
+    """Pin drkit.toml as it is now, right after the repository's first journal leaf: from
+    here on the gate takes quorum, expiry and production sources from this pinned copy,
+    and 'config apply' compares with it, never with the editable live file."""
+    from drkit.approval.configpin import journal_entries, pin, pinned_versions
+    from drkit.approval.identity import actor
+
+    app = get_app()
+    trusted = keyfiles.load_trusted_writer_keys(config)
+    entries = journal_entries(store, keyfiles.read_repository_id(store, trusted), trusted)
+    if pinned_versions(store, entries):
+        return None  # already pinned (keys init run again on an existing repository)
+    if len(entries) != 1:
+        log.warning("%s: repository has history but no pinned configuration; pin this "
+                    "drkit.toml with an approved 'drkit config apply'", store.url)
+        return None
+    return pin(config, store, text, now=app.clock.now(), request_id=None,
+               actor={"bootstrap": "keys init", **actor()}, clock=app.clock).number
 
 
 @keys_group.command("show")

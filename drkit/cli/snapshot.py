@@ -152,8 +152,10 @@ def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: 
     # Overwriting production is dangerous: the gate refuses (exit 3) before anything is
     # read or written unless an approved request for exactly this snapshot and target
     # exists. It does nothing for other targets.
+    # Production sources come from the pinned configuration (read from the region this
+    # restore reads) as well as the local file, so unmarking one locally protects nothing.
     require_restore_approval(config, snapshot_id=snap.id, target=target, clock=app.clock,
-                             approval_id=approval_id)
+                             approval_id=approval_id, store=repo.store)
     recovery = unlock(config, recovery_key, passphrase_file)
     result = restore_snapshot(repo, snap, target, recovery, paths=list(paths) or None,
                               force=force, progress=app.progress())

@@ -228,7 +228,7 @@ class RecordsCheck:
             if kind == "registry":
                 load_versions(store, self.repository_id)
             else:
-                latest_pinned(store)
+                latest_pinned(store, getattr(self, "_entries", []))
         except (DrkitError, ValueError, TypeError, KeyError) as exc:
             text = str(exc)
             named = [r for r in records.values() if r.kind == kind and r.key in text]
@@ -258,6 +258,7 @@ class RecordsCheck:
     def check(self, report: Any, region: RegionConfig, store: Store, view: LogView,
               logged_keys: set[str]) -> None:
         """Add this region's record findings to ``report`` (a RegionReport)."""
+        self._entries = view.entries  # pinned configs are checked against their leaves
         try:
             records, unknown = self._load(store)
         except StorageError as exc:

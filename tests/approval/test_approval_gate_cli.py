@@ -283,7 +283,7 @@ def test_config_apply_gates_only_removals_and_shortenings(project, tmp_path: Pat
     longer = tmp_path / "longer.toml"
     longer.write_text(original.replace("retention_days = 365", "retention_days = 400"))
     out = project.json("config", "apply", str(longer))
-    assert out["pinned"] == 1 and out["changes"] == []
+    assert out["pinned"] == 2 and out["changes"] == []  # keys init pinned version 1
     assert "retention_days = 400" in (tmp_path / "drkit.toml").read_text()
 
     shorter = tmp_path / "shorter.toml"
@@ -298,7 +298,7 @@ def test_config_apply_gates_only_removals_and_shortenings(project, tmp_path: Pat
     project.approve(rid, "bob")
     project.approve(rid, "carol")
     out = project.json("config", "apply", str(shorter), "--approval", rid)
-    assert out["result"]["pinned"] == 2
+    assert out["result"]["pinned"] == 3
     assert "retention_days = 7" in (tmp_path / "drkit.toml").read_text()
 
 

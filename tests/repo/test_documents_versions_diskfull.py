@@ -116,7 +116,8 @@ def test_keys_cli(tmp_path: Path, drkit, monkeypatch) -> None:
     repo_cfg = keys.read_repository_config(store, trusted)
     assert repo_cfg.repository_id == made["repository_id"]
     _cp, entries = Journal(store, repo_cfg.origin).entries(trusted)
-    assert [e.key for e in entries] == ["config"]
+    # keys init also pins drkit.toml as the next leaf (docs/approval.md, pinned config).
+    assert [e.key for e in entries] == ["config", "approval/config/000001.json"]
     # A corrupted recovery key file: one line, exit 2.
     (tmp_path / "keys" / "recovery.key").write_bytes(canonical_json({"format": "drkit-key"}))
     monkeypatch.setenv("DRKIT_RECOVERY_PASSPHRASE", "passphrase read from a file")
