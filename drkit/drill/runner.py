@@ -34,6 +34,7 @@ from drkit.config import Config
 from drkit.drill.report import DrillReport, StepResult
 from drkit.errors import DrkitError, InputError, IntegrityError, StorageError
 from drkit.journal import LogView, live_entries, read_log
+from drkit.verify.anchors import fingerprint
 from drkit.ledger import compute_ledger, reconcile
 from drkit.ledger.store import LEDGER_PREFIX, latest_ledger
 from drkit.progress import NULL_PROGRESS, Progress
@@ -231,8 +232,11 @@ def _thaw_and_open(run: _Run, options: DrillOptions, trusted: list[Any]) -> None
         run.report.snapshot = snap.id
         run.report.snapshot_time = snap.manifest.time
         if view.checkpoint is not None:
+            # The fingerprint is a trust anchor for a verifier that loses its state
+            # (``drkit verify --expect``): the drill report is kept off the verifying host.
             run.report.checkpoint = {"size": view.checkpoint.size,
-                                     "root": view.checkpoint.root.hex()}
+                                     "root": view.checkpoint.root.hex(),
+                                     "fingerprint": fingerprint(view.checkpoint)}
         packs = [k for k in live if k.startswith("packs/")
                  and k.rsplit("/", 1)[-1] in set(snap.manifest.packs)]
         thawed += _thaw(run, packs, "packs", options)

@@ -126,6 +126,7 @@ class RepositoryWriter:
         self.pack_size = pack_size
         self.lock = RepositoryLock(cache_dir, keys.repository_id, now=now)
         self.pending = PendingList(cache_dir / f"pending-{keys.repository_id}.jsonl")
+        self.cache_dir = cache_dir
         self.written: list[JournalEntry] = []
         self.reused: list[JournalEntry] = []
         self.repo: Repository | None = None
@@ -333,7 +334,10 @@ class RepositoryWriter:
         entries = self.reused + self.written
         # The existing log is verified against every trusted writer key, not only our own:
         # after a key rotation the history was signed by the retired key.
-        checkpoint = Journal(self.store, "drkit:" + self.keys.repository_id).append(
+        # The write-ahead record of the append sits beside the pending list, so a crash
+        # between the batch and its checkpoint is completed by the next run, not reported.
+        checkpoint = Journal(self.store, "drkit:" + self.keys.repository_id,
+                             intents_dir=self.cache_dir).append(
             entries, self.keys.signing_key, now=self.now,
             trusted=[*self.trusted, self.keys.signing_key.public_key()])
         self.pending.clear()

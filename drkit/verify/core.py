@@ -49,6 +49,7 @@ from drkit.verify.context import (
 )
 from drkit.verify.findings import Finding, sort_findings
 from drkit.verify.guardrails import check_bucket
+from drkit.verify.anchors import Anchor, check_anchor
 from drkit.verify.state import TrustedState
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ _JOURNAL_CHECKS = {
     "batch-invalid": ("critical", "journal-batch-invalid"),
     "root-mismatch": ("critical", "journal-root-mismatch"),
     "fork": ("critical", "journal-fork"),
+    "checkpoint-deleted": ("critical", "journal-checkpoint-deleted"),
+    "batch-uncovered": ("critical", "journal-batch-uncovered"),
     "unexpected-object": ("medium", "journal-unexpected-object"),
 }
 
@@ -190,6 +193,25 @@ def _check_journal(report: RegionReport, view: LogView, region: RegionConfig,
     elif view.size < primary_view.size:
         report.notes.append(f"{primary_view.size - view.size} entries not replicated yet "
                             f"({report.lag_hours:.1f} h, allowance {region.max_lag_hours:g} h)")
+
+
+def _check_anchors(report: RegionReport, view: LogView, anchors: Sequence[Anchor],
+                   primary_view: LogView | None) -> None:
+    """A log below or diverging from a trust anchor held off this host: rolled back or
+    forked, whatever this host's own state says (it may have been deleted). A replica
+    below an anchor the primary has reached is only behind (the lag check covers it)."""
+    for anchor in anchors:
+        problem = check_anchor(view, anchor)
+        if problem is None:
+            continue
+        check, message = problem
+        if (check == "journal-below-anchor" and not report.primary
+                and primary_view is not None and check_anchor(primary_view, anchor) is None):
+            report.notes.append(f"below the trust anchor of size {anchor.size}, which the "
+                                "primary has reached (replication in progress)")
+            continue
+        report.add("critical", check, message, "", f"extends {anchor}",
+                   f"{view.size} entries")
 
 
 def _check_objects(report: RegionReport, store: Store, view: LogView, region: RegionConfig,
@@ -337,13 +359,15 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
                   trusted: Sequence[Ed25519PublicKey], state: TrustedState, now: datetime,
                   primary_view: LogView | None = None, view: LogView | None = None,
                   read_fraction: float | None = None, progress: Progress = NULL_PROGRESS,
-                  workers: int = DEFAULT_WORKERS) -> RegionReport:
+                  workers: int = DEFAULT_WORKERS, anchors: Sequence[Anchor] = ()
+                  ) -> RegionReport:
     """Verify one region; problems become findings. Raises StorageError if unreachable."""
     report = RegionReport(region=region.name, url=str(region.url), primary=region.primary)
     if view is None:
         view = read_log(store, origin, trusted)
     report.log_size = view.size
     _check_journal(report, view, region, state, primary_view, now)
+    _check_anchors(report, view, anchors, primary_view)
     _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers)
     if region.url.scheme in ("s3", "cos"):
         try:
@@ -362,12 +386,15 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
                    trusted: Sequence[Ed25519PublicKey], state: TrustedState, now: datetime,
                    primary: tuple[RegionConfig, Store] | None = None,
                    read_fraction: float | None = None, progress: Progress = NULL_PROGRESS,
-                   workers: int = DEFAULT_WORKERS) -> VerifyReport:
+                   workers: int = DEFAULT_WORKERS, anchors: Sequence[Anchor] = (),
+                   save_state: bool = True) -> VerifyReport:
     """Verify each region against its own log, the primary's and the trusted state.
 
     ``primary`` is read for lag and fork checks even when it is not among ``regions``.
     A region that cannot be reached is a finding; the others are still verified. The
-    trusted state is saved at the end.
+    trusted state is saved at the end (unless ``save_state`` is false: a first contact
+    that was not accepted pins nothing). ``anchors`` are checkpoint fingerprints held
+    off this host (``drkit.verify.anchors``).
     """
     primary_view: LogView | None = None
     if primary is not None:
@@ -383,7 +410,8 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
             reports.append(verify_region(region, store, origin=origin, trusted=trusted,
                                          state=state, now=now, primary_view=primary_view,
                                          view=view, read_fraction=read_fraction,
-                                         progress=progress, workers=workers))
+                                         progress=progress, workers=workers,
+                                         anchors=anchors))
         except StorageError as exc:
             report = RegionReport(region=region.name, url=str(region.url),
                                   primary=region.primary)
@@ -394,5 +422,6 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
         report = RegionReport(region=primary[0].name, url=str(primary[0].url), primary=True)
         report.add("critical", "region-unavailable", "cannot read the primary's journal")
         reports.append(report)
-    state.save()
+    if save_state:
+        state.save()
     return VerifyReport(origin=origin, regions=reports)
