@@ -67,7 +67,9 @@ class TrustedState:
                 or raw.get("origin") != origin or not isinstance(raw.get("regions"), dict):
             raise InputError(f"{self.path}: not a drkit verify state for {origin}")
         self.data = raw
-        self.first_contact = False
+        # A state that holds no region (saved by a run whose every log was refused) is as
+        # good as none.
+        self.first_contact = not raw["regions"]
 
     @staticmethod
     def _seen(d: Any, region: str = "") -> SeenCheckpoint | None:
