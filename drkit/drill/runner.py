@@ -34,7 +34,6 @@ from drkit.config import Config
 from drkit.drill.report import DrillReport, StepResult
 from drkit.errors import DrkitError, InputError, IntegrityError, StorageError
 from drkit.journal import LogView, live_entries, read_log
-from drkit.verify.anchors import fingerprint
 from drkit.ledger import compute_ledger, reconcile
 from drkit.ledger.store import LEDGER_PREFIX, latest_ledger
 from drkit.progress import NULL_PROGRESS, Progress
@@ -45,6 +44,7 @@ from drkit.sources.base import DATABASE_TYPES, database_module
 from drkit.sources.sqlite import control_totals
 from drkit.storage.base import ARCHIVE_CLASSES, Store
 from drkit.storage.url import open_store
+from drkit.verify.anchors import fingerprint
 from drkit.verify.context import repository_origin
 from drkit.verify.core import verify_region
 from drkit.verify.state import TrustedState, default_state_dir

@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -172,7 +173,8 @@ def describe_entries(entries: Sequence[JournalEntry], limit: int = 10) -> str:
     for entry in entries[:limit]:
         note = entry.note if isinstance(entry.note, dict) else None
         if note and "action" in note:
-            who = note.get("who") if isinstance(note.get("who"), dict) else {}
+            raw_who = note.get("who")
+            who: dict[str, Any] = raw_who if isinstance(raw_who, dict) else {}
             names.append(f"event {note.get('action')} at {note.get('at')} "
                          f"({note.get('result')}, by {who.get('os_user')}@{who.get('host')})")
         else:
@@ -191,7 +193,7 @@ class AppendIntents:
         name = hashlib.sha256(f"{store_url}\n{origin}".encode()).hexdigest()[:16]
         self.path = Path(directory) / f"journal-intents-{name}.json"
 
-    def keys(self) -> set[str]:
+    def batches(self) -> set[str]:
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
             return {str(k) for k in doc["batches"]}
@@ -217,10 +219,10 @@ class AppendIntents:
             raise
 
     def add(self, key: str) -> None:
-        self._write(self.keys() | {key})
+        self._write(self.batches() | {key})
 
     def discard(self, keys: set[str]) -> None:
-        current = self.keys()
+        current = self.batches()
         if current & keys:
             self._write(current - keys)
 
@@ -478,7 +480,7 @@ class Journal:
                         if intents_dir is not None else None)
 
     def read(self, trusted: Sequence[Ed25519PublicKey]) -> LogView:
-        own = self.intents.keys() if self.intents is not None else set()
+        own = self.intents.batches() if self.intents is not None else set()
         return read_log(self.store, self.origin, trusted, own)
 
     def latest(self, trusted: Sequence[Ed25519PublicKey]) -> Checkpoint | None:
@@ -594,7 +596,7 @@ class Journal:
         if self.intents is None:
             return
         stale = set(keys)
-        for key in self.intents.keys():
+        for key in self.intents.batches():
             m = _BATCH_RE.match(key)
             if m and int(m.group(1)) < size:
                 stale.add(key)

@@ -39,6 +39,7 @@ from drkit.journal import JOURNAL_PREFIX, JournalEntry, LogView, live_entries, r
 from drkit.journal.merkle import RootBuilder
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import ObjectInfo, Store
+from drkit.verify.anchors import Anchor, check_anchor
 from drkit.verify.context import (
     ALWAYS_STANDARD,
     OTHER_AREAS,
@@ -49,7 +50,6 @@ from drkit.verify.context import (
 )
 from drkit.verify.findings import Finding, sort_findings
 from drkit.verify.guardrails import check_bucket
-from drkit.verify.anchors import Anchor, check_anchor
 from drkit.verify.state import TrustedState
 
 log = logging.getLogger(__name__)
