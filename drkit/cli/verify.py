@@ -111,7 +111,8 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
     result = verify_regions(targets, origin=origin, trusted=trusted, state=state, now=now,
                             primary=primary, read_fraction=fraction, progress=app.progress(),
                             anchors=anchors,
-                            save_state=accept_first_contact or not first_contact)
+                            save_state=accept_first_contact or not first_contact,
+                            own_batches=_own_batches(config, primary, origin))
     result.regions += unavailable
     if not region_names:
         cloud = _cloud_snapshot_report(config, [stores[r.name] for r in ordered
@@ -150,6 +151,18 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
         click.get_current_context().exit(int(ExitCode.FINDINGS))
     if first_contact and not accept_first_contact:
         click.get_current_context().exit(int(ExitCode.FIRST_CONTACT))
+
+
+def _own_batches(config: Config, primary: tuple[RegionConfig, Store] | None, origin: str
+                 ) -> frozenset[str]:
+    """Batches of the primary's journal that this host (if it is the writer host) recorded
+    write-ahead: a crash between one of them and its checkpoint is its own interrupted
+    append, which its next snapshot completes."""
+    from drkit.journal.log import AppendIntents
+
+    if primary is None:
+        return frozenset()
+    return frozenset(AppendIntents(config.cache_dir, primary[1].url, origin).batches())
 
 
 def first_contact_warning(state_path: Path | None, origin: str, *, accepted: bool,

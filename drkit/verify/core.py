@@ -220,7 +220,10 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     live = live_entries(view.entries)
     report.objects_logged = len(live)
     tombstoned = {e.key for e in view.entries if e.kind == "tombstone"} - set(live)
-    logged_keys = {e.key for e in view.entries}
+    # Objects named by a signed batch no checkpoint covers are not injected: that batch is
+    # already a finding (deleted checkpoint) or this host's own interrupted append.
+    logged_keys = {e.key for e in view.entries} | {
+        e.key for batch, _own in view.uncovered for e in batch.entries}
     primary_keys = {e.key for e in primary_view.entries} if primary_view else set()
     listing: dict[str, ObjectInfo] = {}
     other_areas = 0
@@ -387,19 +390,22 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
                    primary: tuple[RegionConfig, Store] | None = None,
                    read_fraction: float | None = None, progress: Progress = NULL_PROGRESS,
                    workers: int = DEFAULT_WORKERS, anchors: Sequence[Anchor] = (),
-                   save_state: bool = True) -> VerifyReport:
+                   save_state: bool = True, own_batches: frozenset[str] = frozenset()
+                   ) -> VerifyReport:
     """Verify each region against its own log, the primary's and the trusted state.
 
     ``primary`` is read for lag and fork checks even when it is not among ``regions``.
     A region that cannot be reached is a finding; the others are still verified. The
     trusted state is saved at the end (unless ``save_state`` is false: a first contact
     that was not accepted pins nothing). ``anchors`` are checkpoint fingerprints held
-    off this host (``drkit.verify.anchors``).
+    off this host (``drkit.verify.anchors``). ``own_batches`` are the primary journal's
+    batches this host recorded write-ahead as its own appends (when verify runs on the
+    writer host): an interrupted append of its own is a note, not a deleted checkpoint.
     """
     primary_view: LogView | None = None
     if primary is not None:
         try:
-            primary_view = read_log(primary[1], origin, trusted)
+            primary_view = read_log(primary[1], origin, trusted, own_batches)
         except StorageError as exc:
             log.warning("primary %s unreadable: %s", primary[0].name, exc)
     reports = []

@@ -216,3 +216,35 @@ def test_an_unsigned_leftover_batch_is_not_adopted(project: Project) -> None:
     assert {f["kind"] for f in doc["findings"]} == {"stray-batch"}
     report = project.run("audit", "report", "--since", "1d", "--format", "json").stdout
     assert '"forged"' not in report
+
+
+def test_an_interrupted_journal_append_of_the_writer_host_leaves_no_finding(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert project.run("snapshot").exit_code == 0
+    code, doc = project.json("verify", "--accept-first-contact")
+    assert code == 0 and doc["clean"], doc
+    real_put = LocalStore.put
+    failed: list[str] = []
+
+    def put_then_fail_on_checkpoint(self: LocalStore, key: str, data: bytes,
+                                    **kw: Any) -> Any:
+        if key.startswith("journal/checkpoint/") and not failed:
+            failed.append(key)
+            raise BackendUnavailable("injected fault between batch put and checkpoint put")
+        return real_put(self, key, data, **kw)
+
+    (project.root / "data/uploads/new.txt").write_text("merchant 45\n")
+    monkeypatch.setattr(LocalStore, "put", put_then_fail_on_checkpoint)
+    assert project.run("snapshot").exit_code != 0
+    monkeypatch.setattr(LocalStore, "put", real_put)
+    assert failed
+    # Verify on the writer host knows the batch as its own: a note, not a finding.
+    code, doc = project.json("verify")
+    assert code == 0 and doc["clean"], doc
+    assert any("interrupted" in n for r in doc["regions"] for n in r["notes"]), doc
+    assert project.run("snapshot").exit_code == 0  # the rerun completes it
+    code, doc = project.json("verify")
+    assert code == 0 and doc["clean"], doc
+    assert not any("interrupted" in n for r in doc["regions"] for n in r["notes"])
+    code, doc = project.json("check")
+    assert code == 0 and doc["problems"] == [], doc
