@@ -179,8 +179,6 @@ def test_rollback_below_an_anchor_file_is_critical_for_verify_and_audit_verify(
 def test_writer_key_fork_that_drops_a_pack_is_critical_against_the_anchor(
         site: Site) -> None:
     anchor = repo_anchor(site)
-    saved_state = site.root / "saved-state"
-    shutil.copytree(site.root / "state", saved_state)
     # With the writer host's keys: put the regions back, then write a different history
     # (the second snapshot's pack is no longer logged) at least as long as the anchor.
     site.roll_back_every_region("saved-old")
