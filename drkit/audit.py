@@ -249,7 +249,9 @@ class AuditLog:
     def journal(self) -> Any:
         from drkit.journal import Journal
 
-        return Journal(self.view, self.origin)
+        # The write-ahead record of this host's appends lives beside its host key, so an
+        # append interrupted by a crash is completed, not reported as a deleted checkpoint.
+        return Journal(self.view, self.origin, intents_dir=state_dir(self.config) / "audit")
 
     def append(self, events: Sequence[dict[str, Any]], now: datetime) -> None:
         signer = host_key(self.config)
@@ -321,7 +323,7 @@ class AuditLog:
             return False
         if current.size != size or current.root != root or current.batch != batch:
             return False
-        data = encode_batch(self.origin, size, list(entries), batch)
+        data = encode_batch(self.origin, size, list(entries), batch, signer=signer)
         bkey = batch_key(size, size + len(entries), data)
         builder = RootBuilder()
         for leaf in leaves:
@@ -332,6 +334,8 @@ class AuditLog:
             leaf = hash_leaf(entry.to_bytes())
             leaves.append(leaf)
             builder.add(leaf)
+        intents = self.journal().intents
+        intents.add(bkey)  # write-ahead, as Journal.append does
         try:
             view.put(bkey, data)
             checkpoint = Checkpoint(origin=self.origin, size=builder.size, root=builder.root(),
@@ -339,6 +343,7 @@ class AuditLog:
             view.put(checkpoint_key(checkpoint.size), checkpoint.sign(signer))
         except ObjectExists:
             return False  # another host appended first: take the full path
+        intents.discard({bkey})
         path = self._cache_path()
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"size": checkpoint.size, "root": checkpoint.root.hex(),
@@ -347,9 +352,7 @@ class AuditLog:
         return True
 
     def read(self) -> Any:
-        from drkit.journal import read_log
-
-        return read_log(self.view, self.origin, self.trusted_keys())
+        return self.journal().read(self.trusted_keys())
 
 
 # -- recording ----------------------------------------------------------------------------------
@@ -428,6 +431,9 @@ class AuditVerification:
     findings: list[AuditFinding] = field(default_factory=list)
     hosts: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    first_contact: bool = False  # no trusted checkpoint on this host (new, or state lost)
+    fingerprint: str | None = None  # of the newest verified checkpoint: a trust anchor
+    anchors: list[str] = field(default_factory=list)  # the anchors checked
 
     @property
     def ok(self) -> bool:
@@ -435,6 +441,8 @@ class AuditVerification:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "size": self.size, "trusted_size": self.trusted_size,
+                "first_contact": self.first_contact, "fingerprint": self.fingerprint,
+                "anchors": self.anchors,
                 "findings": [f.to_dict() for f in self.findings], "hosts": self.hosts}
 
 
@@ -446,15 +454,20 @@ def _trusted_state_path(config: Config, repository_id: str, region: str | None =
 
 
 def verify_log(config: Config, clock: Clock, *, update_state: bool = True,
-               region: str | None = None) -> AuditVerification:
+               region: str | None = None, accept_first_contact: bool = False,
+               anchors: Sequence[Any] = ()) -> AuditVerification:
     """Check the audit log is intact and extends the last checkpoint this host trusted.
 
     Findings (never an exception) for: an edited, removed or reordered entry (batch hash,
     root or chain mismatch), a log shorter than the trusted checkpoint (truncation or
     rollback), a log that does not extend the trusted one (rewritten history), an event
-    whose content does not match its leaf. The trusted state moves forward only when the
-    log is clean."""
+    whose content does not match its leaf, a deleted checkpoint or a signed batch no
+    checkpoint covers (the events in it are named), a log below or diverging from a trust
+    anchor (``drkit.verify.anchors``; those for other origins are ignored). The trusted
+    state moves forward only when the log is clean; when there is none (first contact) it
+    is started only with ``accept_first_contact``."""
     from drkit.journal.merkle import consistency_proof, verify_consistency
+    from drkit.verify.anchors import check_anchor, fingerprint, for_origin
 
     audit = AuditLog.open(config, clock, region)
     result = AuditVerification()
@@ -465,6 +478,14 @@ def verify_log(config: Config, clock: Clock, *, update_state: bool = True,
     for problem in view.problems:
         result.findings.append(AuditFinding(problem.severity, problem.kind, str(problem)))
     result.size = view.size
+    if view.checkpoint is not None:
+        result.fingerprint = fingerprint(view.checkpoint)
+    for anchor in for_origin(list(anchors), audit.origin):
+        result.anchors.append(str(anchor))
+        problem = check_anchor(view, anchor)
+        if problem is not None:
+            result.findings.append(AuditFinding("error", problem[0].removeprefix("journal-"),
+                                                f"audit log: {problem[1]}"))
     for index, entry in enumerate(view.entries):
         event = entry.note or {}
         if entry.kind != "external" or hashlib.sha256(canonical_json(event)).hexdigest() \
@@ -479,7 +500,14 @@ def verify_log(config: Config, clock: Clock, *, update_state: bool = True,
     try:
         trusted = json.loads(state_path.read_text())
     except FileNotFoundError:
-        pass
+        result.first_contact = True
+        result.findings.append(AuditFinding(
+            "warning", "first-contact",
+            f"FIRST-CONTACT: this host holds no trusted audit checkpoint ({state_path} is "
+            "missing: a new host, or the state was deleted), so a truncated or rewritten log "
+            "cannot be told from a good one"
+            + ("" if accept_first_contact else
+               "; nothing recorded (give --accept-first-contact to start the state)")))
     except (OSError, ValueError) as exc:
         result.findings.append(AuditFinding("error", "state-unreadable",
                                             f"{state_path}: unreadable ({exc})"))
@@ -514,7 +542,8 @@ def verify_log(config: Config, clock: Clock, *, update_state: bool = True,
         result.findings.append(AuditFinding(
             "warning", "spooled", f"{spooled} event(s) of this host are not yet in the log "
             f"({_spool_dir(config)})"))
-    if update_state and result.ok and view.checkpoint is not None:
+    if (update_state and result.ok and view.checkpoint is not None
+            and (accept_first_contact or not result.first_contact)):
         state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = state_path.with_name(state_path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"size": view.size, "root": view.checkpoint.root.hex(),
@@ -551,8 +580,15 @@ def build_report(config: Config, clock: Clock, *, since: datetime,
                  region: str | None = None) -> dict[str, Any]:
     """The security audit report from ``since`` until now, from the verified log (the
     primary's, or the copy in ``region`` when the primary is gone)."""
+    from drkit.verify.anchors import current_anchors
+
     verification = verify_log(config, clock, update_state=False, region=region)
     now = clock.now()
+    # Trust anchors for a verifier that loses its state: the newest checkpoints of the
+    # repository journal and of this audit log, as fingerprints (drkit.verify.anchors).
+    anchors = [a for a in current_anchors(config, clock) if a != verification.fingerprint]
+    if verification.fingerprint:
+        anchors.append(verification.fingerprint)
     events = [e for e in verification.events if parse_iso(str(e.get("at"))) >= since]
 
     def pick(pred: Any) -> list[dict[str, Any]]:
@@ -593,6 +629,7 @@ def build_report(config: Config, clock: Clock, *, since: datetime,
         "format": "drkit-audit-report", "version": 1,
         "repository": config.primary, "since": utc_iso(since), "until": utc_iso(now),
         "log": verification.to_dict(),
+        "anchors": anchors,
         "events": len(events),
         "dangerous_operations": executed,
         "decisions": decisions,
@@ -638,6 +675,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"- {f['severity']}: {f['message']}")
     if log_state["findings"]:
         lines.append("")
+    if report.get("anchors"):
+        lines += ["Trust anchors (newest checkpoints; keep them off the verifying host, "
+                  "give them to `drkit verify --expect` / `drkit audit verify --expect`):", ""]
+        lines += [f"- `{a}`" for a in report["anchors"]] + [""]
     sections = [
         ("Dangerous operations and who approved them", "dangerous_operations",
          ["at", "operation", "request", "requester", "approved_by", "result", "who"]),

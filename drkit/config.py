@@ -83,6 +83,7 @@ class Config:
     objectives: Objectives = Objectives()
     pack_size_mib: int = 16
     verify_state_dir: Path | None = None
+    verify_anchor_file: Path | None = None
     writer_keys: tuple[str, ...] = ()
     ledger: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)
@@ -168,7 +169,7 @@ _REGION = {"url", "storage_class", "lock_days", "retention_days", "max_lag_hours
 _SOURCE = {"type", "path", "exclude", "production", "database", "host", "port", "user",
            "databases", "secrets_file", "tables", "dump_tool"}
 _OBJECTIVES = {"rto_minutes", "rpo_hours"}
-_VERIFY = {"state_dir", "writer_keys"}
+_VERIFY = {"state_dir", "writer_keys", "anchor_file"}
 
 
 def check_config(path: Path) -> tuple[Config | None, list[Problem]]:
@@ -299,6 +300,7 @@ def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Proble
     ver = chk.table(data, "", "verify")
     chk.unknown(ver, "verify.", _VERIFY)
     state_dir = chk.get(ver, "verify.", "state_dir", str, None)
+    anchor_file = chk.get(ver, "verify.", "anchor_file", str, None)
     writer_keys = chk.get(ver, "verify.", "writer_keys", list, [])
     if not all(isinstance(k, str) for k in writer_keys):
         chk.problem("verify.writer_keys", "must be a list of public-key strings")
@@ -317,6 +319,7 @@ def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Proble
         objectives=objectives,
         pack_size_mib=pack_size,
         verify_state_dir=(base / state_dir) if state_dir else None,
+        verify_anchor_file=(base / anchor_file) if anchor_file else None,
         writer_keys=tuple(writer_keys),
         ledger=chk.table(data, "", "ledger"),
         schedule=chk.table(data, "", "schedule"),

@@ -2,7 +2,8 @@
 
 Each class's docstring is its user message when none is given; the class carries the exit
 code of DESIGN.md (0 clean, 1 findings or failed check, 2 usage/config/input, 3 refused
-for want of approval) and whether a traceback is worth showing. ``drkit.cli.main`` maps
+for want of approval, 4 first contact: verify had no trusted state to compare
+with) and whether a traceback is worth showing. ``drkit.cli.main`` maps
 them to one line on stderr. Messages must never contain secrets.
 """
 
@@ -16,6 +17,9 @@ class ExitCode(IntEnum):
     FINDINGS = 1
     USAGE = 2
     REFUSED = 3
+    # verify / audit verify with no trusted state for the log (a new host, or its state
+    # deleted) and no --accept-first-contact: nothing was there to compare the log with.
+    FIRST_CONTACT = 4
 
 
 class DrkitError(Exception):

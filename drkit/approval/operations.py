@@ -201,7 +201,7 @@ def _tombstone_and_delete(ctx: ApprovalContext, items: list[dict[str, Any]], gra
                                         operation=operation, registry=grant.registry,
                                         approved_by=grant.approved_by, regions=[region])
             append_locked(ctx.store, ctx.repository_id, entries, signer, trusted=trusted,
-                          now=ctx.now(), lock=lock)
+                          now=ctx.now(), lock=lock, intents_dir=ctx.config.cache_dir)
         task = ctx.progress.task("deleting", total=len(items))
         try:
             for item in items:

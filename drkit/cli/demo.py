@@ -137,7 +137,8 @@ def demo_command(directory: Path, scale: int) -> None:
     story.run("snapshot")
     story.run("ledger", "build", "--source", "shop")
     story.run("replicate")
-    story.run("verify", "--all")
+    # The demo's verifier is a new host: its first verify is a first contact, said aloud.
+    story.run("verify", "--all", "--accept-first-contact")
 
     story.say("The insider: delete production, the primary copy, and damage Nanjing on disk")
     os.remove(directory / "data/shop.db")

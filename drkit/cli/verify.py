@@ -15,6 +15,7 @@ from drkit.errors import DrkitError, ExitCode, StorageError, UsageError
 from drkit.storage.base import Store
 from drkit.storage.local import LocalStore
 from drkit.storage.url import open_store
+from drkit.verify.anchors import collect_anchors, for_origin
 from drkit.verify.context import repository_origin, trusted_writer_keys
 from drkit.verify.core import RegionReport, verify_regions
 from drkit.verify.records import RecordsCheck
@@ -50,21 +51,32 @@ def parse_read_data(value: str | None) -> float | None:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where this host keeps its trusted state (default: verify.state_dir, "
                    "else the user state folder).")
+@click.option("--accept-first-contact", is_flag=True,
+              help="This host has no trusted state for the repository (new host, or the "
+                   "state was lost): verify anyway, exit 0 when clean, and start the state.")
+@click.option("--expect", "expect", multiple=True, metavar="FINGERPRINT",
+              help="A checkpoint fingerprint held off this host (ORIGIN@SIZE:ROOT, from a "
+                   "notification, drill report or audit report); a log below it or "
+                   "disagreeing with it is CRITICAL. Repeatable.")
+@click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="A file of such fingerprints (default: verify.anchor_file).")
 @json_option
 def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: str | None,
-                   state_dir: Path | None) -> None:
+                   state_dir: Path | None, accept_first_contact: bool,
+                   expect: tuple[str, ...], anchor_file: Path | None) -> None:
     """Prove every region still holds everything ever logged, unchanged.
 
     Checks checkpoint signatures, consistency with this host's trusted state and the
     primary (rollback, truncation, fork), every logged object's size and checksum,
     injected objects, replication lag and bucket guardrails. Exit 0 clean, 1 findings,
-    2 error.
+    2 error, 4 first contact (no trusted state on this host; see --accept-first-contact).
     """
     if region_names and all_regions:
         raise UsageError("give --region or --all, not both")
     fraction = parse_read_data(read_data)
     app = get_app()
     config = app.config
+    anchors = collect_anchors(expect, anchor_file or config.verify_anchor_file)
     now = app.clock.now()
     names = region_names or tuple(config.regions)
     selected = [config.region(n) for n in names]
@@ -90,11 +102,20 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
                else None)
     targets: list[tuple[RegionConfig, Store]] = [(r, stores[r.name]) for r in selected
                                                  if r.name in stores]
+    foreign = [a for a in anchors if a.origin != origin
+                 and not a.origin.startswith("drkit-audit:")]
+    if foreign:
+        raise UsageError(f"trust anchor {foreign[0]} is for {foreign[0].origin}, not this "
+                         f"repository ({origin})")
+    anchors = for_origin(anchors, origin)
+    first_contact = state.first_contact
     records = RecordsCheck(config, app.clock, repository_id=origin.split(":", 1)[1],
                            state_dir=state.path.parent, origin=origin, primary=primary)
     result = verify_regions(targets, origin=origin, trusted=trusted, state=state, now=now,
                             primary=primary, read_fraction=fraction, progress=app.progress(),
-                            records=records)
+                            records=records, anchors=anchors,
+                            save_state=accept_first_contact or not first_contact,
+                            own_batches=_own_batches(config, primary, origin))
     result.regions += unavailable
     if not region_names:
         cloud = _cloud_snapshot_report(config, [stores[r.name] for r in ordered
@@ -104,6 +125,13 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
     findings = result.findings
     data = result.to_dict()
     data["state_file"] = str(state.path)
+    data["first_contact"] = first_contact
+    data["anchors"] = [str(a) for a in anchors]
+    warning = first_contact_warning(state.path if first_contact else None, origin,
+                                    accepted=accept_first_contact, anchors=len(anchors))
+    if warning:
+        click.echo(warning, err=True)
+        data["warnings"] = [warning]
 
     def text() -> str:
         lines = []
@@ -126,6 +154,34 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
         store.close()
     if findings:
         click.get_current_context().exit(int(ExitCode.FINDINGS))
+    if first_contact and not accept_first_contact:
+        click.get_current_context().exit(int(ExitCode.FIRST_CONTACT))
+
+
+def _own_batches(config: Config, primary: tuple[RegionConfig, Store] | None, origin: str
+                 ) -> frozenset[str]:
+    """Batches of the primary's journal that this host (if it is the writer host) recorded
+    write-ahead: a crash between one of them and its checkpoint is its own interrupted
+    append, which its next snapshot completes."""
+    from drkit.journal.log import AppendIntents
+
+    if primary is None:
+        return frozenset()
+    return frozenset(AppendIntents(config.cache_dir, primary[1].url, origin).batches())
+
+
+def first_contact_warning(state_path: Path | None, origin: str, *, accepted: bool,
+                          anchors: int) -> str:
+    """The FIRST-CONTACT line ('' when there was trusted state), shared with audit verify."""
+    if state_path is None:
+        return ""
+    checked = (f"{anchors} trust anchor(s) were checked" if anchors else
+               "no trust anchor was given (--expect, --anchor)")
+    then = ("accepted: the state starts now" if accepted else
+            "nothing was recorded; exit 4 (give --accept-first-contact to start the state)")
+    return (f"FIRST-CONTACT: this host holds no trusted state for {origin} ({state_path} "
+            "is missing: a new host, or the state was deleted), so a rolled-back or forked "
+            f"log cannot be told from a good one; {checked}; {then}")
 
 
 def _cloud_snapshot_report(config: Config, stores: list[Store], origin: str,

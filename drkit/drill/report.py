@@ -230,6 +230,8 @@ def _yuan(fen: Any) -> str:
 def _checkpoint(cp: dict[str, Any] | None) -> str:
     if not cp:
         return "n/a"
+    if cp.get("fingerprint"):  # the full form, so it can be given to verify --expect
+        return f"size {cp.get('size')}, fingerprint {cp['fingerprint']}"
     return f"size {cp.get('size')}, root {str(cp.get('root', ''))[:16]}…"
 
 

@@ -46,6 +46,7 @@ from drkit.sources.sqlite import control_totals
 from drkit.storage.base import Store
 from drkit.storage.url import open_store
 from drkit.thaw import ThawTimeout, thaw_objects
+from drkit.verify.anchors import fingerprint
 from drkit.verify.context import repository_origin
 from drkit.verify.core import verify_region
 from drkit.verify.state import TrustedState, default_state_dir
@@ -211,8 +212,11 @@ def _thaw_and_open(run: _Run, options: DrillOptions, trusted: list[Any]) -> None
         run.report.snapshot = snap.id
         run.report.snapshot_time = snap.manifest.time
         if view.checkpoint is not None:
+            # The fingerprint is a trust anchor for a verifier that loses its state
+            # (``drkit verify --expect``): the drill report is kept off the verifying host.
             run.report.checkpoint = {"size": view.checkpoint.size,
-                                     "root": view.checkpoint.root.hex()}
+                                     "root": view.checkpoint.root.hex(),
+                                     "fingerprint": fingerprint(view.checkpoint)}
         packs = [k for k in live if k.startswith("packs/")
                  and k.rsplit("/", 1)[-1] in set(snap.manifest.packs)]
         thawed += _thaw(run, packs, "packs", options)

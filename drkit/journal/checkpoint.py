@@ -58,6 +58,65 @@ def key_id(name: str, key: Ed25519PublicKey) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + SIGNATURE_TYPE_ED25519 + _raw(key)).digest()[:4]
 
 
+def sign_note(text: str, signer: Ed25519PrivateKey) -> str:
+    """The signature line (with its newline) of a signed note whose text is ``text``."""
+    public = signer.public_key()
+    name = key_name(public)
+    sig = key_id(name, public) + signer.sign(text.encode("utf-8"))
+    return f"{_EM_DASH} {name} {base64.b64encode(sig).decode()}\n"
+
+
+def open_note(data: bytes, trusted: Sequence[Ed25519PublicKey], *, what: str
+              ) -> tuple[str, list[str]]:
+    """Split a signed note into its text and the names of trusted keys whose signatures
+    verify (possibly none). IntegrityError if malformed or a known key's signature fails:
+    the note was altered."""
+    if len(data) > MAX_NOTE_BYTES and what == "checkpoint":
+        raise IntegrityError("checkpoint is too large")
+    try:
+        note = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntegrityError(f"{what} is not UTF-8") from None
+    if any(ord(c) < 0x20 and c != "\n" for c in note):
+        raise IntegrityError(f"{what} contains control characters")
+    if not note.endswith("\n"):
+        raise IntegrityError(f"{what} does not end with a newline")
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise IntegrityError(f"{what} has no signature block")
+    text, sig_block = note[: split + 1], note[split + 2:]
+    sig_lines = sig_block[:-1].split("\n")
+    if not sig_lines or len(sig_lines) > MAX_SIGNATURES:
+        raise IntegrityError(f"{what} has no or too many signature lines")
+    known: dict[tuple[str, bytes], Ed25519PublicKey] = {}
+    for trusted_key in trusted:
+        name = key_name(trusted_key)
+        known[(name, key_id(name, trusted_key))] = trusted_key
+    good: list[str] = []
+    for line in sig_lines:
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != _EM_DASH or not parts[1]:
+            raise IntegrityError(f"{what} has a malformed signature line")
+        name = parts[1]
+        try:
+            sig = base64.b64decode(parts[2], validate=True)
+        except (binascii.Error, ValueError):
+            raise IntegrityError(f"{what} signature is not base64") from None
+        if len(sig) < 5:
+            raise IntegrityError(f"{what} signature is too short")
+        known_key = known.get((name, sig[:4]))
+        if known_key is None:
+            continue  # an unknown key: ignored, as signed-note requires
+        try:
+            known_key.verify(sig[4:], text.encode("utf-8"))
+        except InvalidSignature:
+            raise IntegrityError(
+                f"{what} signature by {name} does not verify (forged or altered)"
+            ) from None
+        good.append(name)
+    return text, good
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     origin: str
@@ -83,10 +142,7 @@ class Checkpoint:
     def sign(self, signer: Ed25519PrivateKey) -> bytes:
         """The signed note as stored."""
         text = self.body()
-        public = signer.public_key()
-        name = key_name(public)
-        sig = key_id(name, public) + signer.sign(text.encode("utf-8"))
-        return f"{text}\n{_EM_DASH} {name} {base64.b64encode(sig).decode()}\n".encode()
+        return f"{text}\n{sign_note(text, signer)}".encode()
 
     @classmethod
     def parse_unverified(cls, text: str) -> Checkpoint:
@@ -128,49 +184,7 @@ class Checkpoint:
     def open(cls, data: bytes, trusted: Sequence[Ed25519PublicKey], *,
              origin: str | None = None) -> Checkpoint:
         """Verify a signed checkpoint against trusted writer keys; IntegrityError otherwise."""
-        if len(data) > MAX_NOTE_BYTES:
-            raise IntegrityError("checkpoint is too large")
-        try:
-            note = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise IntegrityError("checkpoint is not UTF-8") from None
-        if any(ord(c) < 0x20 and c != "\n" for c in note):
-            raise IntegrityError("checkpoint contains control characters")
-        if not note.endswith("\n"):
-            raise IntegrityError("checkpoint does not end with a newline")
-        split = note.rfind("\n\n")
-        if split < 0:
-            raise IntegrityError("checkpoint has no signature block")
-        text, sig_block = note[: split + 1], note[split + 2:]
-        sig_lines = sig_block[:-1].split("\n")
-        if not sig_lines or len(sig_lines) > MAX_SIGNATURES:
-            raise IntegrityError("checkpoint has no or too many signature lines")
-        known: dict[tuple[str, bytes], Ed25519PublicKey] = {}
-        for trusted_key in trusted:
-            name = key_name(trusted_key)
-            known[(name, key_id(name, trusted_key))] = trusted_key
-        good: list[str] = []
-        for line in sig_lines:
-            parts = line.split(" ")
-            if len(parts) != 3 or parts[0] != _EM_DASH or not parts[1]:
-                raise IntegrityError("checkpoint has a malformed signature line")
-            name = parts[1]
-            try:
-                sig = base64.b64decode(parts[2], validate=True)
-            except (binascii.Error, ValueError):
-                raise IntegrityError("checkpoint signature is not base64") from None
-            if len(sig) < 5:
-                raise IntegrityError("checkpoint signature is too short")
-            known_key = known.get((name, sig[:4]))
-            if known_key is None:
-                continue  # an unknown key: ignored, as signed-note requires
-            try:
-                known_key.verify(sig[4:], text.encode("utf-8"))
-            except InvalidSignature:
-                raise IntegrityError(
-                    f"checkpoint signature by {name} does not verify (forged or altered)"
-                ) from None
-            good.append(name)
+        text, good = open_note(data, trusted, what="checkpoint")
         if not good:
             raise IntegrityError("checkpoint is not signed by a trusted writer key")
         cp = cls.parse_unverified(text)

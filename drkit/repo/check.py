@@ -54,6 +54,7 @@ def check_repository(repo: Repository, *, read_fraction: float = 0.0,
                      workers: int = WORKERS) -> CheckReport:
     url = repo.store.url
     report = CheckReport(store=url)
+    report.problems += repo.journal_problems
     listed = {info.key: info.size for info in repo.store.list("")}
     for key, entry in sorted(repo.visible.items()):
         if key.startswith("journal/"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -28,15 +29,20 @@ from drkit.storage.base import Store
 
 def append_locked(store: Store, repository_id: str, entries: Sequence[JournalEntry],
                   signer: Ed25519PrivateKey, *, trusted: Sequence[Ed25519PublicKey],
-                  now: datetime, lock: RepositoryLock) -> Checkpoint:
+                  now: datetime, lock: RepositoryLock, intents_dir: Path | None = None
+                  ) -> Checkpoint:
     """Append ``entries`` to ``store``'s journal while the caller holds ``lock``.
+
+    ``intents_dir`` (this host's cache folder) keeps the write-ahead record of the append,
+    so a crash between the batch and its checkpoint is completed by the next append
+    instead of being reported (``drkit.journal.log``).
 
     Raises IntegrityError (nothing written) if a tombstone lacks a valid proof, or if the
     existing log does not verify.
     """
     if not lock.held:
         raise RuntimeError(f"{lock.path}: the repository lock must be held to append")
-    journal = Journal(store, "drkit:" + repository_id)
+    journal = Journal(store, "drkit:" + repository_id, intents_dir=intents_dir)
     if any(e.kind == "tombstone" for e in entries):
         from drkit.approval.proof import unproven_tombstones
 
@@ -70,4 +76,4 @@ def append_to_primary(config: Config, entries: Sequence[JournalEntry], *, now: d
     repository_id = read_repository_id(store, trusted)
     with RepositoryLock(config.cache_dir, repository_id, now=now) as lock:
         return append_locked(store, repository_id, entries, signer, trusted=trusted, now=now,
-                             lock=lock)
+                             lock=lock, intents_dir=config.cache_dir)

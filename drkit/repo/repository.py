@@ -61,6 +61,9 @@ class Repository:
         self._lock = threading.Lock()
         # Where to read an archived object's identical copy (see get_verified).
         self.fallback: Store | None = None
+        # Journal problems that do not stop reading (a deleted checkpoint, an uncovered
+        # batch): ``drkit check`` reports them.
+        self.journal_problems: list[str] = []
 
     @classmethod
     def open(cls, store: Store, trusted: Sequence[Ed25519PublicKey], *,
@@ -72,14 +75,18 @@ class Repository:
 
         config = read_repository_config(store, trusted)
         journal = Journal(store, config.origin)
-        _checkpoint, entries = journal.entries(trusted)
+        view = journal.read(trusted)
+        view.raise_for_errors(store.url)
+        entries = view.entries
         visible = live_objects(store, config.repository_id, entries, region=region)
         logged = visible.get(CONFIG_KEY)
         if logged is not None:
             actual = hashlib.sha256(store.get(CONFIG_KEY)).hexdigest()
             if actual != logged.sha256:
                 raise IntegrityError(f"{store.url}: {CONFIG_KEY}: differs from the journal")
-        return cls(store, config, trusted, visible)
+        repo = cls(store, config, trusted, visible)
+        repo.journal_problems = [f"journal: {p}" for p in view.errors]
+        return repo
 
     @property
     def repository_id(self) -> str:

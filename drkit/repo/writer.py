@@ -76,7 +76,8 @@ def initialise_repository(store: Store, region: RegionConfig, keys: WriterKeys, 
                          storage_class=region.storage_class,
                          retain_until=retain_until(region, now))
         append_locked(store, keys.repository_id, [JournalEntry.from_info(info)],
-                      keys.signing_key, trusted=trusted, now=now, lock=lock)
+                      keys.signing_key, trusted=trusted, now=now, lock=lock,
+                      intents_dir=cache_dir)
     ensure_identity(store, keys.signing_key, trusted, region=region.name,
                     repository_id=keys.repository_id, now=now)
     return info
@@ -142,6 +143,7 @@ class RepositoryWriter:
         self.pack_size = pack_size
         self.lock = RepositoryLock(cache_dir, keys.repository_id, now=now)
         self.pending = PendingList(cache_dir / f"pending-{keys.repository_id}.jsonl")
+        self.cache_dir = cache_dir
         self.written: list[JournalEntry] = []
         self.reused: list[JournalEntry] = []
         self.repo: Repository | None = None
@@ -356,10 +358,12 @@ class RepositoryWriter:
         entries = self.reused + self.written
         # The existing log is verified against every trusted writer key, not only our own:
         # after a key rotation the history was signed by the retired key.
+        # The write-ahead record of the append sits beside the pending list, so a crash
+        # between the batch and its checkpoint is completed by the next run, not reported.
         checkpoint = append_locked(
             self.store, self.keys.repository_id, entries, self.keys.signing_key,
             trusted=[*self.trusted, self.keys.signing_key.public_key()], now=self.now,
-            lock=self.lock)
+            lock=self.lock, intents_dir=self.cache_dir)
         self.pending.clear()
         assert self.repo is not None
         for entry in entries:

@@ -401,7 +401,9 @@ def report(config: Config, settings: ScheduleSettings, store: RunStore, rec: Run
     except Exception as exc:  # metrics must never stop the job from being reported
         log.error("cannot write metrics file %s: %s", settings.metrics_file, exc)
     if rec.outcome not in ("ok", "skipped") and settings.webhook.configured:
-        result.deliveries += notify(settings, rec)
+        from drkit.verify.anchors import current_anchors
+
+        result.deliveries += notify(settings, rec, current_anchors(config, clock))
 
 
 def audit(config: Config, rec: RunRecord, clock: Clock) -> None:
@@ -430,7 +432,10 @@ def audit(config: Config, rec: RunRecord, clock: Clock) -> None:
         log.error("audit of %s failed: %s", rec.task, type(exc).__name__)
 
 
-def notify(settings: ScheduleSettings, rec: RunRecord) -> list[Delivery]:
+def notify(settings: ScheduleSettings, rec: RunRecord,
+           anchors: list[str] | None = None) -> list[Delivery]:
+    """The webhook message for a run; ``anchors`` are the newest checkpoint fingerprints,
+    sent so that a verifier that loses its state has them somewhere else."""
     what = f"{rec.task}" + (f" ({rec.target})" if rec.target else "")
     event = {
         "source": "drkit",
@@ -447,6 +452,7 @@ def notify(settings: ScheduleSettings, rec: RunRecord) -> list[Delivery]:
         "duration_seconds": rec.duration_seconds,
         "findings": rec.findings,
         "message": rec.message,
+        "anchors": list(anchors or []),
     }
     lines = [f"host: {rec.host}", f"job: {what}",
              f"outcome: <font color=\"warning\">{rec.outcome}</font> (exit {rec.exit_code})",
@@ -455,6 +461,7 @@ def notify(settings: ScheduleSettings, rec: RunRecord) -> list[Delivery]:
         lines.append(f"findings: {rec.findings}")
     if rec.message:
         lines.append(f"message: {rec.message}")
+    lines += [f"anchor: `{a}`" for a in anchors or []]
     return send_notification(url=settings.webhook.url, wecom=settings.webhook.wecom,
                              event=event, title=f"drkit: {what} {rec.outcome}", lines=lines,
                              timeout=settings.webhook.timeout_seconds)

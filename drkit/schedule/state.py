@@ -80,7 +80,8 @@ def record_manual_run(config: Any, argv: list[str], exit_code: int, result: Any,
 def outcome_for_exit(code: int | None, *, terminated: bool = False) -> str:
     if terminated:
         return "terminated"
-    return {0: "ok", 1: "findings", 2: "error", 3: "refused"}.get(
+    # 4 is verify's FIRST-CONTACT (no trusted state on this host): loud like findings.
+    return {0: "ok", 1: "findings", 2: "error", 3: "refused", 4: "findings"}.get(
         code if code is not None else -1, "crashed")
 
 

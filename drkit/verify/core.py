@@ -40,6 +40,7 @@ from drkit.journal.merkle import RootBuilder
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.repo.region_identity import IDENTITY_KEY
 from drkit.storage.base import ObjectInfo, Store
+from drkit.verify.anchors import Anchor, check_anchor
 from drkit.verify.context import (
     ALWAYS_STANDARD,
     OTHER_AREAS,
@@ -65,6 +66,8 @@ _JOURNAL_CHECKS = {
     "batch-invalid": ("critical", "journal-batch-invalid"),
     "root-mismatch": ("critical", "journal-root-mismatch"),
     "fork": ("critical", "journal-fork"),
+    "checkpoint-deleted": ("critical", "journal-checkpoint-deleted"),
+    "batch-uncovered": ("critical", "journal-batch-uncovered"),
     "unexpected-object": ("medium", "journal-unexpected-object"),
 }
 
@@ -196,6 +199,25 @@ def _check_journal(report: RegionReport, view: LogView, region: RegionConfig,
                             f"({report.lag_hours:.1f} h, allowance {region.max_lag_hours:g} h)")
 
 
+def _check_anchors(report: RegionReport, view: LogView, anchors: Sequence[Anchor],
+                   primary_view: LogView | None) -> None:
+    """A log below or diverging from a trust anchor held off this host: rolled back or
+    forked, whatever this host's own state says (it may have been deleted). A replica
+    below an anchor the primary has reached is only behind (the lag check covers it)."""
+    for anchor in anchors:
+        problem = check_anchor(view, anchor)
+        if problem is None:
+            continue
+        check, message = problem
+        if (check == "journal-below-anchor" and not report.primary
+                and primary_view is not None and check_anchor(primary_view, anchor) is None):
+            report.notes.append(f"below the trust anchor of size {anchor.size}, which the "
+                                "primary has reached (replication in progress)")
+            continue
+        report.add("critical", check, message, "", f"extends {anchor}",
+                   f"{view.size} entries")
+
+
 def _check_objects(report: RegionReport, store: Store, view: LogView, region: RegionConfig,
                    primary_view: LogView | None, read_fraction: float | None,
                    progress: Progress, workers: int, unproven: set[int] | None = None) -> None:
@@ -203,7 +225,10 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     live = live_entries(view.entries, region=region.name, ignore=unproven or set())
     report.objects_logged = len(live)
     tombstoned = {e.key for e in view.entries if e.kind == "tombstone"} - set(live)
-    logged_keys = {e.key for e in view.entries}
+    # Objects named by a signed batch no checkpoint covers are not injected: that batch is
+    # already a finding (deleted checkpoint) or this host's own interrupted append.
+    logged_keys = {e.key for e in view.entries} | {
+        e.key for batch, _own in view.uncovered for e in batch.entries}
     primary_keys = {e.key for e in primary_view.entries} if primary_view else set()
     listing: dict[str, ObjectInfo] = {}
     other_areas = 0
@@ -343,7 +368,8 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
                   primary_view: LogView | None = None, view: LogView | None = None,
                   read_fraction: float | None = None, progress: Progress = NULL_PROGRESS,
                   workers: int = DEFAULT_WORKERS,
-                  records: RecordsCheck | None = None) -> RegionReport:
+                  records: RecordsCheck | None = None, anchors: Sequence[Anchor] = ()
+                  ) -> RegionReport:
     """Verify one region; problems become findings. Raises StorageError if unreachable.
 
     With ``records``, the audit log and approval records of the region are checked too
@@ -353,6 +379,7 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
         view = read_log(store, origin, trusted)
     report.log_size = view.size
     _check_journal(report, view, region, state, primary_view, now)
+    _check_anchors(report, view, anchors, primary_view)
     unproven = check_tombstones(report, store, view)
     check_region_identity(report, store, region, view, trusted)
     _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers,
@@ -378,17 +405,23 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
                    primary: tuple[RegionConfig, Store] | None = None,
                    read_fraction: float | None = None, progress: Progress = NULL_PROGRESS,
                    workers: int = DEFAULT_WORKERS,
-                   records: RecordsCheck | None = None) -> VerifyReport:
+                   records: RecordsCheck | None = None, anchors: Sequence[Anchor] = (),
+                   save_state: bool = True, own_batches: frozenset[str] = frozenset()
+                   ) -> VerifyReport:
     """Verify each region against its own log, the primary's and the trusted state.
 
     ``primary`` is read for lag and fork checks even when it is not among ``regions``.
     A region that cannot be reached is a finding; the others are still verified. The
-    trusted state is saved at the end.
+    trusted state is saved at the end (unless ``save_state`` is false: a first contact
+    that was not accepted pins nothing). ``anchors`` are checkpoint fingerprints held
+    off this host (``drkit.verify.anchors``). ``own_batches`` are the primary journal's
+    batches this host recorded write-ahead as its own appends (when verify runs on the
+    writer host): an interrupted append of its own is a note, not a deleted checkpoint.
     """
     primary_view: LogView | None = None
     if primary is not None:
         try:
-            primary_view = read_log(primary[1], origin, trusted)
+            primary_view = read_log(primary[1], origin, trusted, own_batches)
         except StorageError as exc:
             log.warning("primary %s unreadable: %s", primary[0].name, exc)
     reports = []
@@ -400,7 +433,7 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
                                          state=state, now=now, primary_view=primary_view,
                                          view=view, read_fraction=read_fraction,
                                          progress=progress, workers=workers,
-                                         records=records))
+                                         records=records, anchors=anchors))
         except StorageError as exc:
             report = RegionReport(region=region.name, url=str(region.url),
                                   primary=region.primary)
@@ -411,7 +444,8 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
         report = RegionReport(region=primary[0].name, url=str(primary[0].url), primary=True)
         report.add("critical", "region-unavailable", "cannot read the primary's journal")
         reports.append(report)
-    state.save()
-    if records is not None:
-        records.save()
+    if save_state:
+        state.save()
+        if records is not None:
+            records.save()
     return VerifyReport(origin=origin, regions=reports)

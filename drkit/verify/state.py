@@ -8,7 +8,9 @@ or ``platformdirs.user_state_dir("drkit")``)::
                               "verified_at": "..."}},
      "largest": {"size": 42, "root": "<base64>", "region": "beijing"}}
 
-It only ever moves forward: a region whose log is shorter than what this host saw before
+A missing file is *first contact* (``first_contact``): ``drkit verify`` says so loudly
+and exits 4 unless ``--accept-first-contact``, and only then starts a new state. It only
+ever moves forward: a region whose log is shorter than what this host saw before
 has been rolled back or truncated, and one whose log does not extend it has forked.
 Written atomically (temporary file, fsync, rename). The folder belongs to the verifying
 host; keep it away from the people whose actions it checks.
@@ -52,6 +54,9 @@ class TrustedState:
         self.origin = origin
         self.data: dict[str, Any] = {"format": STATE_FORMAT, "version": STATE_VERSION,
                                      "origin": origin, "regions": {}, "largest": None}
+        # No state file: this host has never verified this repository, or its state was
+        # deleted. Either way nothing it sees can be compared with the past (FIRST-CONTACT).
+        self.first_contact = True
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -62,6 +67,9 @@ class TrustedState:
                 or raw.get("origin") != origin or not isinstance(raw.get("regions"), dict):
             raise InputError(f"{self.path}: not a drkit verify state for {origin}")
         self.data = raw
+        # A state that holds no region (saved by a run whose every log was refused) is as
+        # good as none.
+        self.first_contact = not raw["regions"]
 
     @staticmethod
     def _seen(d: Any, region: str = "") -> SeenCheckpoint | None:

@@ -55,7 +55,7 @@ def test_events_are_logged_and_verify(audit_project) -> None:
     # The trusted checkpoint moved forward; a second verify starts from it.
     doc = json.loads(proj.verify().stdout)
     assert doc["trusted_size"] == 3
-    text = proj.run("audit", "verify")
+    text = proj.run("audit", "verify", "--accept-first-contact")
     assert "audit log intact: 3 entries" in text.stdout
 
 
@@ -66,7 +66,7 @@ def test_edited_entry_is_detected(audit_project) -> None:
     assert proj.verify().exit_code == 0
     first = proj.batches()[0]
     first.write_bytes(first.read_bytes().replace(b'"result":"ok"', b'"result":"no"'))
-    res = proj.run("audit", "verify")
+    res = proj.run("audit", "verify", "--accept-first-contact")
     assert res.exit_code == 1
     assert "content does not match the hash in its key (altered)" in res.stdout
     assert "drkit: error: audit log:" in res.stderr
@@ -80,7 +80,7 @@ def test_edited_entry_under_a_matching_key_is_detected(audit_project) -> None:
     last = proj.batches()[-1]
     _rename_to_hash(last, last.read_bytes().replace(b'"action":"verify"',
                                                     b'"action":"vxrify"'))
-    res = proj.run("audit", "verify")
+    res = proj.run("audit", "verify", "--accept-first-contact")
     assert res.exit_code == 1
     assert "batch of the log up to size 2 is missing (deleted)" in res.stdout
 
@@ -91,7 +91,7 @@ def test_deleted_entry_is_detected(audit_project) -> None:
         _record(proj, action)
     assert proj.verify().exit_code == 0
     proj.batches()[1].unlink()
-    res = proj.run("audit", "verify")
+    res = proj.run("audit", "verify", "--accept-first-contact")
     assert res.exit_code == 1
     assert "is missing (deleted)" in res.stdout
 
@@ -104,13 +104,14 @@ def test_entry_deleted_inside_a_batch_is_detected(audit_project) -> None:
     log.append(events, proj.clock.now())
     assert proj.verify().exit_code == 0
     batch = proj.batches()[0]
-    header, first, _second, _end = batch.read_bytes().split(b"\n")
+    # Batch format 2 ends with a signature block; the attacker drops it (no key).
+    header, first, _second, *_signature = batch.read_bytes().split(b"\n")
     data = header.replace(b" 0 2 -", b" 0 1 -") + b"\n" + first + b"\n"
     shorter = batch.with_name(batch.name.replace("-0000000000000002-", "-0000000000000001-"))
     batch.unlink()
     shorter.write_bytes(b"")
     _rename_to_hash(shorter, data)
-    res = proj.run("audit", "verify")
+    res = proj.run("audit", "verify", "--accept-first-contact")
     assert res.exit_code == 1
     assert "journal/batch/0000000000000000-0000000000000002-" in res.stdout
     assert "is missing (deleted)" in res.stdout
@@ -124,9 +125,9 @@ def test_reordered_entries_are_detected(audit_project) -> None:
     log.append(events, proj.clock.now())
     assert proj.verify().exit_code == 0
     batch = proj.batches()[0]
-    header, first, second, end = batch.read_bytes().split(b"\n")
-    _rename_to_hash(batch, b"\n".join([header, second, first, end]))
-    res = proj.run("audit", "verify")
+    header, first, second, *rest = batch.read_bytes().split(b"\n")
+    _rename_to_hash(batch, b"\n".join([header, second, first, *rest]))
+    res = proj.run("audit", "verify", "--accept-first-contact")
     assert res.exit_code == 1
     assert "batch of the log up to size 2 is missing (deleted)" in res.stdout
 
@@ -148,7 +149,7 @@ def test_reordered_entries_with_a_forged_checkpoint_break_consistency(audit_proj
                             'writer_keys = []\n')
     attacker = AuditLog.open(load_config(attacker_cfg), proj.clock)
     attacker.append(list(reversed(events)), proj.clock.now())
-    res = proj.run("audit", "verify")
+    res = proj.run("audit", "verify", "--accept-first-contact")
     assert res.exit_code == 1
     assert "does not extend the trusted checkpoint of 2 entries" in res.stdout
     assert "new audit host key" in res.stdout
@@ -161,7 +162,7 @@ def test_truncated_log_is_detected(audit_project) -> None:
     assert proj.verify().exit_code == 0
     proj.checkpoints()[-1].unlink()
     proj.batches()[-1].unlink()
-    res = proj.run("audit", "verify")
+    res = proj.run("audit", "verify", "--accept-first-contact")
     assert res.exit_code == 1
     assert "audit log has 2 entries but this host trusted a checkpoint of 3 entries" \
         in res.stdout
@@ -206,11 +207,12 @@ def test_a_host_without_the_writer_key_can_log_and_verify(audit_project) -> None
     _record(proj, "replicate")
     record_event(config, action="approval.deny", result="ok", clock=proj.clock)
     _record(proj, "verify")
-    res = proj.drkit("--config", str(other / "drkit.toml"), "--json", "audit", "verify")
+    res = proj.drkit("--config", str(other / "drkit.toml"), "--json", "audit", "verify",
+                     "--accept-first-contact")
     assert res.exit_code == 0, res.stdout + res.stderr
     doc = json.loads(res.stdout)
     assert doc["size"] == 5 and len(doc["hosts"]) == 2
-    assert not doc["findings"]
+    assert [f["kind"] for f in doc["findings"]] == ["first-contact"]  # a new verifier
     actions = [e.note["action"] for e in AuditLog.open(proj.config, proj.clock).read().entries]
     assert actions == ["snapshot", "approval.approve", "replicate", "approval.deny", "verify"]
 

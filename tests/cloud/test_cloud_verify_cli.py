@@ -48,7 +48,7 @@ copy_to = ["ap-shanghai"]
     records = [SnapshotRecord.from_dict(s) for s in json.loads(res.stdout)["snapshots"]]
     assert len(records) == 2
 
-    clean = drkit("--json", "verify")
+    clean = drkit("--json", "verify", "--accept-first-contact")  # a fresh host
     assert clean.exit_code == 0, clean.stdout
     cloud = next(r for r in json.loads(clean.stdout)["regions"] if r["region"] == "cloud")
     assert cloud["objects_logged"] == 2 and cloud["findings"] == []

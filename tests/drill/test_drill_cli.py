@@ -163,7 +163,7 @@ def test_hand_run_verify_and_drill_count_in_status(make_site) -> None:
     site = make_site()
     before = site.json("status", expect=1)
     assert any("verify: never completed" in p for p in before["problems"])
-    site.run("verify")
+    site.run("verify", "--accept-first-contact")  # a fresh host: first contact
     site.run("drill", "--region", "shanghai", *site.pw())
     after = site.json("status", expect=None)
     verify = next(v for v in after["verify"] if v["job"] == "verify")

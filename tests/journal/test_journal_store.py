@@ -164,3 +164,78 @@ def test_entry_format_and_contradiction(store: LocalStore, signer: Ed25519Privat
     with pytest.raises(IntegrityError, match="different content"):
         journal.append([JournalEntry("object", "index/z", 1, "2" * 64)] * 1
                        + [JournalEntry("object", "index/z", 2, "3" * 64)], signer, now=NOW)
+
+
+def _v1_log(store: LocalStore, signer: Ed25519PrivateKey, sizes: list[int]) -> None:
+    """A log as drkit wrote it before batch format 2: unsigned batches, one checkpoint each."""
+    from drkit.journal.log import batch_key, checkpoint_key, encode_batch
+    from drkit.journal.merkle import RootBuilder
+
+    builder, prev, start = RootBuilder(), None, 0
+    for n in sizes:
+        entries = put_objects(store, n, f"v1-{start}/")
+        data = encode_batch(ORIGIN, start, entries, prev)
+        assert data.startswith(b"drkit-journal-batch/1 ")
+        key = batch_key(start, start + n, data)
+        store.put(key, data)
+        for e in entries:
+            builder.add(hash_leaf(e.to_bytes()))
+        cp = Checkpoint(ORIGIN, builder.size, builder.root(), NOW, key)
+        store.put(checkpoint_key(builder.size), cp.sign(signer))
+        prev, start = key, start + n
+
+
+def test_format_1_batches_stay_readable_and_appends_continue_in_format_2(
+        store: LocalStore, signer: Ed25519PrivateKey) -> None:
+    _v1_log(store, signer, [2, 1])
+    journal = Journal(store, ORIGIN)
+    assert journal.read([signer.public_key()]).problems == []
+    cp = journal.append(put_objects(store, 2, "new/"), signer, now=NOW)
+    view = journal.read([signer.public_key()])
+    assert cp.size == 5 and view.problems == []
+    newest = store.get(view.batch_keys[-1])
+    assert newest.startswith(b"drkit-journal-batch/2 ")
+    assert "\n\n\u2014 drkit-writer/" in newest.decode()  # signed like a checkpoint
+
+
+def test_deleted_checkpoints_are_reported_and_the_next_append_adopts_the_batch(
+        store: LocalStore, signer: Ed25519PrivateKey) -> None:
+    from drkit.journal.log import checkpoint_key
+
+    journal = Journal(store, ORIGIN)
+    for n in (2, 1, 1):
+        journal.append(put_objects(store, n, f"run{n}-{len(list(store.list('')))}/"),
+                       signer, now=NOW)
+    trusted = [signer.public_key()]
+    store.delete(checkpoint_key(4))  # the newest
+    view = journal.read(trusted)
+    assert view.size == 3 and [p.kind for p in view.errors] == ["batch-uncovered"]
+    journal.entries(trusted)  # reading goes on: the content is still proven
+    cp = journal.append(put_objects(store, 1, "after/"), signer, now=NOW)
+    assert cp.size == 5  # position 3 was not taken again: the batch 3..4 was adopted
+    view = journal.read(trusted)
+    assert [(p.kind, p.key) for p in view.errors] == [("checkpoint-deleted", checkpoint_key(4))]
+    assert "its entries are kept" in view.errors[0].message
+    assert not [p for p in view.problems if p.kind == "stray-batch"]
+    store.delete(checkpoint_key(2))  # an older, superseded one
+    kinds = sorted(p.kind for p in journal.read(trusted).errors)
+    assert kinds == ["checkpoint-deleted", "checkpoint-deleted"]
+
+
+def test_an_interrupted_append_recorded_write_ahead_is_completed_not_reported(
+        store: LocalStore, signer: Ed25519PrivateKey, tmp_path: Path) -> None:
+    from drkit.journal.log import checkpoint_key
+
+    journal = Journal(store, ORIGIN, intents_dir=tmp_path / "state")
+    journal.append(put_objects(store, 2), signer, now=NOW)
+    entries = put_objects(store, 1, "crash/")
+    journal.append(entries, signer, now=NOW)
+    store.delete(checkpoint_key(3))  # as if the run had died before this put
+    journal.intents.add(journal.read([signer.public_key()]).problems[0].key)
+    view = journal.read([signer.public_key()])
+    assert view.errors == [] and [p.kind for p in view.problems] == ["interrupted-append"]
+    # The retry of the same entries (a spooled event) is not logged twice.
+    cp = journal.append(entries, signer, now=NOW)
+    assert cp.size == 3
+    view = journal.read([signer.public_key()])
+    assert view.problems == [] and journal.intents.batches() == set()
