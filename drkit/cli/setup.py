@@ -127,8 +127,9 @@ def init_command(directory: Path, force: bool, sample_data: bool) -> None:
     (directory / "regions").mkdir(parents=True, exist_ok=True)
     sample = write_sample_data(directory) if sample_data else None
     target.write_text(config_template(sample_data=sample_data), encoding="utf-8")
-    next_step = "drkit keys init" if sample_data else \
-        f"add your sources to {target.name} (see the commented examples), then drkit keys init"
+    next_step = "'drkit keys init'" if sample_data else \
+        f"add your sources to {target.name} (see the commented examples), then " \
+        "'drkit keys init'"
     lines = [f"wrote {target}", f"created {keys}/"]
     if sample is not None:
         lines.append(f"created sample data: {sample['database']} ({sample['merchants']} "
