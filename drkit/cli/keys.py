@@ -11,6 +11,7 @@ import click
 from drkit.cli.common import emit, get_app, json_option
 from drkit.errors import InputError, KeyFileError
 from drkit.repo import keys as keyfiles
+from drkit.repo.keyhistory import record_anchor
 from drkit.repo.writer import initialise_repository
 from drkit.storage.url import open_store
 
@@ -60,6 +61,10 @@ def keys_init(passphrase_file: Path | None) -> None:
     region = config.primary_region
     store = open_store(region.url, base_dir=config.base_dir, clock=app.clock)
     initialise_repository(store, region, made, now=app.clock.now())
+    # This host's trust anchor for the writer key history (docs/keys.md): the key it
+    # created, not whatever key file lies in the folder later.
+    record_anchor(config, made.repository_id, made.signing_key.public_key(),
+                  now=app.clock.now(), how="keys init")
     prints = keyfiles.public_fingerprints(config)
     emit({**prints, "keys_dir": str(config.keys_dir), "store": store.url},
          f"created keys in {config.keys_dir} and repository {made.repository_id} in "
@@ -113,12 +118,23 @@ def keys_rotate(prepare: bool, approval_id: str | None) -> None:
     # exactly this new public key.
     grant = require_approval("keys", plan, plan, config=config, clock=app.clock,
                              approval_id=approval_id)
+    # Journal the rotation first, signed by the old key under a checkpoint the old key
+    # signs: that record, not the key files, is what makes the new key a writer
+    # everywhere. A crash before the files are swapped leaves the old key a writer still.
+    from drkit.repo.journal_writer import append_to_primary
+    from drkit.repo.keyhistory import rotation_entry
+
+    repository_id, _id_key = keyfiles.load_id_key(config)
+    append_to_primary(config, [rotation_entry(
+        repository_id, keyfiles.load_writer_signing_key(config),
+        keyfiles.prepare_writer_rotation(config.keys_dir), approval=grant.request_id,
+        now=app.clock.now())], now=app.clock.now(), clock=app.clock)
     old, new = keyfiles.complete_writer_rotation(config.keys_dir)
     emit({"old": old, "new": new, "approval": grant.request_id,
           "approved_by": list(grant.approved_by)},
          f"writer key rotated (approved by {', '.join(grant.approved_by)}): new {new}; the "
-         f"old key stays trusted for the history it signed. Add the new key to "
-         "verify.writer_keys on verifier hosts that do not share this keys folder.")
+         "rotation is journaled, so every host that verifies the repository trusts the "
+         "new key and keeps trusting the old one for the history it signed.")
 
 
 COMMANDS = [keys_group]
