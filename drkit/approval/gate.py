@@ -17,19 +17,27 @@ A request may run only when all of these hold at the moment of execution:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drkit.approval import configpin, policy
 from drkit.approval.identity import actor
 from drkit.approval.registry import (
     RegistryVersion,
+    anchor_entry,
+    anchored_entries,
+    bootstrap_content,
+    build_version,
     check_local_copy,
     check_seen,
     load_versions,
     registry_content,
+    store_version,
+    unanchored_objects,
 )
 from drkit.approval.requests import (
     ApprovalRequest,
@@ -44,7 +52,8 @@ from drkit.approval.requests import (
 from drkit.canonical import canonical_hash
 from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config
-from drkit.errors import ApprovalRequired, DrkitError, IntegrityError
+from drkit.errors import ApprovalRequired, DrkitError, IntegrityError, KeyFileError
+from drkit.journal import JournalEntry, LogView, read_log
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import Store
 
@@ -60,6 +69,7 @@ class ApprovalContext:
     store: Store
     repository_id: str
     progress: Progress = NULL_PROGRESS
+    trusted: Sequence[Ed25519PublicKey] = ()  # the journaled writer key history
 
     @classmethod
     def open(cls, config: Config, clock: Clock, progress: Progress = NULL_PROGRESS
@@ -68,17 +78,27 @@ class ApprovalContext:
         from drkit.storage.url import open_store
 
         store = open_store(config.primary_region.url, clock=clock)
-        repository_id = read_repository_id(store, load_trusted_writer_keys(config))
-        return cls(config, clock, store, repository_id, progress)
+        trusted = load_trusted_writer_keys(config, store)
+        repository_id = read_repository_id(store, trusted)
+        return cls(config, clock, store, repository_id, progress, trusted)
 
     def now(self) -> datetime:
         return self.clock.now()
 
+    def journal(self) -> LogView:
+        """The primary's repository journal as verified with the trusted writer keys."""
+        return read_log(self.store, "drkit:" + self.repository_id, list(self.trusted))
+
 
 # -- the registry in force ---------------------------------------------------------------------
+def registry_anchors(ctx: ApprovalContext, view: LogView | None = None) -> list[JournalEntry]:
+    return anchored_entries((view or ctx.journal()).entries)
+
+
 def load_registry_chain(ctx: ApprovalContext) -> list[RegistryVersion]:
-    """Every pinned version, each later one proven to be approved by its predecessor."""
-    versions = load_versions(ctx.store, ctx.repository_id)
+    """Every version the repository journal anchors, each later one proven to be approved
+    by its predecessor. Registry objects the journal does not anchor count for nothing."""
+    versions = load_versions(ctx.store, ctx.repository_id, registry_anchors(ctx))
     for previous, version in zip(versions, versions[1:], strict=False):
         _check_update(ctx, previous, version)
     if versions:
@@ -102,6 +122,57 @@ def _check_update(ctx: ApprovalContext, previous: RegistryVersion,
     if evaluation.denials or len(evaluation.approvers) < evaluation.quorum:
         raise IntegrityError(f"{where}: request {request_id[:12]} lacks a quorum of version "
                              f"{previous.number}'s approvers ({evaluation.describe()})")
+
+
+def pin_registry_version(ctx: ApprovalContext, content: dict[str, Any], *,
+                         authorized_by: dict[str, Any]) -> RegistryVersion:
+    """Anchor a new version in the repository journal (through the writer key), then
+    store it create-only. The journal is written first so that no registry object can
+    exist that the journal does not anchor."""
+    from drkit.repo.journal_writer import append_to_primary
+
+    anchors = registry_anchors(ctx)
+    number = int(content["registry_version"])
+    if number != len(anchors) + 1:
+        raise ApprovalRequired(f"the repository journal anchors approver registry versions "
+                               f"1..{len(anchors)}; version {number} would replace one; "
+                               "nothing was changed")
+    version = build_version(content, now=ctx.now(), authorized_by=authorized_by)
+    append_to_primary(ctx.config, [anchor_entry(version)], now=ctx.now(), clock=ctx.clock)
+    store_version(ctx.store, version)
+    return version
+
+
+def bootstrap_registry(ctx: ApprovalContext, enrollments: Sequence[Any], *,
+                       min_people: int, who: dict[str, str]) -> RegistryVersion:
+    """Pin version 1, once. Every check runs before anything is written: the journal
+    must verify, anchor no version, and the store and this host's state must know none."""
+    from drkit.repo.keys import WRITER_KEY_FILE
+
+    view = ctx.journal()
+    if view.problems:
+        raise ApprovalRequired(f"{ctx.store.url}: the repository journal does not verify "
+                               f"({view.problems[0]}); bootstrap refused, nothing was written")
+    anchors = registry_anchors(ctx, view)
+    if anchors:
+        raise ApprovalRequired(
+            f"{ctx.store.url}: the repository journal anchors approver registry version(s) "
+            f"1..{len(anchors)} (version 1 sha256 {anchors[0].sha256[:16]}); bootstrap is "
+            "one-time and cannot replace it, whatever the store or this host's state hold. "
+            "Change approvers with 'drkit request approvers --add FILE --remove NAME "
+            "--reason TEXT'")
+    stray = unanchored_objects(ctx.store, anchors)
+    if stray:
+        raise ApprovalRequired(f"{ctx.store.url}: {stray[0]}: an approver registry object "
+                               "the journal does not anchor (put by hand?); bootstrap "
+                               "refused, nothing was written")
+    check_seen(ctx.config, ctx.repository_id, [])  # this host saw a registry: rolled back
+    content = bootstrap_content(ctx.repository_id, enrollments, min_people=min_people)
+    if not (ctx.config.keys_dir / WRITER_KEY_FILE).is_file():
+        raise KeyFileError(f"{ctx.config.keys_dir / WRITER_KEY_FILE}: not found; the "
+                           "bootstrap anchors the registry in the repository journal, so it "
+                           "runs on the set-up host, where the writer key is")
+    return pin_registry_version(ctx, content, authorized_by={"bootstrap": dict(who)})
 
 
 def current_registry(ctx: ApprovalContext, *, check_local: bool = True) -> RegistryVersion:

@@ -22,10 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from drkit.approval.configpin import dangerous_changes, latest_pinned, parse_toml, pin
-from drkit.approval.gate import ApprovalContext, Grant, current_registry
+from drkit.approval.gate import (
+    ApprovalContext,
+    Grant,
+    current_registry,
+    pin_registry_version,
+)
 from drkit.approval.identity import actor
 from drkit.approval.keys import Enrollment
-from drkit.approval.registry import pin_version, registry_content, write_local_copy
+from drkit.approval.registry import registry_content, write_local_copy
 from drkit.clock import Clock, parse_iso
 from drkit.config import Config, check_config
 from drkit.errors import InputError, ObjectNotFound, UsageError
@@ -295,8 +300,8 @@ def plan_approvers(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, An
 
 def run_approvers(ctx: ApprovalContext, params: dict[str, Any], plan: dict[str, Any],
                   grant: Grant) -> dict[str, Any]:
-    version = pin_version(ctx.store, plan["registry"], now=ctx.now(),
-                          authorized_by={"request": grant.request_id})
+    version = pin_registry_version(ctx, plan["registry"],
+                                   authorized_by={"request": grant.request_id})
     write_local_copy(ctx.config, version)
     return {"registry_version": version.number, "sha256": version.sha256,
             "added": plan["added"], "removed": plan["removed"]}
