@@ -8,7 +8,11 @@ Version N is the create-only object ``approval/registry/NNNNNN.json`` in the pri
      "approvers": [enrolment statements, each signed by its own key],
      "created": ISO, "authorized_by": {"bootstrap": {"os_user", "host"}} | {"request": ID}}
 
-Version 1 is the bootstrap (allowed once: only while no version exists). Every later
+Each version is anchored in the repository journal (``anchor_entry``: key, size and sha256
+of its bytes, plus the document) before it is stored; only anchored versions count
+(``drkit.approval.gate.load_registry_chain``), and verify checks them in every region.
+
+Version 1 is the bootstrap (allowed once: only while no version is anchored). Every later
 version names the approval request that authorised it; ``drkit.approval.gate`` checks that
 request's plan equals this version's content and that a quorum of version N-1's approvers
 signed it, so the chain can be re-verified by anyone from the repository alone.
