@@ -460,3 +460,47 @@ def require_approval(operation: str, params: Mapping[str, Any], plan: Any, *,
     raise ApprovalRequired(f"{operation} is a dangerous operation and needs approval "
                            f"({states or 'no matching request'}); "
                            + how_to_request(operation, args + " " if args else ""))
+
+
+# -- proof behind journaled writer key rotations ------------------------------------------------
+def rotation_problems(ctx: ApprovalContext, entries: Sequence[JournalEntry]) -> list[
+        tuple[str, str]]:
+    """(journal key, problem) for every writer key rotation in ``entries`` that does not
+    name an executed ``keys rotate`` request for exactly its new key, approved by a quorum
+    of some anchored registry version's approvers. A rotation is signed by the old key
+    only, so without this check a writer-key holder could add keys on their own."""
+    from drkit.approval.operations import keys_plan
+    from drkit.repo.keyhistory import ROTATION_PREFIX, read_rotation
+
+    rotations = [e for e in entries
+                 if e.kind == "external" and e.key.startswith(ROTATION_PREFIX)]
+    if not rotations:
+        return []
+    try:
+        versions = load_registry_chain(ctx)
+    except DrkitError as exc:
+        return [(e.key, f"cannot check its approval: {exc}") for e in rotations]
+    out = []
+    for entry in rotations:
+        try:
+            _old, _new, body = read_rotation(entry, ctx.repository_id)
+            request = load_request(ctx.store, str(body.get("approval")))
+        except DrkitError as exc:
+            out.append((entry.key, str(exc)))
+            continue
+        plan = keys_plan("rotate", {"public_keys": [body.get("new")]})
+        if request.operation != "keys" or request.plan != plan:
+            out.append((entry.key, f"request {request.id[:12]} does not approve rotating to "
+                                   f"{body.get('new')}"))
+            continue
+        proven = False
+        for version in versions:
+            ev = evaluate(ctx, request, version, ignore_expiry=True)
+            if ev.state == "executed" and not ev.denials \
+                    and len(ev.approvers) >= ev.quorum:
+                proven = True
+                break
+        if not proven:
+            out.append((entry.key, f"request {request.id[:12]} was not executed with a "
+                                   "quorum of approvals under any anchored registry version"))
+    return out

@@ -92,6 +92,9 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
     result = verify_regions(targets, origin=origin, trusted=trusted, state=state, now=now,
                             primary=primary, read_fraction=fraction, progress=app.progress())
     result.regions += unavailable
+    if primary is not None:
+        _check_rotations(config, app.clock, primary[1], origin, trusted,
+                         [r for r in result.regions if r.region == primary_cfg.name])
     if not region_names:
         cloud = _cloud_snapshot_report(config, [stores[r.name] for r in ordered
                                                 if r.name in stores], origin, trusted)
@@ -120,6 +123,23 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
         store.close()
     if findings:
         click.get_current_context().exit(int(ExitCode.FINDINGS))
+
+
+def _check_rotations(config: Config, clock: Clock, store: Store, origin: str,
+                     trusted: list[Any], reports: list[RegionReport]) -> None:
+    """Every journaled writer key rotation must carry its approval proof (a CRITICAL
+    finding on the primary otherwise): the key history trusts rotations signed by the old
+    key, and this is what shows one was made without two other people."""
+    if not reports:
+        return
+    from drkit.approval.gate import ApprovalContext, rotation_problems
+    from drkit.journal import read_log
+
+    view = read_log(store, origin, trusted)
+    ctx = ApprovalContext(config, clock, store, origin.split(":", 1)[1], trusted=trusted)
+    for key, problem in rotation_problems(ctx, view.entries):
+        reports[0].add("critical", "writer-key-rotation-unapproved",
+                       f"writer key rotation without its approval proof: {problem}", key)
 
 
 def _cloud_snapshot_report(config: Config, stores: list[Store], origin: str,

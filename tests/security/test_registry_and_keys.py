@@ -409,3 +409,26 @@ def test_approved_rotation_is_journaled_and_verifies_everywhere(project) -> None
 
 def config_repository_id(project: Project) -> str:
     return str(project.json("keys", "show")["repository_id"])
+
+
+def test_rotation_journaled_without_approval_is_critical_in_verify(project) -> None:
+    """The writer-key holder journals a rotation to a key of their own (signed by the real
+    key, so the history accepts it) citing an approval that does not exist."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from drkit.repo.journal_writer import append_to_primary
+    from drkit.repo.keyhistory import rotation_entry
+    from drkit.repo.keys import load_writer_signing_key
+
+    config = load_config(project.root / "drkit.toml")
+    entry = rotation_entry(config_repository_id(project), load_writer_signing_key(config),
+                           Ed25519PrivateKey.generate().public_key(), approval="00" * 32,
+                           now=project.clock.now())
+    append_to_primary(config, [entry], now=project.clock.now())
+    project.run("replicate")
+
+    code, doc = project.verify()
+    assert code == 1
+    assert [(f["severity"], f["check"], f["key"]) for f in _findings(doc, "beijing")] == [
+        ("critical", "writer-key-rotation-unapproved", entry.key)]
+    assert _findings(doc, "shanghai") == []
