@@ -143,6 +143,32 @@ def pin_registry_version(ctx: ApprovalContext, content: dict[str, Any], *,
     return version
 
 
+def _anchors_elsewhere(ctx: ApprovalContext, primary: LogView) -> list[JournalEntry]:
+    """Registry anchors in another region's journal, or a region whose journal is longer
+    than the primary's (so the primary was rolled back, perhaps to before the bootstrap):
+    the other regions remember what the primary may have been made to forget."""
+    from drkit.storage.url import open_store
+
+    for region in ctx.config.regions.values():
+        if region.primary:
+            continue
+        try:
+            store = open_store(region.url, base_dir=ctx.config.base_dir, clock=ctx.clock)
+            view = read_log(store, primary.origin, list(ctx.trusted))
+        except DrkitError as exc:
+            log.warning("%s: cannot read its journal (%s)", region.name, exc)
+            continue
+        anchors = anchored_entries(view.entries)
+        if anchors:
+            return anchors
+        if view.size > primary.size:
+            raise ApprovalRequired(f"region {region.name}'s journal is longer than the "
+                                   f"primary's ({view.size} > {primary.size} entries): the "
+                                   "primary was rolled back; bootstrap refused, nothing was "
+                                   "written")
+    return []
+
+
 def bootstrap_registry(ctx: ApprovalContext, enrollments: Sequence[Any], *,
                        min_people: int, who: dict[str, str]) -> RegistryVersion:
     """Pin version 1, once. Every check runs before anything is written: the journal
@@ -153,7 +179,11 @@ def bootstrap_registry(ctx: ApprovalContext, enrollments: Sequence[Any], *,
     if view.problems:
         raise ApprovalRequired(f"{ctx.store.url}: the repository journal does not verify "
                                f"({view.problems[0]}); bootstrap refused, nothing was written")
-    anchors = registry_anchors(ctx, view)
+    if "config" not in {e.key for e in view.entries}:
+        raise ApprovalRequired(f"{ctx.store.url}: the repository journal does not log the "
+                               "repository config (emptied or rolled back?); bootstrap "
+                               "refused, nothing was written")
+    anchors = registry_anchors(ctx, view) or _anchors_elsewhere(ctx, view)
     if anchors:
         raise ApprovalRequired(
             f"{ctx.store.url}: the repository journal anchors approver registry version(s) "

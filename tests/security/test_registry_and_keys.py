@@ -243,6 +243,35 @@ def test_registry_takeover_with_host_state_deleted_is_refused_and_puppets_cannot
     assert code == 0 and doc["findings"] == []  # the registry is back, nothing else moved
 
 
+@pytest.mark.parametrize("how", ["journal-emptied", "journal-rolled-back"])
+def test_registry_takeover_after_rewinding_the_primary_journal_is_refused(project,
+                                                                          how: str) -> None:
+    """The takeover with the primary's journal also rewound (file:// primary: its
+    objects are files), so that it no longer shows the anchor."""
+    journal = project.region / "journal"
+    if how == "journal-emptied":
+        shutil.rmtree(journal)
+    else:  # back to the first checkpoint (the repository config only)
+        for path in (journal / "checkpoint").iterdir():
+            if path.name != f"{1:016d}":
+                path.unlink()
+        for path in (journal / "batch").iterdir():
+            if not path.name.startswith(f"{0:016d}-{1:016d}-"):
+                path.unlink()
+    shutil.rmtree(_registry_state(project))
+    shutil.rmtree(project.region / "approval" / "registry")
+    journal_before = project.files("journal")
+
+    res = _bootstrap_puppets(project)
+
+    assert res.exit_code == 3, res.stderr
+    expected = {"journal-emptied": "does not log the repository config",
+                "journal-rolled-back": "anchors approver registry version(s) 1..1"}[how]
+    assert expected in res.stderr
+    assert project.files("approval/registry") == {}
+    assert project.files("journal") == journal_before
+
+
 def test_registry_put_by_hand_is_critical_in_verify_and_trusted_by_nobody(project) -> None:
     """The takeover without drkit: replace version 1 with a puppet registry by hand."""
     from drkit.approval.keys import Enrollment
