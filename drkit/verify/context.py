@@ -23,7 +23,8 @@ ALWAYS_STANDARD = ("config",)
 #: (its own journal under ``audit/``, checked by ``drkit audit``) and the approval records
 #: (signed documents under ``approval/``, checked by the approval gate). They are not
 #: repository objects, are not replicated, and a restore never reads them, so verify counts
-#: them in a note instead of reporting them as injected data.
+#: them in a note instead of reporting them as injected data. The exception is the approver
+#: registry below: its versions are journaled, replicated and verified like objects.
 OTHER_AREAS = ("audit/", "approval/")
 
 #: The approver registry (``drkit.approval.registry``): each version is anchored in the
