@@ -22,14 +22,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from drkit.approval import configpin, hints, policy
 from drkit.approval.identity import actor
 from drkit.approval.registry import (
     RegistryVersion,
+    anchor_entry,
+    anchored_entries,
+    bootstrap_content,
+    build_version,
     check_local_copy,
     check_seen,
     load_versions,
     registry_content,
+    store_version,
+    unanchored_objects,
 )
 from drkit.approval.requests import (
     ApprovalRequest,
@@ -44,7 +52,8 @@ from drkit.approval.requests import (
 from drkit.canonical import canonical_hash
 from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config, check_config_text
-from drkit.errors import ApprovalRequired, DrkitError, IntegrityError
+from drkit.errors import ApprovalRequired, DrkitError, IntegrityError, KeyFileError
+from drkit.journal import JournalEntry, LogView, read_log
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.storage.base import Store
 
@@ -60,6 +69,7 @@ class ApprovalContext:
     store: Store
     repository_id: str
     progress: Progress = NULL_PROGRESS
+    trusted: Sequence[Ed25519PublicKey] = ()  # the journaled writer key history
 
     @classmethod
     def open(cls, config: Config, clock: Clock, progress: Progress = NULL_PROGRESS
@@ -68,8 +78,9 @@ class ApprovalContext:
         from drkit.storage.url import open_store
 
         store = open_store(config.primary_region.url, clock=clock)
-        repository_id = read_repository_id(store, load_trusted_writer_keys(config))
-        return cls(config, clock, store, repository_id, progress)
+        trusted = load_trusted_writer_keys(config, store)
+        repository_id = read_repository_id(store, trusted)
+        return cls(config, clock, store, repository_id, progress, trusted)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -82,6 +93,11 @@ class ApprovalContext:
         if message not in self._warned:
             self._warned.add(message)
             log.warning("%s", message)
+
+
+    def journal(self) -> LogView:
+        """The primary's repository journal as verified with the trusted writer keys."""
+        return read_log(self.store, "drkit:" + self.repository_id, list(self.trusted))
 
 
 # -- the configuration in force ----------------------------------------------------------------
@@ -234,9 +250,14 @@ def max_skew(ctx: ApprovalContext) -> timedelta:
 
 
 # -- the registry in force ---------------------------------------------------------------------
+def registry_anchors(ctx: ApprovalContext, view: LogView | None = None) -> list[JournalEntry]:
+    return anchored_entries((view or ctx.journal()).entries)
+
+
 def load_registry_chain(ctx: ApprovalContext) -> list[RegistryVersion]:
-    """Every pinned version, each later one proven to be approved by its predecessor."""
-    versions = load_versions(ctx.store, ctx.repository_id)
+    """Every version the repository journal anchors, each later one proven to be approved
+    by its predecessor. Registry objects the journal does not anchor count for nothing."""
+    versions = load_versions(ctx.store, ctx.repository_id, registry_anchors(ctx))
     for previous, version in zip(versions, versions[1:], strict=False):
         _check_update(ctx, previous, version)
     if versions:
@@ -260,6 +281,87 @@ def _check_update(ctx: ApprovalContext, previous: RegistryVersion,
     if evaluation.denials or len(evaluation.approvers) < evaluation.quorum:
         raise IntegrityError(f"{where}: request {request_id[:12]} lacks a quorum of version "
                              f"{previous.number}'s approvers ({evaluation.describe()})")
+
+
+def pin_registry_version(ctx: ApprovalContext, content: dict[str, Any], *,
+                         authorized_by: dict[str, Any]) -> RegistryVersion:
+    """Anchor a new version in the repository journal (through the writer key), then
+    store it create-only. The journal is written first so that no registry object can
+    exist that the journal does not anchor."""
+    from drkit.repo.journal_writer import append_to_primary
+
+    anchors = registry_anchors(ctx)
+    number = int(content["registry_version"])
+    if number != len(anchors) + 1:
+        raise ApprovalRequired(f"the repository journal anchors approver registry versions "
+                               f"1..{len(anchors)}; version {number} would replace one; "
+                               "nothing was changed")
+    version = build_version(content, now=ctx.now(), authorized_by=authorized_by)
+    append_to_primary(ctx.config, [anchor_entry(version)], now=ctx.now(), clock=ctx.clock)
+    store_version(ctx.store, version)
+    return version
+
+
+def _anchors_elsewhere(ctx: ApprovalContext, primary: LogView) -> list[JournalEntry]:
+    """Registry anchors in another region's journal, or a region whose journal is longer
+    than the primary's (so the primary was rolled back, perhaps to before the bootstrap):
+    the other regions remember what the primary may have been made to forget."""
+    from drkit.storage.url import open_store
+
+    for region in ctx.config.regions.values():
+        if region.primary:
+            continue
+        try:
+            store = open_store(region.url, base_dir=ctx.config.base_dir, clock=ctx.clock)
+            view = read_log(store, primary.origin, list(ctx.trusted))
+        except DrkitError as exc:
+            log.warning("%s: cannot read its journal (%s)", region.name, exc)
+            continue
+        anchors = anchored_entries(view.entries)
+        if anchors:
+            return anchors
+        if view.size > primary.size:
+            raise ApprovalRequired(f"region {region.name}'s journal is longer than the "
+                                   f"primary's ({view.size} > {primary.size} entries): the "
+                                   "primary was rolled back; bootstrap refused, nothing was "
+                                   "written")
+    return []
+
+
+def bootstrap_registry(ctx: ApprovalContext, enrollments: Sequence[Any], *,
+                       min_people: int, who: dict[str, str]) -> RegistryVersion:
+    """Pin version 1, once. Every check runs before anything is written: the journal
+    must verify, anchor no version, and the store and this host's state must know none."""
+    from drkit.repo.keys import WRITER_KEY_FILE
+
+    view = ctx.journal()
+    if view.problems:
+        raise ApprovalRequired(f"{ctx.store.url}: the repository journal does not verify "
+                               f"({view.problems[0]}); bootstrap refused, nothing was written")
+    if "config" not in {e.key for e in view.entries}:
+        raise ApprovalRequired(f"{ctx.store.url}: the repository journal does not log the "
+                               "repository config (emptied or rolled back?); bootstrap "
+                               "refused, nothing was written")
+    anchors = registry_anchors(ctx, view) or _anchors_elsewhere(ctx, view)
+    if anchors:
+        raise ApprovalRequired(
+            f"{ctx.store.url}: the repository journal anchors approver registry version(s) "
+            f"1..{len(anchors)} (version 1 sha256 {anchors[0].sha256[:16]}); bootstrap is "
+            "one-time and cannot replace it, whatever the store or this host's state hold. "
+            "Change approvers with 'drkit request approvers --add FILE --remove NAME "
+            "--reason TEXT'")
+    stray = unanchored_objects(ctx.store, anchors)
+    if stray:
+        raise ApprovalRequired(f"{ctx.store.url}: {stray[0]}: an approver registry object "
+                               "the journal does not anchor (put by hand?); bootstrap "
+                               "refused, nothing was written")
+    check_seen(ctx.config, ctx.repository_id, [])  # this host saw a registry: rolled back
+    content = bootstrap_content(ctx.repository_id, enrollments, min_people=min_people)
+    if not (ctx.config.keys_dir / WRITER_KEY_FILE).is_file():
+        raise KeyFileError(f"{ctx.config.keys_dir / WRITER_KEY_FILE}: not found; the "
+                           "bootstrap anchors the registry in the repository journal, so it "
+                           "runs on the set-up host, where the writer key is")
+    return pin_registry_version(ctx, content, authorized_by={"bootstrap": dict(who)})
 
 
 def current_registry(ctx: ApprovalContext, *, check_local: bool = True) -> RegistryVersion:
@@ -580,3 +682,47 @@ def require_approval(operation: str, params: Mapping[str, Any], plan: Any, *,
     raise ApprovalRequired(f"{operation} is a dangerous operation and needs approval "
                            f"({states or 'no matching request'}); "
                            + how_to_request(operation, wanted))
+
+
+# -- proof behind journaled writer key rotations ------------------------------------------------
+def rotation_problems(ctx: ApprovalContext, entries: Sequence[JournalEntry]) -> list[
+        tuple[str, str]]:
+    """(journal key, problem) for every writer key rotation in ``entries`` that does not
+    name an executed ``keys rotate`` request for exactly its new key, approved by a quorum
+    of some anchored registry version's approvers. A rotation is signed by the old key
+    only, so without this check a writer-key holder could add keys on their own."""
+    from drkit.approval.operations import keys_plan
+    from drkit.repo.keyhistory import ROTATION_PREFIX, read_rotation
+
+    rotations = [e for e in entries
+                 if e.kind == "external" and e.key.startswith(ROTATION_PREFIX)]
+    if not rotations:
+        return []
+    try:
+        versions = load_registry_chain(ctx)
+    except DrkitError as exc:
+        return [(e.key, f"cannot check its approval: {exc}") for e in rotations]
+    out = []
+    for entry in rotations:
+        try:
+            _old, _new, body = read_rotation(entry, ctx.repository_id)
+            request = load_request(ctx.store, str(body.get("approval")))
+        except DrkitError as exc:
+            out.append((entry.key, str(exc)))
+            continue
+        plan = keys_plan("rotate", {"public_keys": [body.get("new")]})
+        if request.operation != "keys" or request.plan != plan:
+            out.append((entry.key, f"request {request.id[:12]} does not approve rotating to "
+                                   f"{body.get('new')}"))
+            continue
+        proven = False
+        for version in versions:
+            ev = evaluate(ctx, request, version, ignore_expiry=True)
+            if ev.state == "executed" and not ev.denials \
+                    and len(ev.approvers) >= ev.quorum:
+                proven = True
+                break
+        if not proven:
+            out.append((entry.key, f"request {request.id[:12]} was not executed with a "
+                                   "quorum of approvals under any anchored registry version"))
+    return out

@@ -27,10 +27,16 @@ from drkit.approval.configpin import (
     parse_toml,
     pin,
 )
-from drkit.approval.gate import ApprovalContext, Grant, current_registry, pinned_config
+from drkit.approval.gate import (
+    ApprovalContext,
+    Grant,
+    current_registry,
+    pin_registry_version,
+    pinned_config,
+)
 from drkit.approval.identity import actor
 from drkit.approval.keys import Enrollment
-from drkit.approval.registry import pin_version, registry_content, write_local_copy
+from drkit.approval.registry import registry_content, write_local_copy
 from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config, check_config
 from drkit.errors import (
@@ -183,12 +189,16 @@ def _tombstone_and_delete(ctx: ApprovalContext, items: list[dict[str, Any]], gra
     delete in that region only."""
     from drkit.approval.proof import tombstone_entries
     from drkit.repo.journal_writer import append_locked
-    from drkit.repo.keys import load_trusted_writer_keys, load_writer_signing_key
+    from drkit.repo.keyhistory import repository_history, require_in_history
+    from drkit.repo.keys import load_writer_signing_key
     from drkit.repo.lock import RepositoryLock
     from drkit.storage.url import open_store
 
     signer = load_writer_signing_key(ctx.config)
-    trusted = [*load_trusted_writer_keys(ctx.config), signer.public_key()]
+    # Like every journal writer: the log is checked against the journaled key history, and
+    # this host's key must be part of it (a key file swapped in by hand never writes).
+    trusted = repository_history(ctx.config, ctx.store)
+    require_in_history(ctx.config, signer.public_key(), trusted)
     store = ctx.store if region == ctx.config.primary else open_store(
         ctx.config.region(region).url, clock=ctx.clock)
     logged = [i for i in items if i.get("logged", True)]
@@ -354,8 +364,8 @@ def plan_approvers(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, An
 
 def run_approvers(ctx: ApprovalContext, params: dict[str, Any], plan: dict[str, Any],
                   grant: Grant) -> dict[str, Any]:
-    version = pin_version(ctx.store, plan["registry"], now=ctx.now(),
-                          authorized_by={"request": grant.request_id})
+    version = pin_registry_version(ctx, plan["registry"],
+                                   authorized_by={"request": grant.request_id})
     write_local_copy(ctx.config, version)
     return {"registry_version": version.number, "sha256": version.sha256,
             "added": plan["added"], "removed": plan["removed"]}

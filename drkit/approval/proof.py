@@ -43,7 +43,12 @@ from typing import Any
 
 from drkit.approval.configpin import CONFIG_PREFIX
 from drkit.approval.policy import DEFAULT_QUORUM, DEFAULT_SKEW_MINUTES, quorum_from_raw
-from drkit.approval.registry import RegistryVersion, load_versions, registry_content
+from drkit.approval.registry import (
+    RegistryVersion,
+    anchored_entries,
+    load_versions,
+    registry_content,
+)
 from drkit.approval.requests import (
     ApprovalRequest,
     load_decisions,
@@ -124,12 +129,14 @@ class ProofChecker:
         self._registry: list[RegistryVersion] | None = None
         self._registry_problem: str | None = None
         self._proofs: dict[str, _Proven | str] = {}
+        self._entries: Sequence[JournalEntry] = ()  # the log whose tombstones are checked
 
     # The registry as this store holds it, every update checked like the gate does.
     def registry(self) -> list[RegistryVersion]:
         if self._registry is None and self._registry_problem is None:
             try:
-                versions = load_versions(self.store, self.repository_id)
+                versions = load_versions(self.store, self.repository_id,
+                                         anchored_entries(self._entries))
                 for previous, version in zip(versions, versions[1:], strict=False):
                     self._check_update(previous, version)
                 self._registry = versions
@@ -240,6 +247,7 @@ class ProofChecker:
 
     def unproven(self, entries: Sequence[JournalEntry]) -> dict[int, str]:
         """Positions of the unproven tombstones in ``entries``, with the reason."""
+        self._entries = entries  # the registry versions this log anchors
         proofs: dict[str, Any] = {}
         for entry in entries:
             note = entry.note or {}

@@ -8,7 +8,11 @@ Version N is the create-only object ``approval/registry/NNNNNN.json`` in the pri
      "approvers": [enrolment statements, each signed by its own key],
      "created": ISO, "authorized_by": {"bootstrap": {"os_user", "host"}} | {"request": ID}}
 
-Version 1 is the bootstrap (allowed once: only while no version exists). Every later
+Each version is anchored in the repository journal (``anchor_entry``: key, size and sha256
+of its bytes, plus the document) before it is stored; only anchored versions count
+(``drkit.approval.gate.load_registry_chain``), and verify checks them in every region.
+
+Version 1 is the bootstrap (allowed once: only while no version is anchored). Every later
 version names the approval request that authorised it; ``drkit.approval.gate`` checks that
 request's plan equals this version's content and that a quorum of version N-1's approvers
 signed it, so the chain can be re-verified by anyone from the repository alone.
@@ -20,11 +24,12 @@ version, every approval command refuses (exit 3) instead of guessing which one i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,12 +48,14 @@ from drkit.errors import (
     ObjectExists,
     ObjectNotFound,
 )
+from drkit.journal import JournalEntry
 from drkit.storage.base import Store
 
 log = logging.getLogger(__name__)
 
 REGISTRY_FORMAT = "drkit-approver-registry"
 REGISTRY_PREFIX = "approval/registry/"
+ANCHOR_NOTE = "approver-registry"
 
 
 def registry_key(number: int) -> str:
@@ -134,52 +141,127 @@ def parse_version(data: bytes, number: int, repository_id: str, previous: str | 
     return RegistryVersion(number, doc, hashlib.sha256(data).hexdigest(), approvers)
 
 
-def load_versions(store: Store, repository_id: str) -> list[RegistryVersion]:
-    """Every pinned version, structurally verified and chained; [] when none exists."""
-    keys = sorted(info.key for info in store.list(REGISTRY_PREFIX))
+def anchor_entry(version: RegistryVersion) -> JournalEntry:
+    """The repository-journal leaf that anchors ``version``: its key, size and sha256 like
+    any logged object (so replicate copies it and verify checks it in every region), and
+    the document itself, so a crash between anchoring and storing loses nothing."""
+    data = version.to_bytes()
+    return JournalEntry(kind="object", key=registry_key(version.number), size=len(data),
+                        sha256=version.sha256,
+                        note={"anchor": ANCHOR_NOTE, "registry_version": version.number,
+                              "document": version.doc})
+
+
+def anchored_entries(entries: Iterable[JournalEntry]) -> list[JournalEntry]:
+    """The anchors of registry versions 1..N in the journal, in order.
+
+    The first entry for a version's key is its anchor; any later entry for that key (a
+    tombstone, another object) would replace a registry version and is an integrity
+    failure, as is a gap in the numbering."""
+    anchors: dict[str, JournalEntry] = {}
+    for entry in entries:
+        if not entry.key.startswith(REGISTRY_PREFIX):
+            continue
+        if entry.key in anchors or entry.kind != "object":
+            raise IntegrityError(f"journal: {entry.key}: a later {entry.kind} entry would "
+                                 "replace an anchored approver registry version; registry "
+                                 "versions are never replaced")
+        anchors[entry.key] = entry
+    ordered = sorted(anchors)
+    for number, key in enumerate(ordered, start=1):
+        if key != registry_key(number):
+            raise IntegrityError(f"journal: anchors {key} but no {registry_key(number)}")
+    return [anchors[k] for k in ordered]
+
+
+def _anchored_bytes(anchor: JournalEntry) -> bytes | None:
+    doc = (anchor.note or {}).get("document")
+    if not isinstance(doc, dict):
+        return None
+    data = canonical_json(doc)
+    return data if hashlib.sha256(data).hexdigest() == anchor.sha256 else None
+
+
+def load_versions(store: Store, repository_id: str, anchors: Sequence[JournalEntry]
+                  ) -> list[RegistryVersion]:
+    """The anchored versions, each read from the store and compared with its anchor,
+    structurally verified and chained; [] when the journal anchors none.
+
+    A version replaced in the store is an integrity failure; one missing from the store
+    (a crash between anchoring and storing, or a deletion) is put back from the journal's
+    copy. A registry object the journal does not anchor is an integrity failure too
+    (``drkit verify`` reports it as CRITICAL)."""
     versions: list[RegistryVersion] = []
     previous: str | None = None
-    for index, key in enumerate(keys, start=1):
-        if key != registry_key(index):
-            raise IntegrityError(f"{store.url}: {key}: unexpected registry object "
-                                 f"(expected {registry_key(index)}: a version is missing)")
-        version = parse_version(store.get(key), index, repository_id, previous,
-                                where=f"{store.url}: {key}")
+    anchored = set()
+    for number, anchor in enumerate(anchors, start=1):
+        key = registry_key(number)
+        anchored.add(key)
+        where = f"{store.url}: {key}"
+        try:
+            data = store.get(key)
+        except ObjectNotFound:
+            restored = _anchored_bytes(anchor)
+            if restored is None:
+                raise IntegrityError(f"{where}: anchored approver registry version is "
+                                     "missing from the store") from None
+            log.warning("%s: missing from the store; putting back the version the journal "
+                        "anchors", where)
+            with contextlib.suppress(ObjectExists):
+                store.put(key, restored)
+            data = restored
+        found = hashlib.sha256(data).hexdigest()
+        if found != anchor.sha256 or len(data) != anchor.size:
+            raise IntegrityError(f"{where}: differs from approver registry version {number} "
+                                 f"anchored in the repository journal (sha256 "
+                                 f"{anchor.sha256[:16]}, found {found[:16]}): replaced by "
+                                 "hand; nothing trusts it")
+        version = parse_version(data, number, repository_id, previous, where=where)
         versions.append(version)
         previous = version.sha256
+    extra = sorted(i.key for i in store.list(REGISTRY_PREFIX) if i.key not in anchored)
+    if extra:
+        # Anchoring comes before storing, so no crash leaves such an object: someone put
+        # it there by hand. It decides nothing, but approvals stop until a person looks.
+        raise IntegrityError(f"{store.url}: {extra[0]}: approver registry object that the "
+                             "repository journal does not anchor (put by hand); it is not "
+                             "trusted, and approval commands refuse until it is removed")
     return versions
 
 
-def pin_version(store: Store, content: dict[str, Any], *, now: datetime,
-                authorized_by: dict[str, Any]) -> RegistryVersion:
-    """Write a new version create-only; a concurrent writer of the same number loses."""
+def unanchored_objects(store: Store, anchors: Sequence[JournalEntry]) -> list[str]:
+    anchored = {a.key for a in anchors}
+    return sorted(i.key for i in store.list(REGISTRY_PREFIX) if i.key not in anchored)
+
+
+def build_version(content: dict[str, Any], *, now: datetime,
+                  authorized_by: dict[str, Any]) -> RegistryVersion:
+    """A new version's document (not stored yet: it is anchored in the journal first)."""
     doc = {**content, "created": utc_iso(now), "authorized_by": authorized_by}
     data = canonical_json(doc)
-    number = int(content["registry_version"])
-    try:
-        store.put(registry_key(number), data)
-    except ObjectExists:
-        raise ApprovalRequired(f"{store.url}: approver registry version {number} already "
-                               "exists; nothing was changed") from None
     approvers = tuple(Enrollment.from_dict(a, where="new registry") for a in doc["approvers"])
-    return RegistryVersion(number, doc, hashlib.sha256(data).hexdigest(), approvers)
+    return RegistryVersion(int(content["registry_version"]), doc,
+                           hashlib.sha256(data).hexdigest(), approvers)
 
 
-def bootstrap(store: Store, repository_id: str, enrollments: Sequence[Enrollment], *,
-              now: datetime, actor: dict[str, str], min_people: int) -> RegistryVersion:
-    """Pin the first registry. Refused once any version exists: this is a one-time step."""
-    existing = list(store.list(REGISTRY_PREFIX))
-    if existing:
-        raise ApprovalRequired(
-            f"{store.url}: an approver registry is already pinned ({len(existing)} "
-            "version(s)); bootstrap is one-time. Change approvers with "
-            "'drkit request approvers --add FILE --remove NAME --reason TEXT'")
+def store_version(store: Store, version: RegistryVersion) -> None:
+    """Write an anchored version create-only."""
+    try:
+        store.put(registry_key(version.number), version.to_bytes())
+    except ObjectExists:
+        if store.get(registry_key(version.number)) != version.to_bytes():
+            raise IntegrityError(f"{store.url}: {registry_key(version.number)} exists with "
+                                 "other content than the version just anchored") from None
+
+
+def bootstrap_content(repository_id: str, enrollments: Sequence[Enrollment], *,
+                      min_people: int) -> dict[str, Any]:
+    """Version 1's content, after checking there are enough distinct people."""
     people = {e.name for e in enrollments}
     if len(people) < min_people:
         raise InputError(f"bootstrap needs at least {min_people} distinct people (the quorum "
                          f"plus the requester), got {len(people)}")
-    content = registry_content(1, None, repository_id, enrollments)
-    return pin_version(store, content, now=now, authorized_by={"bootstrap": dict(actor)})
+    return registry_content(1, None, repository_id, enrollments)
 
 
 # -- the local copy -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from drkit.approval.keys import (
     read_enrollment,
     unlock,
 )
-from drkit.approval.registry import bootstrap, write_local_copy
+from drkit.approval.registry import write_local_copy
 from drkit.approval.requests import (
     load_request,
     new_request,
@@ -32,7 +32,7 @@ from drkit.approval.requests import (
 )
 from drkit.audit import record_event
 from drkit.cli.common import emit, get_app, json_option
-from drkit.errors import ApprovalRequired, DrkitError, InputError
+from drkit.errors import ApprovalRequired, DrkitError, InputError, IntegrityError
 from drkit.passphrase import check_new_passphrase
 
 PassphraseFile = click.Path(dir_okay=False, path_type=Path)
@@ -137,26 +137,29 @@ def approvers_enroll(name: str, roles: tuple[str, ...], passphrase_file: Path | 
                 type=click.Path(dir_okay=False, path_type=Path))
 @json_option
 def approvers_bootstrap(enrollments: tuple[Path, ...]) -> None:
-    """Pin the first approver registry (one time only; logged in the audit log)."""
-    ctx = _context()
-    people = [read_enrollment(p) for p in enrollments]
-    minimum = max(gate.quorum_for(ctx, op) for op in operations.OPERATIONS) + 1
+    """Pin the first approver registry (one time only, on the set-up host where the writer
+    key is: it is anchored in the repository journal; every attempt is audited)."""
     params = {"enrollments": [str(p) for p in enrollments]}
     try:
-        version = bootstrap(ctx.store, ctx.repository_id, people, now=ctx.now(),
-                            actor=actor(), min_people=minimum)
-    except ApprovalRequired as exc:
+        ctx = _context()
+        people = [read_enrollment(p) for p in enrollments]
+        minimum = max(gate.quorum_for(ctx, op) for op in operations.OPERATIONS) + 1
+        version = gate.bootstrap_registry(ctx, people, min_people=minimum, who=actor())
+        gate.load_registry_chain(ctx)  # record this host's view of version 1
+    except (ApprovalRequired, IntegrityError) as exc:
         refused("approvers.bootstrap", exc, params)
         raise
-    gate.load_registry_chain(ctx)  # record this host's view of version 1
+    except DrkitError as exc:
+        audit("approvers.bootstrap", "error", params, {"error": str(exc)})
+        raise
     path = write_local_copy(ctx.config, version)
     audit("approvers.bootstrap", "ok", params,
           {"registry_version": 1, "sha256": version.sha256,
            "approvers": [e.name for e in version.approvers]})
     emit(version.summary(),
          f"pinned approver registry version 1 (sha256 {version.sha256}) with "
-         f"{len(version.people())} people; local copy {path}\n"
-         "record this hash somewhere the approvers can check it")
+         f"{len(version.people())} people, anchored in the repository journal; local copy "
+         f"{path}\nrecord this hash somewhere the approvers can check it")
 
 
 @approvers_group.command("show")

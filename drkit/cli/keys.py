@@ -15,6 +15,7 @@ from drkit.config import Config
 from drkit.errors import InputError, KeyFileError
 from drkit.passphrase import check_new_passphrase
 from drkit.repo import keys as keyfiles
+from drkit.repo.keyhistory import record_anchor
 from drkit.repo.writer import initialise_repository
 from drkit.storage.base import Store
 from drkit.storage.url import open_store
@@ -73,6 +74,10 @@ def keys_init(passphrase_file: Path | None) -> None:
     store = open_store(region.url, base_dir=config.base_dir, clock=app.clock)
     initialise_repository(store, region, made, now=app.clock.now(),
                           cache_dir=config.cache_dir)
+    # This host's trust anchor for the writer key history (docs/keys.md): the key it
+    # created, not whatever key file lies in the folder later.
+    record_anchor(config, made.repository_id, made.signing_key.public_key(),
+                  now=app.clock.now(), how="keys init")
     pinned = _pin_initial_config(config, store, config_text)
     prints = keyfiles.public_fingerprints(config)
     emit({**prints, "keys_dir": str(config.keys_dir), "store": store.url,
@@ -150,12 +155,23 @@ def keys_rotate(prepare: bool, approval_id: str | None) -> None:
     # exactly this new public key.
     grant = require_approval("keys", plan, plan, config=config, clock=app.clock,
                              approval_id=approval_id)
+    # Journal the rotation first, signed by the old key under a checkpoint the old key
+    # signs: that record, not the key files, is what makes the new key a writer
+    # everywhere. A crash before the files are swapped leaves the old key a writer still.
+    from drkit.repo.journal_writer import append_to_primary
+    from drkit.repo.keyhistory import rotation_entry
+
+    repository_id, _id_key = keyfiles.load_id_key(config)
+    append_to_primary(config, [rotation_entry(
+        repository_id, keyfiles.load_writer_signing_key(config),
+        keyfiles.prepare_writer_rotation(config.keys_dir), approval=grant.request_id,
+        now=app.clock.now())], now=app.clock.now(), clock=app.clock)
     old, new = keyfiles.complete_writer_rotation(config.keys_dir)
     emit({"old": old, "new": new, "approval": grant.request_id,
           "approved_by": list(grant.approved_by)},
          f"writer key rotated (approved by {', '.join(grant.approved_by)}): new {new}; the "
-         f"old key stays trusted for the history it signed. Add the new key to "
-         "verify.writer_keys on verifier hosts that do not share this keys folder.")
+         "rotation is journaled, so every host that verifies the repository trusts the "
+         "new key and keeps trusting the old one for the history it signed.")
 
 
 COMMANDS = [keys_group]

@@ -117,6 +117,9 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
                             save_state=accept_first_contact or not first_contact,
                             own_batches=_own_batches(config, primary, origin))
     result.regions += unavailable
+    if primary is not None:
+        _check_rotations(config, app.clock, primary[1], origin, trusted,
+                         [r for r in result.regions if r.region == primary_cfg.name])
     if not region_names:
         cloud = _cloud_snapshot_report(config, [stores[r.name] for r in ordered
                                                 if r.name in stores], origin, trusted)
@@ -182,6 +185,23 @@ def first_contact_warning(state_path: Path | None, origin: str, *, accepted: boo
     return (f"FIRST-CONTACT: this host holds no trusted state for {origin} ({state_path} "
             "is missing: a new host, or the state was deleted), so a rolled-back or forked "
             f"log cannot be told from a good one; {checked}; {then}")
+
+
+def _check_rotations(config: Config, clock: Clock, store: Store, origin: str,
+                     trusted: list[Any], reports: list[RegionReport]) -> None:
+    """Every journaled writer key rotation must carry its approval proof (a CRITICAL
+    finding on the primary otherwise): the key history trusts rotations signed by the old
+    key, and this is what shows one was made without two other people."""
+    if not reports:
+        return
+    from drkit.approval.gate import ApprovalContext, rotation_problems
+    from drkit.journal import read_log
+
+    view = read_log(store, origin, trusted)
+    ctx = ApprovalContext(config, clock, store, origin.split(":", 1)[1], trusted=trusted)
+    for key, problem in rotation_problems(ctx, view.entries):
+        reports[0].add("critical", "writer-key-rotation-unapproved",
+                       f"writer key rotation without its approval proof: {problem}", key)
 
 
 def _cloud_snapshot_report(config: Config, stores: list[Store], origin: str,

@@ -8,6 +8,9 @@ and approved deletions (``approval/operations.py``) all append here, so that
 - every tombstone is checked for its proof of approval (``approval/proof.py``) before it is
   written: drkit itself never writes a tombstone that ``verify`` would call unproven.
 
+- the signer is checked against the repository's journaled writer-key history
+  (``repo/keyhistory.py``): a key file swapped in by hand never writes.
+
 The audit log is a separate journal with its own writer (``drkit.audit``).
 """
 
@@ -60,19 +63,20 @@ def append_locked(store: Store, repository_id: str, entries: Sequence[JournalEnt
 def append_to_primary(config: Config, entries: Sequence[JournalEntry], *, now: datetime,
                       clock: Clock | None = None) -> Checkpoint:
     """Append ``entries`` to the primary region's journal under the repository lock, signed
-    with this host's writer key. Raises KeyFileError without the writer keys, InputError
-    if the primary holds no repository, IntegrityError as ``append_locked``."""
-    from drkit.repo.keys import (
-        load_trusted_writer_keys,
-        load_writer_signing_key,
-        read_repository_id,
-    )
+    with this host's writer key. Raises KeyFileError (exit 2) when that key is missing or
+    not in the repository's journaled key history, InputError if the primary holds no
+    repository, LockedError when another writer holds the lock, IntegrityError as
+    ``append_locked``."""
+    from drkit.repo.keyhistory import repository_history, require_in_history
+    from drkit.repo.keys import load_writer_signing_key, read_repository_id
     from drkit.storage.url import open_store
 
     signer = load_writer_signing_key(config)
-    # The existing log may be signed by earlier writer keys as well as this one.
-    trusted = [*load_trusted_writer_keys(config), signer.public_key()]
     store = open_store(config.primary_region.url, base_dir=config.base_dir, clock=clock)
+    # The existing log is verified against the journaled key history (earlier writer keys
+    # included), and this host's key must be in it.
+    trusted = repository_history(config, store)
+    require_in_history(config, signer.public_key(), trusted)
     repository_id = read_repository_id(store, trusted)
     with RepositoryLock(config.cache_dir, repository_id, now=now) as lock:
         return append_locked(store, repository_id, entries, signer, trusted=trusted, now=now,

@@ -253,23 +253,23 @@ def load_writer_public_key(config: Config) -> Ed25519PublicKey:
         raise KeyFileError(f"{path}: key file is corrupted ({exc})") from None
 
 
-def load_trusted_writer_keys(config: Config) -> list[Ed25519PublicKey]:
-    """The writer public key in the keys folder (if present), the writer keys it replaced
-    (``writer.retired-*.pub``: history they signed must stay verifiable), plus
-    ``verify.writer_keys``."""
+def load_trusted_writer_keys(config: Config, store: Store | None = None
+                             ) -> list[Ed25519PublicKey]:
+    """The writer keys checkpoints and documents must be signed by: the journaled key
+    history (``drkit.repo.keyhistory``: the anchor, i.e. ``verify.writer_keys`` or the key
+    this host saw first, plus every key an approved rotation introduced), read from
+    ``store`` or else the first region holding the repository. Key files on the host
+    (``writer.pub``, ``writer.retired-*.pub``) are trusted only before any region holds a
+    repository, for ``drkit keys init`` itself."""
+    from drkit.repo.keyhistory import configured_anchors, history_for_config
+
+    history = history_for_config(config, store)
+    if history is not None:
+        return history
     keys: list[Ed25519PublicKey] = []
     if (config.keys_dir / WRITER_PUB_FILE).exists():
         keys.append(load_writer_public_key(config))
-    for path in sorted(config.keys_dir.glob(RETIRED_PUB_GLOB)):
-        try:
-            keys.append(parse_ed25519(_read_text_key(path)))
-        except ValueError as exc:
-            raise KeyFileError(f"{path}: key file is corrupted ({exc})") from None
-    for text in config.writer_keys:
-        try:
-            keys.append(parse_ed25519(text))
-        except ValueError as exc:
-            raise KeyFileError(f"{config.path}: verify.writer_keys: {exc}") from None
+    keys += configured_anchors(config)
     if not keys:
         raise KeyFileError(f"{config.keys_dir / WRITER_PUB_FILE}: no trusted writer key "
                            "(run 'drkit keys init' or set verify.writer_keys)")

@@ -131,8 +131,10 @@ class RepositoryWriter:
     def __init__(self, store: Store, region: RegionConfig, keys: WriterKeys,
                  trusted: Sequence[Ed25519PublicKey], cache_dir: Path, *, now: datetime,
                  pack_size: int = 16 << 20, upload_threads: int = 2,
-                 regions: Sequence[RegionConfig] = ()) -> None:
+                 regions: Sequence[RegionConfig] = (), config: Config | None = None
+                 ) -> None:
         self.store = store
+        self.config = config
         self.region = region
         # Journaled with every new object: the class and retain-until each region's copy
         # must keep (drkit.repo.retention), so an edited local sidecar is found by verify.
@@ -167,11 +169,20 @@ class RepositoryWriter:
     @classmethod
     def for_config(cls, config: Config, *, now: datetime, store: Store | None = None,
                    upload_threads: int = 2) -> RepositoryWriter:
+        from drkit.repo.keyhistory import repository_history
+
         region = config.primary_region
-        return cls(store or open_store(region.url, base_dir=config.base_dir), region,
-                   load_writer_keys(config), load_trusted_writer_keys(config), config.cache_dir,
+        store = store or open_store(region.url, base_dir=config.base_dir)
+        # The writer checks the log, and its own key, against the repository's journaled
+        # key history from this host's anchor; a local ``verify.writer_keys`` edit cannot
+        # make a hand-swapped key a writer.
+        try:
+            trusted = repository_history(config, store)
+        except ObjectNotFound:  # no repository yet: Repository.open says so
+            trusted = load_trusted_writer_keys(config, store)
+        return cls(store, region, load_writer_keys(config), trusted, config.cache_dir,
                    now=now, pack_size=config.pack_size_mib << 20, upload_threads=upload_threads,
-                   regions=list(config.regions.values()))
+                   regions=list(config.regions.values()), config=config)
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> RepositoryWriter:
@@ -182,6 +193,11 @@ class RepositoryWriter:
                 raise IntegrityError(f"{self.store.url}: holds repository "
                                      f"{self.repo.repository_id}, keys are for "
                                      f"{self.keys.repository_id}")
+            if self.config is not None:
+                from drkit.repo.keyhistory import require_in_history
+
+                require_in_history(self.config, self.keys.signing_key.public_key(),
+                                   self.trusted)
             self._reuse_leftovers()
         except BaseException:
             self.close()
@@ -356,14 +372,14 @@ class RepositoryWriter:
         """Journal every object of this run (and reused leftovers): the visibility point."""
         self.flush()
         entries = self.reused + self.written
-        # The existing log is verified against every trusted writer key, not only our own:
-        # after a key rotation the history was signed by the retired key.
-        # The write-ahead record of the append sits beside the pending list, so a crash
-        # between the batch and its checkpoint is completed by the next run, not reported.
+        # The existing log is verified against the journaled key history only (which holds
+        # the retired keys that signed older parts); never against our own key just
+        # because it is ours. The write-ahead record of the append sits beside the pending
+        # list, so a crash between the batch and its checkpoint is completed by the next
+        # run, not reported.
         checkpoint = append_locked(
             self.store, self.keys.repository_id, entries, self.keys.signing_key,
-            trusted=[*self.trusted, self.keys.signing_key.public_key()], now=self.now,
-            lock=self.lock, intents_dir=self.cache_dir)
+            trusted=self.trusted, now=self.now, lock=self.lock, intents_dir=self.cache_dir)
         self.pending.clear()
         assert self.repo is not None
         for entry in entries:

@@ -23,7 +23,22 @@ ALWAYS_STANDARD = ("config",)
 #: under ``audit/``) and the approval records (signed documents under ``approval/``). They
 #: are not leaves of the repository journal, so the object check leaves them to
 #: ``drkit.verify.records``, which checks them against their owners' rules.
+#: The exception is the approver registry: its versions are journaled, replicated and
+#: verified like objects.
 OTHER_AREAS = ("audit/", "approval/")
+
+#: The approver registry (``drkit.approval.registry``): each version is anchored in the
+#: repository journal like any object, so a version missing or replaced in a region is
+#: CRITICAL, and a registry object the journal does not anchor is CRITICAL too (whoever
+#: put it there by hand wanted it to decide who approves).
+REGISTRY_PREFIX = "approval/registry/"
+_REGISTRY_CHECKS = {"object-missing": "approver-registry-missing",
+                    "object-changed": "approver-registry-replaced"}
+
+
+def check_name(key: str, check: str) -> str:
+    """The finding name for ``check`` on ``key`` (registry objects get their own)."""
+    return _REGISTRY_CHECKS.get(check, check) if key.startswith(REGISTRY_PREFIX) else check
 
 
 def trusted_writer_keys(config: Config) -> list[Ed25519PublicKey]:

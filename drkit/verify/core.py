@@ -44,7 +44,9 @@ from drkit.verify.anchors import Anchor, check_anchor
 from drkit.verify.context import (
     ALWAYS_STANDARD,
     OTHER_AREAS,
+    REGISTRY_PREFIX,
     Match,
+    check_name,
     lag_hours,
     listing_match,
     stored_sha256,
@@ -233,7 +235,8 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     listing: dict[str, ObjectInfo] = {}
     other_areas = 0
     for listed in store.list(""):
-        if listed.key.startswith(OTHER_AREAS) and listed.key not in logged_keys:
+        if (listed.key.startswith(OTHER_AREAS) and not listed.key.startswith(REGISTRY_PREFIX)
+                and listed.key not in logged_keys):
             other_areas += 1
         elif not listed.key.startswith(JOURNAL_PREFIX) and listed.key != IDENTITY_KEY:
             listing[listed.key] = listed
@@ -250,8 +253,8 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
         for key, entry in live.items():
             info = listing.get(key)
             if info is None:
-                report.add("critical", "object-missing", "logged object is missing", key,
-                           _describe(entry), "absent")
+                report.add("critical", check_name(key, "object-missing"),
+                           "logged object is missing", key, _describe(entry), "absent")
                 task.advance()
                 continue
             present.append(entry)
@@ -266,7 +269,7 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
             if match is Match.SAME:
                 report.objects_checked_by_listing += 1
             else:
-                report.add("critical", "object-changed",
+                report.add("critical", check_name(key, "object-changed"),
                            "object differs from the logged one (overwritten or truncated)",
                            key, _describe(entry),
                            f"{info.size} B {(info.sha256 or info.md5 or '?')[:16]}")
@@ -280,15 +283,16 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
                 return
             except ObjectNotFound:
                 with lock:
-                    report.add("critical", "object-missing", "logged object is missing",
-                               entry.key, _describe(entry), "absent")
+                    report.add("critical", check_name(entry.key, "object-missing"),
+                               "logged object is missing", entry.key, _describe(entry),
+                               "absent")
                 return
             finally:
                 task.advance()
             with lock:
                 report.objects_hashed += 1
                 if got != entry.sha256:
-                    report.add("critical", "object-changed",
+                    report.add("critical", check_name(entry.key, "object-changed"),
                                "object's bytes differ from the logged ones (overwritten)",
                                entry.key, _describe(entry), f"sha256 {got[:16]}")
 
@@ -307,6 +311,12 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
             report.objects_pending += 1
             continue
         info = listing[key]
+        if key.startswith(REGISTRY_PREFIX):
+            report.add("critical", "approver-registry-unanchored",
+                       "approver registry object that the repository journal does not "
+                       "anchor (put by hand); it decides nothing", key, "absent",
+                       f"{info.size} B")
+            continue
         report.add("high", "object-unlogged",
                    "object in the bucket that no journal entry names (injected data)", key,
                    "absent", f"{info.size} B")

@@ -220,13 +220,14 @@ class RecordsCheck:
 
     def _check_chain(self, store: Store, records: dict[str, _Record], kind: str) -> None:
         from drkit.approval.configpin import latest_pinned
-        from drkit.approval.registry import load_versions
+        from drkit.approval.registry import anchored_entries, load_versions
 
         if not any(r.kind == kind for r in records.values()):
             return
         try:
             if kind == "registry":
-                load_versions(store, self.repository_id)
+                load_versions(store, self.repository_id,
+                              anchored_entries(getattr(self, "_entries", [])))
             else:
                 latest_pinned(store, getattr(self, "_entries", []))
         except (DrkitError, ValueError, TypeError, KeyError) as exc:

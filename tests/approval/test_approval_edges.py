@@ -116,6 +116,20 @@ def test_signature_from_another_domain_is_not_an_approval(project) -> None:
     assert "forged or damaged signature (claims to be 'bob')" in res.stderr
 
 
+def _put_anchored(project, key: str, data: bytes) -> None:
+    """What a holder of the writer key can do by hand: anchor a forged registry version in
+    the repository journal and store it. The chain checks must still refuse it."""
+    import hashlib
+
+    from drkit.journal import JournalEntry
+    from drkit.repo.journal_writer import append_to_primary
+
+    append_to_primary(load_config(project.root / "drkit.toml"), [JournalEntry(
+        kind="object", key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())],
+        now=NOW)
+    LocalStore(project.region).put(key, data)
+
+
 def test_registry_version_without_an_approved_request_is_rejected(project) -> None:
     store = LocalStore(project.region)
     v1 = store.get("approval/registry/000001.json")
@@ -126,7 +140,7 @@ def test_registry_version_without_an_approved_request_is_rejected(project) -> No
     people = [Enrollment.from_dict(a, where="v1") for a in current["approvers"]]
     content = registry_content(2, hashlib.sha256(v1).hexdigest(), current["repository"],
                                [*people, Enrollment.from_dict(mallory, where="m")])
-    store.put("approval/registry/000002.json", canonical_json(
+    _put_anchored(project, "approval/registry/000002.json", canonical_json(
         {**content, "created": "2026-11-23T02:30:00Z", "authorized_by": {"bootstrap": {}}}))
     res = project.run("approvers", "show", ok=False)
     assert res.exit_code == 1
@@ -139,7 +153,7 @@ def test_registry_version_backed_by_a_request_without_quorum_is_rejected(project
     project.approve(rid, "bob")  # one approval only
     store = LocalStore(project.region)
     request = load_request(store, rid)
-    store.put("approval/registry/000002.json", canonical_json(
+    _put_anchored(project, "approval/registry/000002.json", canonical_json(
         {**request.plan["registry"], "created": "2026-11-23T02:30:00Z",
          "authorized_by": {"request": rid}}))
     res = project.run("approvers", "show", ok=False)

@@ -204,6 +204,10 @@ retention_days = 30
         "name": "argon2id", "iterations": 1, "lanes": 1, "memory_cost": 8192})
     open_store(config.primary_region.url).put(
         repo_keys.CONFIG_KEY, repo_keys.encode_repository_config(made, now=clock.now()))
+    # As 'drkit keys init' does: this host's writer key anchor (else first use warns).
+    from drkit.repo.keyhistory import record_anchor
+
+    record_anchor(config, made.repository_id, made.signing_key.public_key(), how="keys init")
     res = drkit("cloud", "expire", "--as-of", as_of)
     assert res.exit_code == 3, res.stderr
     # The real gate refuses: here no approver registry exists yet, so nothing can approve.
