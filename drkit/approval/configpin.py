@@ -26,6 +26,7 @@ from drkit.approval.policy import DEFAULT_EXPIRY_HOURS, quorum_from_raw
 from drkit.canonical import canonical_json
 from drkit.clock import utc_iso
 from drkit.errors import ConfigError, IntegrityError, ObjectExists
+from drkit.numbers import MAX_INTEGER, number_problem
 from drkit.storage.base import Store
 
 CONFIG_PREFIX = "approval/config/"
@@ -51,6 +52,8 @@ def parse_toml(text: str, *, where: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=where) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ConfigError(f"not usable TOML: {str(exc)[:80]}", file=where) from None
 
 
 def latest_pinned(store: Store) -> PinnedConfig | None:
@@ -99,7 +102,11 @@ def _regions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    # NaN would make every comparison below false (a shortening would go unnoticed) and a
+    # huge integer would overflow float(): anything unusable counts as 0.
+    if number_problem(value, minimum=-MAX_INTEGER, maximum=MAX_INTEGER) is None:
+        return float(value)
+    return 0.0
 
 
 def dangerous_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
