@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-from drkit.lint.patterns import compile_pattern, has_wildcard
+from drkit.lint.patterns import collapse_stars, has_wildcard, wildcard_match
 
 CLOUDS = ("aws", "tencent")
 ACTION_CLASSES = ("destructive", "tampering", "escalation_grant", "escalation_remove_deny",
@@ -50,8 +50,10 @@ class Catalog:
             name = self._lower_to_name.get(pattern.lower())
             result = frozenset([name]) if name in known else frozenset()
         else:
-            regex = compile_pattern(pattern, True)
-            result = frozenset(a for a in known if regex.fullmatch(a))
+            # The two-pointer matcher, not a regex: a hostile pattern with many stars
+            # makes a backtracking regex take exponential time.
+            lowered = collapse_stars(pattern.lower())
+            result = frozenset(a for a in known if wildcard_match(lowered, a.lower()))
         self._cache[key] = result
         return result
 
