@@ -7,10 +7,11 @@ takes an action out of an Allow in the same document (explicit deny wins).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from drkit.lint.findings import Hit
 from drkit.lint.model import Policy, Statement
-from drkit.lint.patterns import resource_matches
+from drkit.lint.patterns import has_wildcard, resource_matches
 
 PUBLIC_PRINCIPALS = {"aws": ("*",), "tencent": ("*", "qcs::cam::anyone", "qcs::cam::anyone:anyone")}
 
@@ -37,15 +38,64 @@ def _deny_subsumes(deny: Statement, allow: Statement) -> bool:
     return all(any(resource_matches(d, a) for d in deny.resources) for a in allow.resources)
 
 
+@dataclass
+class _DenyIndex:
+    """The document's unconditional denies of one action class, indexed so that applying
+    them to N allow statements does not cost N x (number of statements).
+
+    ``everywhere``: actions denied on every resource. ``literal``: per literal resource,
+    the deny statements naming it (an allow's literal resources can only be covered by
+    those). ``wild``: deny statements with wildcard resources, checked one by one.
+    """
+
+    everywhere: frozenset[str]
+    literal: dict[str, list[tuple[Statement, frozenset[str]]]]
+    wild: list[tuple[Statement, frozenset[str]]]
+
+
+def _deny_index(policy: Policy, action_class: str) -> _DenyIndex:
+    key = f"deny-index:{action_class}"
+    index = policy.memo.get(key)
+    if index is None:
+        cat = policy.catalog
+        everywhere: set[str] = set()
+        literal: dict[str, list[tuple[Statement, frozenset[str]]]] = {}
+        wild: list[tuple[Statement, frozenset[str]]] = []
+        for deny in policy.statements:
+            if not deny.is_deny or deny.condition or deny.not_resources is not None:
+                continue
+            denied = deny.covers(cat, action_class)
+            if not denied:
+                continue
+            if deny.resources is None or "*" in deny.resources:
+                everywhere |= denied
+            elif any(has_wildcard(r) for r in deny.resources):
+                wild.append((deny, denied))
+            else:
+                for resource in set(deny.resources):
+                    literal.setdefault(resource, []).append((deny, denied))
+        index = _DenyIndex(frozenset(everywhere), literal, wild)
+        policy.memo[key] = index
+    return index
+
+
 def effective(policy: Policy, statement: Statement, action_class: str) -> frozenset[str]:
     """Known actions of ``action_class`` that ``statement`` allows after this document's denies."""
-    cat = policy.catalog
-    allowed = statement.covers(cat, action_class)
+    allowed = statement.covers(policy.catalog, action_class)
     if not allowed:
         return allowed
-    for deny in policy.statements:
-        if deny.is_deny and _deny_subsumes(deny, statement):
-            allowed = allowed - deny.covers(cat, action_class)
+    index = _deny_index(policy, action_class)
+    allowed = allowed - index.everywhere
+    if not allowed or statement.resources is None:
+        return allowed
+    candidates = list(index.wild)
+    if statement.resources and not has_wildcard(statement.resources[0]):
+        # A literal-resource deny can only cover this statement if it names its first
+        # resource (a literal deny matches only that exact text).
+        candidates += index.literal.get(statement.resources[0], [])
+    for deny, denied in candidates:
+        if _deny_subsumes(deny, statement):
+            allowed = allowed - denied
             if not allowed:
                 break
     return allowed

@@ -135,6 +135,8 @@ class Policy:
     # an array, nested too deep): an input error of the run, not a finding about a policy.
     input_error: Problem | None = None
     _lines: dict[int, int] | None = None
+    # Per-document memo for the checks (deny indexes per action class); see lint/checks.py.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def catalog(self) -> Catalog:
