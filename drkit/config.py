@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from drkit.errors import ConfigError, InputError
-from drkit.numbers import number_problem
+from drkit.numbers import number_problem, overlong_integer
 from drkit.storage.url import StoreURL, parse_store_url
 
 DEFAULT_CONFIG = "drkit.toml"
@@ -204,9 +204,9 @@ def check_config(path: Path) -> tuple[Config | None, list[Problem]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(file, "(syntax)", f"not valid TOML: {exc}")]
-    except ValueError as exc:
+    except ValueError:
         # tomllib lets Python's int() limit escape: an integer of more than 4,300 digits.
-        return None, [Problem(file, "(syntax)", f"not usable TOML: {str(exc)[:80]}")]
+        return None, [Problem(file, "(syntax)", f"not usable TOML: {overlong_integer(text)}")]
     base = path.resolve().parent
     chk.unknown(data, "", _TOP)
 

@@ -12,6 +12,7 @@ non-finite values, booleans, and values outside the bounds the caller gives.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import click
@@ -70,6 +71,32 @@ def checked_integer(value: Any, *, where: str, minimum: int, maximum: int = MAX_
     """``value`` as an int, or InputError naming ``where``."""
     checked_number(value, where=where, minimum=minimum, maximum=maximum, integer=True)
     return int(value)
+
+
+_LONG_DIGITS = re.compile(r"[0-9_]{4300,}")
+
+
+def overlong_integer(text: str) -> str:
+    """Where in TOML ``text`` an integer too long for Python to read is, as "KEY (line N):
+    an integer of about D digits".
+
+    tomllib lets int()'s 4,300-digit ValueError escape without a position; this finds the
+    first such run of digits so the message can still name the key.
+    """
+    m = _LONG_DIGITS.search(text)
+    if m is None:
+        return "an integer too long to read"
+    line_no = text.count("\n", 0, m.start()) + 1
+    table = ""
+    for line in text[:m.start()].splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and "]" in stripped:
+            table = stripped.strip("[]").strip()
+    line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+    key = line.split("=", 1)[0].strip() if "=" in line else ""
+    where = ".".join(p for p in (table, key) if p) or "value"
+    digits = len(m.group().replace("_", ""))
+    return f"{where} (line {line_no}): an integer of {digits} digits"
 
 
 class Number(click.ParamType):

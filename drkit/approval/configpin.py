@@ -26,7 +26,7 @@ from drkit.approval.policy import DEFAULT_EXPIRY_HOURS, quorum_from_raw
 from drkit.canonical import canonical_json
 from drkit.clock import utc_iso
 from drkit.errors import ConfigError, IntegrityError, ObjectExists
-from drkit.numbers import MAX_INTEGER, number_problem
+from drkit.numbers import MAX_INTEGER, number_problem, overlong_integer
 from drkit.storage.base import Store
 
 CONFIG_PREFIX = "approval/config/"
@@ -52,8 +52,8 @@ def parse_toml(text: str, *, where: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=where) from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
-        raise ConfigError(f"not usable TOML: {str(exc)[:80]}", file=where) from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise ConfigError(f"not usable TOML: {overlong_integer(text)}", file=where) from None
 
 
 def latest_pinned(store: Store) -> PinnedConfig | None:

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drkit.canonical import canonical_hash
 from drkit.errors import ConfigError
-from drkit.numbers import MAX_INTEGER, number_problem, show_number
+from drkit.numbers import MAX_INTEGER, number_problem, overlong_integer, show_number
 
 SPEC_FORMAT = "drkit-ledger-spec/1"
 DEFAULT_SPEC_NAME = "drkit/ledger/default_spec.toml"
@@ -335,8 +335,8 @@ def parse_spec_text(text: str, *, source: str = "(spec)") -> LedgerSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=source) from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
-        raise ConfigError(f"not usable TOML: {str(exc)[:80]}", file=source) from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise ConfigError(f"not usable TOML: {overlong_integer(text)}", file=source) from None
     return parse_spec(data, source=source)
 
 

@@ -29,6 +29,7 @@ from drkit.errors import InputError
 from drkit.lint.catalog import catalog
 from drkit.lint.model import Policy, Statement
 from drkit.lint.patterns import matches, resource_matches, resource_overlap
+from drkit.numbers import overlong_integer
 
 TIER_KINDS = ("production", "backup")
 PRINCIPAL_TYPES = ("user", "group", "role", "person")
@@ -145,7 +146,7 @@ def load_principals(path: Path, load_policy: Callable[[Path], Policy],
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{shown}: not valid TOML: {exc}") from exc
     except ValueError as exc:  # an integer of more than 4,300 digits
-        raise InputError(f"{shown}: not usable TOML: a number too long to read") from exc
+        raise InputError(f"{shown}: not usable TOML: {overlong_integer(text)}") from exc
     raw_tiers = data.get("tiers") or {}
     if not isinstance(raw_tiers, dict):
         raise InputError(f"{shown}: tiers: must be a table of [tiers.<name>] tables")
