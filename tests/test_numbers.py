@@ -128,7 +128,7 @@ def test_config_check_refuses_bad_number(drkit, project: Path, table: str, key: 
 
 
 @pytest.mark.parametrize(("table", "key"), [k for k in NUMERIC_KEYS
-                                            if not k[0].startswith(("approval"))])
+                                            if not k[0].startswith("approval")])
 def test_status_refuses_nan_instead_of_reporting_ok(drkit, project: Path, table: str,
                                                    key: str) -> None:
     # NaN made every lag/RTO/RPO comparison false: status said "ok" or ended in exit 70.

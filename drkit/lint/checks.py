@@ -6,13 +6,15 @@ takes an action out of an Allow in the same document (explicit deny wins).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from drkit.lint.findings import Hit
 from drkit.lint.model import Policy, Statement
-from drkit.lint.patterns import has_wildcard, resource_matches
+from drkit.lint.patterns import resource_matches
 
+_WILDCARD = re.compile(r"[*?]")
 PUBLIC_PRINCIPALS = {"aws": ("*",), "tencent": ("*", "qcs::cam::anyone", "qcs::cam::anyone:anyone")}
 
 
@@ -43,14 +45,22 @@ class _DenyIndex:
     """The document's unconditional denies of one action class, indexed so that applying
     them to N allow statements does not cost N x (number of statements).
 
-    ``everywhere``: actions denied on every resource. ``literal``: per literal resource,
-    the deny statements naming it (an allow's literal resources can only be covered by
-    those). ``wild``: deny statements with wildcard resources, checked one by one.
+    Denies with the same resources are merged (whether a deny covers an allow depends only
+    on its resources). ``everywhere``: actions denied on every resource. A deny can cover an
+    allow only if it covers the allow's first resource, and a deny resource matches a
+    resource only if its literal text before the first wildcard is a prefix of it; so
+    ``by_prefix`` maps that literal prefix to the denies having it, and ``prefix_lengths``
+    says which prefixes of an allow's resource to look up.
     """
 
     everywhere: frozenset[str]
-    literal: dict[str, list[tuple[Statement, frozenset[str]]]]
-    wild: list[tuple[Statement, frozenset[str]]]
+    by_prefix: dict[str, list[tuple[Statement, frozenset[str]]]]
+    prefix_lengths: tuple[int, ...]
+
+
+def _literal_prefix(resource: str) -> str:
+    m = _WILDCARD.search(resource)
+    return resource if m is None else resource[:m.start()]
 
 
 def _deny_index(policy: Policy, action_class: str) -> _DenyIndex:
@@ -59,8 +69,7 @@ def _deny_index(policy: Policy, action_class: str) -> _DenyIndex:
     if index is None:
         cat = policy.catalog
         everywhere: set[str] = set()
-        literal: dict[str, list[tuple[Statement, frozenset[str]]]] = {}
-        wild: list[tuple[Statement, frozenset[str]]] = []
+        merged: dict[tuple[str, ...], tuple[Statement, set[str]]] = {}
         for deny in policy.statements:
             if not deny.is_deny or deny.condition or deny.not_resources is not None:
                 continue
@@ -69,12 +78,15 @@ def _deny_index(policy: Policy, action_class: str) -> _DenyIndex:
                 continue
             if deny.resources is None or "*" in deny.resources:
                 everywhere |= denied
-            elif any(has_wildcard(r) for r in deny.resources):
-                wild.append((deny, denied))
             else:
-                for resource in set(deny.resources):
-                    literal.setdefault(resource, []).append((deny, denied))
-        index = _DenyIndex(frozenset(everywhere), literal, wild)
+                merged.setdefault(deny.resources, (deny, set()))[1].update(denied)
+        by_prefix: dict[str, list[tuple[Statement, frozenset[str]]]] = {}
+        for deny, actions in merged.values():
+            # A deny with several resources is filed under each distinct prefix.
+            for prefix in {_literal_prefix(r) for r in deny.resources or ()}:
+                by_prefix.setdefault(prefix, []).append((deny, frozenset(actions)))
+        index = _DenyIndex(frozenset(everywhere), by_prefix,
+                           tuple(sorted({len(p) for p in by_prefix})))
         policy.memo[key] = index
     return index
 
@@ -86,18 +98,21 @@ def effective(policy: Policy, statement: Statement, action_class: str) -> frozen
         return allowed
     index = _deny_index(policy, action_class)
     allowed = allowed - index.everywhere
-    if not allowed or statement.resources is None:
+    if not allowed or not statement.resources:
         return allowed
-    candidates = list(index.wild)
-    if statement.resources and not has_wildcard(statement.resources[0]):
-        # A literal-resource deny can only cover this statement if it names its first
-        # resource (a literal deny matches only that exact text).
-        candidates += index.literal.get(statement.resources[0], [])
-    for deny, denied in candidates:
-        if _deny_subsumes(deny, statement):
-            allowed = allowed - denied
-            if not allowed:
-                break
+    first = statement.resources[0]
+    seen: set[int] = set()
+    for length in index.prefix_lengths:
+        if length > len(first):
+            break
+        for deny, denied in index.by_prefix.get(first[:length], ()):
+            if id(deny) in seen:
+                continue
+            seen.add(id(deny))
+            if _deny_subsumes(deny, statement):
+                allowed = allowed - denied
+                if not allowed:
+                    return allowed
     return allowed
 
 
