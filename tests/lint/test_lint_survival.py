@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lint.lint_support import NOW, aws
 
 from drkit.lint import lint_paths
@@ -202,3 +204,37 @@ def test_statement_lines_are_right_in_a_long_file(tmp_path: Path) -> None:
     for sid in ("W0", "W150", "W299"):
         assert text[lines[sid] - 1].strip() == "{"  # the statement's opening brace
         assert f'"Sid": "{sid}"' in text[lines[sid]]
+
+
+# --- Property-based fuzzing: any file gives a verdict or one input error, never a crash ---
+
+_JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                       st.text(max_size=8),
+                       st.sampled_from(["*", "s3:*", "s3:Delete*", "iam:PassRole", "Allow",
+                                        "Deny", "arn:aws:s3:::b/*", "qcs::cos:*:uid/1:b/*",
+                                        "2012-10-17", "2.0", "\ud800", "s3:" + "*a" * 20]))
+_JSON = st.recursive(_JSON_LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.sampled_from(["Version", "Statement", "Sid", "Effect", "Action",
+                                     "NotAction", "Resource", "NotResource", "Principal",
+                                     "Condition", "version", "statement", "x"]),
+                    inner, max_size=5)), max_leaves=20)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=_JSON, cut=st.integers(0, 200), raw=st.binary(max_size=40))
+def test_fuzz_policies_never_crash(drkit, tmp_path: Path, doc: object, cut: int,
+                                   raw: bytes) -> None:
+    text = json.dumps(doc)
+    put(tmp_path / "p" / "doc.json", text)
+    put(tmp_path / "p" / "cut.json", text[:cut])  # truncated: usually not JSON
+    put(tmp_path / "p" / "raw.json", raw)
+    put(tmp_path / "p" / "good.json", WIPE)
+    res = drkit("lint", "p", "--json")
+    assert res.exit_code in (1, 2), res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    report = json.loads(res.stdout)
+    assert any(f["rule"] == "aws_data_destruction" and f["file"] == "p/good.json"
+               for f in report["findings"])
+    assert not any(f["rule"] == "linter-error" for f in report["findings"]), report
