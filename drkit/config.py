@@ -158,6 +158,15 @@ class _Checker:
             return default
         return value
 
+    def path(self, data: dict[str, Any], key: str, name: str, default: Any) -> Any:
+        """A path string; a NUL byte (which no file name can hold, and which makes every
+        later file operation raise ValueError) is a problem here instead."""
+        value = self.get(data, key, name, str, default)
+        if isinstance(value, str) and "\x00" in value:
+            self.problem(f"{key}{name}", "must not contain a NUL character")
+            return default
+        return value
+
     def number(self, data: dict[str, Any], key: str, name: str, default: float,
                *, minimum: float, maximum: float) -> float:
         """A finite number within bounds; NaN, inf and absurd values are problems."""
@@ -213,8 +222,8 @@ def check_config(path: Path) -> tuple[Config | None, list[Problem]]:
     repo = chk.table(data, "", "repository")
     chk.unknown(repo, "repository.", _REPO)
     primary = chk.get(repo, "repository.", "primary", str, "")
-    keys_dir = base / chk.get(repo, "repository.", "keys", str, "keys")
-    cache_dir = base / chk.get(repo, "repository.", "cache", str, ".drkit/cache")
+    keys_dir = base / chk.path(repo, "repository.", "keys", "keys")
+    cache_dir = base / chk.path(repo, "repository.", "cache", ".drkit/cache")
     pack_size = chk.integer(repo, "repository.", "pack_size_mib", 16, minimum=1, maximum=512)
 
     regions: dict[str, RegionConfig] = {}
@@ -286,8 +295,8 @@ def check_config(path: Path) -> tuple[Config | None, list[Problem]]:
             chk.problem(f"{key}type", f"unknown source type {stype!r} "
                                       f"(one of {', '.join(SOURCE_TYPES)})")
             continue
-        spath = chk.get(src, key, "path", str, None)
-        if stype in ("files", "sqlite") and spath is None:
+        spath = chk.path(src, key, "path", None)
+        if stype in ("files", "sqlite") and spath is None and "path" not in src:
             chk.problem(f"{key}path", "missing")
         exclude = chk.get(src, key, "exclude", list, [])
         if not all(isinstance(e, str) for e in exclude):
@@ -314,7 +323,7 @@ def check_config(path: Path) -> tuple[Config | None, list[Problem]]:
     )
     ver = chk.table(data, "", "verify")
     chk.unknown(ver, "verify.", _VERIFY)
-    state_dir = chk.get(ver, "verify.", "state_dir", str, None)
+    state_dir = chk.path(ver, "verify.", "state_dir", None)
     writer_keys = chk.get(ver, "verify.", "writer_keys", list, [])
     if not all(isinstance(k, str) for k in writer_keys):
         chk.problem("verify.writer_keys", "must be a list of public-key strings")

@@ -296,3 +296,16 @@ def test_fuzz_number_arguments_never_crash(drkit, project: Path, command: tuple[
         args = [name, option, value]
     os.environ.pop("DRKIT_CONFIG", None)
     run_in(project, drkit, *args)
+
+
+@pytest.mark.parametrize(("table", "key"), [("repository", "cache"), ("sources.shop", "path")])
+def test_nul_in_a_path_is_a_config_error(drkit, project: Path, table: str, key: str) -> None:
+    # A NUL makes every later file operation raise ValueError (exit 70); refuse it up front.
+    text = BASE.replace(f"[{table}]\n", f"[{table}]\n{key} = \"x\\u0000y\"\n", 1)
+    text = text.replace('path = "data"\n', "", 1) if key == "path" else text
+    (project / "drkit.toml").write_text(text)
+    res = drkit("config", "check")
+    assert res.exit_code == 2
+    assert f"{table}.{key}: must not contain a NUL character" in res.stdout
+    assert len(res.stdout.strip().splitlines()) == 2  # the problem and the count
+    assert_one_line_error(drkit("status").stderr, "drkit: error:", f"{table}.{key}")
