@@ -309,3 +309,16 @@ def test_nul_in_a_path_is_a_config_error(drkit, project: Path, table: str, key: 
     assert f"{table}.{key}: must not contain a NUL character" in res.stdout
     assert len(res.stdout.strip().splitlines()) == 2  # the problem and the count
     assert_one_line_error(drkit("status").stderr, "drkit: error:", f"{table}.{key}")
+
+
+@pytest.mark.parametrize("expr", ["0 2 * * \u00b2", "0 2 * * */\u00b2", "0 2 * * " + "9" * 5000,
+                                  "0 2 * * */" + "1" * 5000, "0 " + "1" * 5000 + " * * *"],
+                         ids=["superscript-day", "superscript-step", "huge-day", "huge-step",
+                              "huge-hour"])
+def test_crontab_numbers_are_config_errors(drkit, project: Path, expr: str) -> None:
+    # "\u00b2".isdigit() is true but int() refuses it; int() refuses 5,000 digits too.
+    (project / "drkit.toml").write_text(BASE.replace(
+        "[schedule]\n", f'[schedule]\nsnapshot = "{expr}"\n', 1))
+    res = drkit("config", "check")
+    assert res.exit_code == 2, res.stdout + res.stderr
+    assert "schedule.snapshot: " in res.stdout and "internal error" not in res.stderr
