@@ -322,3 +322,21 @@ def test_crontab_numbers_are_config_errors(drkit, project: Path, expr: str) -> N
     res = drkit("config", "check")
     assert res.exit_code == 2, res.stdout + res.stderr
     assert "schedule.snapshot: " in res.stdout and "internal error" not in res.stderr
+
+
+def test_stored_ledger_with_huge_amount_is_refused(tmp_path: Path) -> None:
+    # A ledger document signed by a compromised writer: a 40-digit amount is refused when
+    # read, instead of crashing every later report that prints it.
+    from drkit.ledger import Ledger
+
+    doc = {"format": "drkit-ledger/1", "entries": [{
+        "merchant_id": 1, "industry": "retail", "plan": "cash", "compensation": "cash",
+        "margin": "0.1", "baseline_orders": 1, "baseline_revenue_fen": 1,
+        "cash_fen": 10**40, "impressions": 0, "extension_months": 0, "member_count": 0,
+        "balance_total_fen": 0}]}
+    from drkit.ledger.model import LedgerEntry
+
+    with pytest.raises(InputError, match=r"e\.cash_fen: must be between .* about 41 digits"):
+        LedgerEntry.from_dict(doc["entries"][0], where="e")
+    with pytest.raises(InputError, match="not valid ledger JSON"):
+        Ledger.from_json('{"format": "drkit-ledger/1", "x": ' + "1" * 5000 + "}")
