@@ -78,7 +78,7 @@ _LONG_DIGITS = re.compile(r"[0-9_]{4300,}")
 
 def overlong_integer(text: str) -> str:
     """Where in TOML ``text`` an integer too long for Python to read is, as "KEY (line N):
-    an integer of about D digits".
+    an integer of D digits".
 
     tomllib lets int()'s 4,300-digit ValueError escape without a position; this finds the
     first such run of digits so the message can still name the key.
