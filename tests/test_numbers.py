@@ -282,14 +282,19 @@ _ARG = st.one_of(_SCALARS, st.sampled_from(["nan", "NaN", "inf", "-Infinity", "1
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from([("prune", "--older-than-days"), ("prune", "--keep-last"),
-                        ("drill", "--thaw-timeout"), ("ledger", "show")]), _ARG)
+                        ("drill", "--thaw-timeout"), ("ledger", "show"),
+                        ("ledger", "--limit"), ("verify", "--read-data"),
+                        ("check", "--read-data-subset"), ("schedule", "--count")]), _ARG)
 def test_fuzz_number_arguments_never_crash(drkit, project: Path, command: tuple[str, str],
                                            value: str) -> None:
     (project / "drkit.toml").write_text(BASE)
     name, option = command
     if name == "ledger":
         (project / "l.json").write_text("{}")
-        args = ["ledger", "show", "l.json", "--merchant", value]
+        args = (["ledger", "show", "l.json", "--merchant", value] if option == "show"
+                else ["ledger", "reconcile", "l.json", "l.json", "--limit", value])
+    elif name == "schedule":
+        args = ["schedule", "show", option, value]
     elif name == "drill":
         args = ["drill", "--region", "nowhere", option, value]
     else:
