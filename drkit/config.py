@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from drkit.errors import ConfigError, InputError
+from drkit.numbers import number_problem, overlong_integer
 from drkit.storage.url import StoreURL, parse_store_url
 
 DEFAULT_CONFIG = "drkit.toml"
@@ -30,6 +31,11 @@ STORAGE_CLASSES = (
     "MAZ_STANDARD",
     "MAZ_STANDARD_IA",
 )
+#: Bounds of the guardrail numbers. Object Lock allows at most 100 years of retention;
+#: a lag, RTO or RPO objective of more than a year is no objective at all (it is how an
+#: alarm is switched off without saying so).
+MAX_DAYS = 36500
+MAX_HOURS = 24 * 366
 
 
 @dataclass(frozen=True)
@@ -153,13 +159,35 @@ class _Checker:
             return default
         return value
 
-    def number(self, data: dict[str, Any], key: str, name: str, default: float,
-               *, minimum: float = 0) -> float:
-        value = self.get(data, key, name, (int, float), default)
-        if value < minimum:
-            self.problem(f"{key}{name}", f"must be at least {minimum:g}, got {value}")
+    def path(self, data: dict[str, Any], key: str, name: str, default: Any) -> Any:
+        """A path string; a NUL byte (which no file name can hold, and which makes every
+        later file operation raise ValueError) is a problem here instead."""
+        value = self.get(data, key, name, str, default)
+        if isinstance(value, str) and "\x00" in value:
+            self.problem(f"{key}{name}", "must not contain a NUL character")
             return default
-        return float(value)
+        return value
+
+    def number(self, data: dict[str, Any], key: str, name: str, default: float,
+               *, minimum: float, maximum: float) -> float:
+        """A finite number within bounds; NaN, inf and absurd values are problems."""
+        if name not in data:
+            return default
+        problem = number_problem(data[name], minimum=minimum, maximum=maximum)
+        if problem:
+            self.problem(f"{key}{name}", problem)
+            return default
+        return float(data[name])
+
+    def integer(self, data: dict[str, Any], key: str, name: str, default: int,
+                *, minimum: int, maximum: int) -> int:
+        if name not in data:
+            return default
+        problem = number_problem(data[name], minimum=minimum, maximum=maximum, integer=True)
+        if problem:
+            self.problem(f"{key}{name}", problem)
+            return default
+        return int(data[name])
 
 
 _TOP = {"repository", "regions", "sources", "objectives", "verify", "ledger", "schedule",
@@ -193,18 +221,18 @@ def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Proble
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(file, "(syntax)", f"not valid TOML: {exc}")]
+    except ValueError:
+        # tomllib lets Python's int() limit escape: an integer of more than 4,300 digits.
+        return None, [Problem(file, "(syntax)", f"not usable TOML: {overlong_integer(text)}")]
     base = path.resolve().parent
     chk.unknown(data, "", _TOP)
 
     repo = chk.table(data, "", "repository")
     chk.unknown(repo, "repository.", _REPO)
     primary = chk.get(repo, "repository.", "primary", str, "")
-    keys_dir = base / chk.get(repo, "repository.", "keys", str, "keys")
-    cache_dir = base / chk.get(repo, "repository.", "cache", str, ".drkit/cache")
-    pack_size = chk.get(repo, "repository.", "pack_size_mib", int, 16)
-    if not 1 <= pack_size <= 512:
-        chk.problem("repository.pack_size_mib", f"must be between 1 and 512, got {pack_size}")
-        pack_size = 16
+    keys_dir = base / chk.path(repo, "repository.", "keys", "keys")
+    cache_dir = base / chk.path(repo, "repository.", "cache", ".drkit/cache")
+    pack_size = chk.integer(repo, "repository.", "pack_size_mib", 16, minimum=1, maximum=512)
 
     regions: dict[str, RegionConfig] = {}
     raw_regions = chk.table(data, "", "regions")
@@ -233,8 +261,9 @@ def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Proble
             chk.problem(f"{key}storage_class",
                         f"unknown storage class {storage_class!r} "
                         f"(known: {', '.join(STORAGE_CLASSES)})")
-        lock_days = int(chk.number(region, key, "lock_days", 0))
-        retention_days = int(chk.number(region, key, "retention_days", 0))
+        lock_days = chk.integer(region, key, "lock_days", 0, minimum=0, maximum=MAX_DAYS)
+        retention_days = chk.integer(region, key, "retention_days", 0, minimum=0,
+                                     maximum=MAX_DAYS)
         if retention_days and lock_days and retention_days < lock_days:
             chk.problem(f"{key}retention_days",
                         f"retention of {retention_days} days is shorter than the lock period "
@@ -246,7 +275,8 @@ def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Proble
             storage_class=storage_class,
             lock_days=lock_days,
             retention_days=retention_days,
-            max_lag_hours=chk.number(region, key, "max_lag_hours", 26.0),
+            max_lag_hours=chk.number(region, key, "max_lag_hours", 26.0, minimum=0,
+                                     maximum=MAX_HOURS),
         )
         for other_name, other in regions.items():
             if other_name != name and other.url.location == url.location:
@@ -273,8 +303,8 @@ def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Proble
             chk.problem(f"{key}type", f"unknown source type {stype!r} "
                                       f"(one of {', '.join(SOURCE_TYPES)})")
             continue
-        spath = chk.get(src, key, "path", str, None)
-        if stype in ("files", "sqlite") and spath is None:
+        spath = chk.path(src, key, "path", None)
+        if stype in ("files", "sqlite") and spath is None and "path" not in src:
             chk.problem(f"{key}path", "missing")
         exclude = chk.get(src, key, "exclude", list, [])
         if not all(isinstance(e, str) for e in exclude):
@@ -294,13 +324,15 @@ def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Proble
     obj = chk.table(data, "", "objectives")
     chk.unknown(obj, "objectives.", _OBJECTIVES)
     objectives = Objectives(
-        rto_minutes=chk.number(obj, "objectives.", "rto_minutes", 240.0, minimum=0.001),
-        rpo_hours=chk.number(obj, "objectives.", "rpo_hours", 26.0, minimum=0.001),
+        rto_minutes=chk.number(obj, "objectives.", "rto_minutes", 240.0, minimum=0.001,
+                               maximum=MAX_HOURS * 60),
+        rpo_hours=chk.number(obj, "objectives.", "rpo_hours", 26.0, minimum=0.001,
+                             maximum=MAX_HOURS),
     )
     ver = chk.table(data, "", "verify")
     chk.unknown(ver, "verify.", _VERIFY)
-    state_dir = chk.get(ver, "verify.", "state_dir", str, None)
-    anchor_file = chk.get(ver, "verify.", "anchor_file", str, None)
+    state_dir = chk.path(ver, "verify.", "state_dir", None)
+    anchor_file = chk.path(ver, "verify.", "anchor_file", None)
     writer_keys = chk.get(ver, "verify.", "writer_keys", list, [])
     if not all(isinstance(k, str) for k in writer_keys):
         chk.problem("verify.writer_keys", "must be a list of public-key strings")

@@ -68,7 +68,7 @@ def test_load_config_names_first_problem_and_count(tmp_path: Path) -> None:
         ('[regions.x]\nstorage_class = "COLD"\nurl = "file:x"\n', "regions.x.storage_class",
          "unknown storage class"),
         ('[regions.x]\nlock_days = true\nurl = "file:x"\n', "regions.x.lock_days",
-         "must be int or float, got bool"),
+         "must be a whole number, got bool"),
         ('[regions.x]\nurl = "cos://nobucketappid/p?region=ap-shanghai"\n', "regions.x.url",
          "BUCKETNAME-APPID"),
         ('[regions.x]\nurl = "cos://b-1250000000/p"\n', "regions.x.url", "need ?region="),

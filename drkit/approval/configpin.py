@@ -32,6 +32,7 @@ from drkit.approval.policy import (
 from drkit.canonical import canonical_json
 from drkit.clock import Clock, utc_iso
 from drkit.errors import ConfigError, IntegrityError, ObjectExists, ObjectNotFound
+from drkit.numbers import MAX_INTEGER, number_problem, overlong_integer
 from drkit.storage.base import Store
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ def parse_toml(text: str, *, where: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=where) from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise ConfigError(f"not usable TOML: {overlong_integer(text)}", file=where) from None
 
 
 def _number_of(key: str) -> int | None:
@@ -180,7 +183,9 @@ def _tables(raw: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
 
 
 def _num(value: Any, default: float = 0.0) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    # NaN would make every comparison below false (a shortening would go unnoticed) and a
+    # huge integer would overflow float(): anything unusable counts as ``default``.
+    if number_problem(value, minimum=-MAX_INTEGER, maximum=MAX_INTEGER) is None:
         return float(value)
     return default
 

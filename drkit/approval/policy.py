@@ -13,10 +13,13 @@ from typing import Any
 
 from drkit.config import Config
 from drkit.errors import ConfigError
+from drkit.numbers import number_problem
 
 DEFAULT_QUORUM = 2
 DEFAULT_EXPIRY_HOURS = 72.0
 DEFAULT_SKEW_MINUTES = 5.0
+#: More approvers than any team has: a quorum beyond it can never be met.
+MAX_QUORUM = 100
 _KEYS = {"quorum", "expiry_hours", "max_skew_minutes", "registry_file"}
 
 
@@ -32,10 +35,10 @@ def quorum_from_raw(table: dict[str, Any], operation: str, *, where: str) -> int
     value: Any = table.get("quorum", DEFAULT_QUORUM)
     if isinstance(value, dict):
         value = value.get(operation, value.get("default", DEFAULT_QUORUM))
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"quorum must be a whole number >= 1, got {value!r}", file=where,
-                          key="approval.quorum")
-    return value
+    problem = number_problem(value, minimum=1, maximum=MAX_QUORUM, integer=True)
+    if problem:
+        raise ConfigError(f"quorum {problem}", file=where, key="approval.quorum")
+    return int(value)
 
 
 def approval_problems(table: dict[str, Any], operations: list[str]) -> list[tuple[str, str]]:
@@ -66,17 +69,19 @@ def quorum_for(config: Config, operation: str) -> int:
     return quorum_from_raw(_approval_table(config), operation, where=str(config.path))
 
 
-def _number(config: Config, key: str, default: float) -> float:
+def _number(config: Config, key: str, default: float, maximum: float) -> float:
     value = _approval_table(config).get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"must be a positive number, got {value!r}", file=str(config.path),
-                          key=f"approval.{key}")
+    problem = number_problem(value, minimum=0, maximum=maximum, exclusive_minimum=True)
+    if problem:
+        raise ConfigError(problem, file=str(config.path), key=f"approval.{key}")
     return float(value)
 
 
 def expiry(config: Config) -> timedelta:
-    return timedelta(hours=_number(config, "expiry_hours", DEFAULT_EXPIRY_HOURS))
+    # A request that stays approvable for more than 30 days is no longer a decision made
+    # together; an infinite one would overflow timedelta.
+    return timedelta(hours=_number(config, "expiry_hours", DEFAULT_EXPIRY_HOURS, 30 * 24))
 
 
 def max_skew(config: Config) -> timedelta:
-    return timedelta(minutes=_number(config, "max_skew_minutes", DEFAULT_SKEW_MINUTES))
+    return timedelta(minutes=_number(config, "max_skew_minutes", DEFAULT_SKEW_MINUTES, 24 * 60))

@@ -33,6 +33,7 @@ from drkit.approval.requests import (
 from drkit.audit import record_event
 from drkit.cli.common import emit, get_app, json_option
 from drkit.errors import ApprovalRequired, DrkitError, InputError, IntegrityError
+from drkit.numbers import AGE_DAYS, KEEP_LAST
 from drkit.passphrase import check_new_passphrase
 
 PassphraseFile = click.Path(dir_okay=False, path_type=Path)
@@ -263,8 +264,8 @@ def request_group() -> None:
 
 
 @request_group.command("prune")
-@click.option("--keep-last", type=int, default=None, help="Always keep the newest N (1).")
-@click.option("--older-than-days", type=float, default=None,
+@click.option("--keep-last", type=KEEP_LAST, default=None, help="Always keep the newest N (1).")
+@click.option("--older-than-days", type=AGE_DAYS, default=None,
               help="Forget snapshots older than this (default: the primary's retention_days).")
 @reason_option
 @signer_options

@@ -12,6 +12,7 @@ from drkit.cli.snapshot import recovery_key_option, unlock
 from drkit.clock import utc_iso
 from drkit.drill import DrillOptions, DrillReport, run_drill
 from drkit.errors import ExitCode, InputError
+from drkit.numbers import THAW_SECONDS
 
 REPORT_SUFFIXES = (".md", ".html", ".json")
 
@@ -51,7 +52,7 @@ def write_reports(report: DrillReport, base: Path) -> list[Path]:
 @click.option("--accept-findings", is_flag=True,
               help="Go on even if verify finds problems in the region (recorded in the "
                    "report).")
-@click.option("--thaw-timeout", type=click.FloatRange(0), default=6 * 3600.0,
+@click.option("--thaw-timeout", type=THAW_SECONDS, default=6 * 3600.0,
               show_default=True, help="Seconds to wait for archived objects to thaw.")
 @click.option("--ledger-source", default=None, metavar="NAME",
               help="The SQLite source the ledger is built from (default: [ledger] source, "

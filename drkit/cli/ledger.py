@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,9 @@ def read_ledger(path: Path) -> Ledger:
 
 
 def _merchant_arg(text: str) -> MerchantId:
-    return int(text) if text.lstrip("-").isdigit() else text
+    # ASCII digits only ("²".isdigit() is true but int() refuses it), and no longer than any
+    # real id, so int() never meets its 4,300-digit limit; anything else is a text id.
+    return int(text) if re.fullmatch(r"-?[0-9]{1,18}", text) else text
 
 
 @ledger_group.command("show")

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from drkit.cli.common import get_app
-from drkit.errors import ExitCode
-from drkit.lint.engine import lint_paths
+from drkit.errors import ExitCode, InputError
+from drkit.lint.engine import INPUT_ERROR_MODES, lint_paths
 from drkit.lint.findings import SEVERITIES
-from drkit.lint.output import render_sarif, render_text
+from drkit.lint.output import printable, render_sarif, render_text
 from drkit.progress import NULL_PROGRESS
 
 
@@ -29,22 +29,30 @@ from drkit.progress import NULL_PROGRESS
               help="Suppressions file (TOML [[suppress]] entries with reason, owner, expires).")
 @click.option("--output", "-o", "--out", "output", type=click.Path(path_type=Path),
               help="Write the report to this file instead of stdout.")
+@click.option("--input-errors", type=click.Choice(INPUT_ERROR_MODES), default="error",
+              show_default=True,
+              help="A file that cannot be read as a policy: 'error' lists it and exits 2 "
+                   "after writing the report; 'finding' makes it a critical input-error "
+                   "finding (exit by --severity-threshold).")
 def lint_command(paths: tuple[Path, ...], fmt: str | None, json_output: bool,
                  severity_threshold: str, principals_file: Path | None,
-                 suppressions_file: Path | None, output: Path | None) -> None:
+                 suppressions_file: Path | None, output: Path | None,
+                 input_errors: str) -> None:
     """Lint AWS IAM and Tencent Cloud CAM policies (files or folders, recursively).
 
     Checks least privilege, data destruction, backup tampering, privilege escalation and,
     with a principals file, that no single principal can destroy production and every
     backup copy. Exit 0 when nothing reaches the threshold, 1 when something does,
-    2 on usage or input errors.
+    2 on usage or input errors (a file that is not a readable policy: the report for
+    every other file is still written first).
     """
     app = get_app()
     if fmt is None:
         fmt = "json" if (json_output or app.json) else "text"
     report = lint_paths(list(paths), now=app.clock.now(), threshold=severity_threshold,
                         principals_file=principals_file, suppressions_file=suppressions_file,
-                        progress=app.progress() if fmt == "text" else NULL_PROGRESS)
+                        progress=app.progress() if fmt == "text" else NULL_PROGRESS,
+                        input_errors=input_errors)
     if fmt == "json":
         text = json.dumps(report.to_dict(), indent=2)
     elif fmt == "sarif":
@@ -52,9 +60,17 @@ def lint_command(paths: tuple[Path, ...], fmt: str | None, json_output: bool,
     else:
         text = render_text(report)
     if output is not None:
-        output.write_text(text + "\n", "utf-8")
+        try:
+            output.write_text(text + "\n", "utf-8")
+        except OSError as exc:
+            raise InputError(f"{output}: cannot write the report: {exc.strerror}") from None
     else:
         click.echo(text)
+    if report.input_errors:
+        for error in report.input_errors:
+            click.echo(printable(f"drkit: error: {error}"), err=True)
+        raise InputError(f"{len(report.input_errors)} file(s) could not be checked; the "
+                         "report covers everything else")
     if report.failed:
         click.get_current_context().exit(int(ExitCode.FINDINGS))
 

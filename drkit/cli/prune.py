@@ -10,11 +10,12 @@ import click
 from drkit.approval import operations
 from drkit.cli.approval import refuse_without_approval, run_approved
 from drkit.cli.common import get_app, json_option
+from drkit.numbers import AGE_DAYS, KEEP_LAST
 
 
 @click.command("prune")
-@click.option("--keep-last", type=int, default=None, help="Always keep the newest N (1).")
-@click.option("--older-than-days", type=float, default=None,
+@click.option("--keep-last", type=KEEP_LAST, default=None, help="Always keep the newest N (1).")
+@click.option("--older-than-days", type=AGE_DAYS, default=None,
               help="Forget snapshots older than this (default: the primary's retention_days).")
 @click.option("--approval", "approval_id", metavar="ID", help="An approved prune request.")
 @json_option

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from drkit.cli.common import emit, get_app, json_option
 from drkit.config import Config, Problem, check_config
-from drkit.errors import ExitCode, InputError
+from drkit.errors import ConfigError, DrkitError, ExitCode, InputError
 from drkit.redact import redact_text
 
 _BASE_TEMPLATE = """\
@@ -157,6 +158,35 @@ def config_group() -> None:
     """Inspect and validate drkit.toml."""
 
 
+def section_problems(config: Config) -> list[Problem]:
+    """Problems in the sections their own modules read ([schedule], [approval]).
+
+    Their numbers (grace periods, timeouts, quorum, expiry) are validated where they are
+    used; running those readers here means ``config check`` sees what ``status``,
+    ``schedule`` and the approval gate would refuse, instead of saying "ok".
+    """
+    from drkit.approval import policy
+    from drkit.schedule.spec import load_schedule
+
+    found: list[Problem] = []
+    checks: list[Callable[[], object]] = [
+        lambda: load_schedule(config),
+        lambda: policy.quorum_for(config, "prune"),
+        lambda: policy.expiry(config),
+        lambda: policy.max_skew(config),
+    ]
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            file, key = exc.file or str(config.path), exc.key or "(file)"
+            reason = exc.message.removeprefix(f"{exc.file}: ").removeprefix(f"{exc.key}: ")
+            found.append(Problem(file, key, reason))
+        except DrkitError as exc:
+            found.append(Problem(str(config.path), "(file)", str(exc)))
+    return found
+
+
 @config_group.command("check")
 @json_option
 def config_check() -> None:
@@ -165,6 +195,7 @@ def config_check() -> None:
     path = app.config_path
     config, problems = check_config(path)
     if config is not None:
+        problems += section_problems(config)
         problems += missing_source_paths(config)
     data = {
         "config": str(path),

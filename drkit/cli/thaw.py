@@ -7,6 +7,7 @@ import click
 from drkit.approval.proof import live_objects
 from drkit.cli.common import emit, get_app, json_option
 from drkit.journal import read_log
+from drkit.numbers import THAW_SECONDS, Number
 from drkit.repo import keys as keyfiles
 from drkit.repo.repository import Repository
 from drkit.storage.url import open_store
@@ -16,9 +17,9 @@ from drkit.thaw import thaw_objects
 @click.command("thaw")
 @click.argument("snapshot", required=False)
 @click.option("--region", required=True, metavar="NAME", help="The region to thaw.")
-@click.option("--timeout", type=click.FloatRange(min=0, max=7 * 24 * 3600), default=6 * 3600.0,
+@click.option("--timeout", type=THAW_SECONDS, default=6 * 3600.0,
               show_default=True, help="Seconds to wait for the thaw to complete.")
-@click.option("--poll", type=click.FloatRange(min=0.1, max=3600), default=30.0,
+@click.option("--poll", type=Number(0.1, 3600), default=30.0,
               show_default=True, help="Seconds between checks while waiting.")
 @click.option("--no-wait", is_flag=True,
               help="Request the thaw and return at once (rerun to see whether it is done).")

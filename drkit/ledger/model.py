@@ -18,6 +18,7 @@ from drkit.canonical import canonical_json
 from drkit.clock import utc_iso
 from drkit.errors import ConfigError, FormatVersionError, InputError, IntegrityError
 from drkit.ledger.spec import LedgerSpec
+from drkit.numbers import MAX_INTEGER, number_problem
 
 LEDGER_FORMAT = "drkit-ledger/1"
 MerchantId = int | str
@@ -85,10 +86,17 @@ class LedgerEntry:
             if name not in data:
                 raise InputError(f"{where}: missing {name!r}")
         for name in ints:
+            # Bounded like every number drkit reads: a 5,000-digit amount would crash
+            # every later str() of it (the report, ``ledger show``) instead of being refused.
             if not _is_int(data[name]):
                 raise InputError(f"{where}.{name}: must be an integer, got {data[name]!r}")
+            problem = number_problem(data[name], minimum=-MAX_INTEGER, maximum=MAX_INTEGER,
+                                     integer=True)
+            if problem:
+                raise InputError(f"{where}.{name}: {problem}")
         mid = data["merchant_id"]
-        if not (_is_int(mid) or isinstance(mid, str)):
+        if not (_is_int(mid) or isinstance(mid, str)) or (
+                _is_int(mid) and abs(mid) > MAX_INTEGER):
             raise InputError(f"{where}.merchant_id: must be an integer or a string")
         margin: Decimal | None = None
         if data["margin"] is not None:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drkit.canonical import canonical_hash
 from drkit.errors import ConfigError
+from drkit.numbers import MAX_INTEGER, number_problem, overlong_integer, show_number
 
 SPEC_FORMAT = "drkit-ledger-spec/1"
 DEFAULT_SPEC_NAME = "drkit/ledger/default_spec.toml"
@@ -154,13 +155,11 @@ class _Reader:
         if value is None:
             self.problem(f"{key}.{name}", "missing")
             return 0
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(f"{key}.{name}", f"must be an integer, got {value!r}")
+        problem = number_problem(value, minimum=minimum, maximum=MAX_INTEGER, integer=True)
+        if problem:
+            self.problem(f"{key}.{name}", problem)
             return 0
-        if value < minimum:
-            self.problem(f"{key}.{name}", f"must be at least {minimum}, got {value}")
-            return 0
-        return value
+        return int(value)
 
 
 def _instant(value: Any, zone: ZoneInfo | None, key: str, rd: _Reader) -> tuple[datetime, str]:
@@ -213,15 +212,15 @@ def _decimal(value: Any, key: str, rd: _Reader) -> tuple[Decimal, str]:
                         "floats are inexact")
         return Decimal(0), ""
     if not isinstance(value, str):
-        rd.problem(key, f"must be a decimal string such as \"0.12\", got {value!r}")
+        rd.problem(key, f"must be a decimal string such as \"0.12\", got {show_number(value)}")
         return Decimal(0), ""
     try:
         rate = Decimal(value.strip())
     except InvalidOperation:
-        rd.problem(key, f"not a decimal number: {value!r}")
+        rd.problem(key, f"not a decimal number: {show_number(value)}")
         return Decimal(0), ""
     if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
-        rd.problem(key, f"must be a rate between 0 and 1, got {value!r}")
+        rd.problem(key, f"must be a rate between 0 and 1, got {show_number(value)}")
         return Decimal(0), ""
     return rate, value.strip()
 
@@ -336,6 +335,8 @@ def parse_spec_text(text: str, *, source: str = "(spec)") -> LedgerSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=source) from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise ConfigError(f"not usable TOML: {overlong_integer(text)}", file=source) from None
     return parse_spec(data, source=source)
 
 

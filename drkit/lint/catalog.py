@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-from drkit.lint.patterns import compile_pattern, has_wildcard
+from drkit.lint.patterns import collapse_stars, has_wildcard, wildcard_match
 
 CLOUDS = ("aws", "tencent")
 ACTION_CLASSES = ("destructive", "tampering", "escalation_grant", "escalation_remove_deny",
@@ -29,6 +29,8 @@ class Catalog:
     guard_condition_keys: tuple[str, ...]
     _lower_to_name: dict[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    _pools: dict[tuple[str, str], tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    _services: dict[str, dict[str, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for names in self.classes.values():
@@ -50,10 +52,37 @@ class Catalog:
             name = self._lower_to_name.get(pattern.lower())
             result = frozenset([name]) if name in known else frozenset()
         else:
-            regex = compile_pattern(pattern, True)
-            result = frozenset(a for a in known if regex.fullmatch(a))
+            lowered = collapse_stars(pattern.lower())
+            service, colon, _ = lowered.partition(":")
+            pool = (self._by_service(action_class).get(service, ())
+                    if colon and not has_wildcard(service) else self._lowered(action_class))
+            head = lowered[:-1]
+            if lowered.endswith("*") and not has_wildcard(head):
+                result = frozenset(a for a, low in pool if low.startswith(head))
+            else:
+                # The two-pointer matcher, not a regex: a hostile pattern with many stars
+                # makes a backtracking regex take exponential time.
+                result = frozenset(a for a, low in pool if wildcard_match(lowered, low))
         self._cache[key] = result
         return result
+
+    def _lowered(self, action_class: str) -> tuple[tuple[str, str], ...]:
+        key = ("", action_class)
+        if key not in self._pools:
+            self._pools[key] = tuple((a, a.lower()) for a in sorted(self.actions(action_class)))
+        return self._pools[key]
+
+    def _by_service(self, action_class: str) -> dict[str, tuple[tuple[str, str], ...]]:
+        """The class's actions per lower-case service prefix (a pattern naming its service
+        only needs to be matched against that service's actions)."""
+        found = self._services.get(action_class)
+        if found is None:
+            grouped: dict[str, list[tuple[str, str]]] = {}
+            for name, low in self._lowered(action_class):
+                grouped.setdefault(low.partition(":")[0], []).append((name, low))
+            found = {k: tuple(v) for k, v in grouped.items()}
+            self._services[action_class] = found
+        return found
 
     def is_write_pattern(self, pattern: str) -> bool:
         """Whether an action pattern may cover a write (anything that is not a pure read).

@@ -6,12 +6,15 @@ takes an action out of an Allow in the same document (explicit deny wins).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from drkit.lint.findings import Hit
 from drkit.lint.model import Policy, Statement
 from drkit.lint.patterns import resource_matches
 
+_WILDCARD = re.compile(r"[*?]")
 PUBLIC_PRINCIPALS = {"aws": ("*",), "tencent": ("*", "qcs::cam::anyone", "qcs::cam::anyone:anyone")}
 
 
@@ -37,17 +40,79 @@ def _deny_subsumes(deny: Statement, allow: Statement) -> bool:
     return all(any(resource_matches(d, a) for d in deny.resources) for a in allow.resources)
 
 
+@dataclass
+class _DenyIndex:
+    """The document's unconditional denies of one action class, indexed so that applying
+    them to N allow statements does not cost N x (number of statements).
+
+    Denies with the same resources are merged (whether a deny covers an allow depends only
+    on its resources). ``everywhere``: actions denied on every resource. A deny can cover an
+    allow only if it covers the allow's first resource, and a deny resource matches a
+    resource only if its literal text before the first wildcard is a prefix of it; so
+    ``by_prefix`` maps that literal prefix to the denies having it, and ``prefix_lengths``
+    says which prefixes of an allow's resource to look up.
+    """
+
+    everywhere: frozenset[str]
+    by_prefix: dict[str, list[tuple[Statement, frozenset[str]]]]
+    prefix_lengths: tuple[int, ...]
+
+
+def _literal_prefix(resource: str) -> str:
+    m = _WILDCARD.search(resource)
+    return resource if m is None else resource[:m.start()]
+
+
+def _deny_index(policy: Policy, action_class: str) -> _DenyIndex:
+    key = f"deny-index:{action_class}"
+    index = policy.memo.get(key)
+    if index is None:
+        cat = policy.catalog
+        everywhere: set[str] = set()
+        merged: dict[tuple[str, ...], tuple[Statement, set[str]]] = {}
+        for deny in policy.statements:
+            if not deny.is_deny or deny.condition or deny.not_resources is not None:
+                continue
+            denied = deny.covers(cat, action_class)
+            if not denied:
+                continue
+            if deny.resources is None or "*" in deny.resources:
+                everywhere |= denied
+            else:
+                merged.setdefault(deny.resources, (deny, set()))[1].update(denied)
+        by_prefix: dict[str, list[tuple[Statement, frozenset[str]]]] = {}
+        for deny, actions in merged.values():
+            # A deny with several resources is filed under each distinct prefix.
+            for prefix in {_literal_prefix(r) for r in deny.resources or ()}:
+                by_prefix.setdefault(prefix, []).append((deny, frozenset(actions)))
+        index = _DenyIndex(frozenset(everywhere), by_prefix,
+                           tuple(sorted({len(p) for p in by_prefix})))
+        policy.memo[key] = index
+    return index
+
+
 def effective(policy: Policy, statement: Statement, action_class: str) -> frozenset[str]:
     """Known actions of ``action_class`` that ``statement`` allows after this document's denies."""
-    cat = policy.catalog
-    allowed = statement.covers(cat, action_class)
+    allowed = statement.covers(policy.catalog, action_class)
     if not allowed:
         return allowed
-    for deny in policy.statements:
-        if deny.is_deny and _deny_subsumes(deny, statement):
-            allowed = allowed - deny.covers(cat, action_class)
-            if not allowed:
-                break
+    index = _deny_index(policy, action_class)
+    allowed = allowed - index.everywhere
+    if not allowed or not statement.resources:
+        return allowed
+    first = statement.resources[0]
+    seen: set[int] = set()
+    for length in index.prefix_lengths:
+        if length > len(first):
+            break
+        for deny, denied in index.by_prefix.get(first[:length], ()):
+            if id(deny) in seen:
+                continue
+            seen.add(id(deny))
+            if _deny_subsumes(deny, statement):
+                allowed = allowed - denied
+                if not allowed:
+                    return allowed
     return allowed
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from drkit.errors import InputError
 from drkit.lint.findings import (
+    INPUT_ERROR,
     LINTER_ERROR,
     SEVERITIES,
     SUPPRESSION_EXPIRED,
@@ -21,7 +22,7 @@ from drkit.lint.findings import (
     Rule,
     severity_rank,
 )
-from drkit.lint.model import Policy, Problem, parse_policy
+from drkit.lint.model import Policy, Problem, parse_policy, unreadable
 from drkit.lint.principals import PrincipalModel, load_principals
 from drkit.lint.registry import load_rules
 from drkit.lint.suppressions import Suppression, load_suppressions
@@ -29,6 +30,29 @@ from drkit.progress import NULL_PROGRESS, Progress
 
 log = logging.getLogger(__name__)
 PRINCIPALS_FILE = "principals.toml"
+INPUT_ERROR_MODES = ("error", "finding")
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """A file the run could not check: unreadable, not JSON, not a JSON object, too deep,
+    or a principals file with wrong types. Reported once per file; by default it makes the
+    run exit 2 after the report for everything else is written."""
+
+    file: str
+    message: str
+    line: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+    def as_finding(self) -> Finding:
+        return Finding(rule=INPUT_ERROR, category=INPUT_ERROR, severity="critical", cloud="",
+                       file=self.file, statement=None, line=self.line, actions=[],
+                       message=f"file not checked: {self.message}")
 
 
 @dataclass
@@ -43,6 +67,7 @@ class LintReport:
     threshold: str
     principals_file: str | None = None
     rules: tuple[Rule, ...] = field(default=())
+    input_errors: list[InputProblem] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -57,11 +82,13 @@ class LintReport:
                 "principals_file": self.principals_file, "findings": len(self.findings),
                 "by_severity": counts, "suppressed": len(self.suppressed),
                 "expired_suppressions": [s.to_dict() for s in self.expired],
-                "threshold": self.threshold, "failed": self.failed}
+                "threshold": self.threshold, "failed": self.failed,
+                "input_errors": len(self.input_errors)}
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": 1, "findings": [f.to_dict() for f in self.findings],
                 "suppressed": [f.to_dict() for f in self.suppressed],
+                "input_errors": [e.to_dict() for e in self.input_errors],
                 "summary": self.summary()}
 
 
@@ -126,6 +153,8 @@ class Linter:
 
     def lint_policy(self, policy: Policy) -> list[Finding]:
         findings: list[Finding] = []
+        if policy.input_error is not None:
+            return findings  # nothing to check; the run reports it as an input error
         for rule in self.policy_rules:
             if policy.cloud in rule.clouds:
                 findings.extend(self._run(rule, policy, policy.file, policy.cloud,
@@ -147,11 +176,21 @@ class Linter:
 
 def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
                principals_file: Path | None = None, suppressions_file: Path | None = None,
-               progress: Progress = NULL_PROGRESS, linter: Linter | None = None) -> LintReport:
-    """Lint policy files and folders; raise InputError for usage/input problems."""
+               progress: Progress = NULL_PROGRESS, linter: Linter | None = None,
+               input_errors: str = "error") -> LintReport:
+    """Lint policy files and folders.
+
+    Usage problems (no such path, a bad suppressions file, no policy at all) raise
+    InputError. A file that cannot be checked never stops the run: it is listed in
+    ``report.input_errors`` (``input_errors="error"``) or becomes a critical
+    ``input-error`` finding (``"finding"``), and every other file is still linted.
+    """
     if threshold not in SEVERITIES:
         raise InputError(f"unknown severity threshold {threshold!r}; "
                          f"use one of {', '.join(SEVERITIES)}")
+    if input_errors not in INPUT_ERROR_MODES:
+        raise InputError(f"unknown input error mode {input_errors!r}; "
+                         f"use one of {', '.join(INPUT_ERROR_MODES)}")
     if not paths:
         raise InputError("no paths to lint")
     linter = linter or Linter()
@@ -168,14 +207,25 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
             shown = display_path(path)
             try:
                 text = path.read_text("utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                policy = Policy(file=shown, cloud="aws", text="", parsed=False)
-                policy.problems.append(Problem(f"cannot read file: {exc}"))
+            except UnicodeDecodeError:
+                policy = unreadable(shown, "", Problem("not UTF-8 text: not a policy document"))
+            except OSError as exc:
+                policy = unreadable(shown, "", Problem(f"cannot read file: "
+                                                       f"{exc.strerror or type(exc).__name__}"))
             else:
                 policy = parse_policy(text, shown)
             cache[key] = policy
         return policy
 
+    def load_noted(path: Path) -> Policy:
+        """Load a policy file, noting it as an input error if it cannot be read."""
+        policy = load(path)
+        if policy.input_error is not None:
+            problems[policy.file] = InputProblem(policy.file, policy.input_error.message,
+                                                 policy.input_error.line or 1)
+        return policy
+
+    problems: dict[str, InputProblem] = {}
     findings: list[Finding] = []
     policies = 0
     task = progress.task("lint", total=len(files), unit="files")
@@ -184,13 +234,16 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
             policy = load(path)
             task.advance()
             if not policy.is_policy_document and path.resolve() not in explicit:
+                # JSON that is not a policy (package.json, a data array) beside policies.
                 log.info("skipping %s: not a policy document", policy.file)
                 continue
+            if load_noted(path).input_error is not None:
+                continue
             policies += 1
-            findings.extend(linter.lint_policy(policy))
+            findings.extend(_lint_one(linter, policy))
     finally:
         task.close()
-    if policies == 0:
+    if policies == 0 and not problems:
         where = ", ".join(display_path(p) for p in paths)
         raise InputError(f"no policy files found in {where} (looked for *.json policy "
                          f"documents)")
@@ -198,15 +251,40 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
     shown_principals = None
     if principals_path is not None:
         shown_principals = display_path(principals_path)
-        model = load_principals(principals_path, load, display_path)
-        findings.extend(linter.lint_principals(model))
+        try:
+            model = load_principals(principals_path, load_noted, display_path)
+        except InputError as exc:
+            message = str(exc).removeprefix(f"{shown_principals}: ")
+            problems[shown_principals] = InputProblem(shown_principals, message)
+        else:
+            findings.extend(linter.lint_principals(model))
+    errors = sorted(problems.values(), key=lambda e: e.file)
+    if input_errors == "finding":
+        findings.extend(e.as_finding() for e in errors)
+        errors = []
     active, suppressed, expired = apply_suppressions(findings, suppressions, now)
     active.extend(expired_findings(expired, display_path(suppressions_file)
                                    if suppressions_file else ""))
     active.sort(key=lambda f: (-severity_rank(f.severity), f.file, f.line, f.rule))
     return LintReport(findings=active, suppressed=suppressed, expired=expired,
                       files=len(files), policies=policies, threshold=threshold,
-                      principals_file=shown_principals, rules=linter.rules)
+                      principals_file=shown_principals, rules=linter.rules,
+                      input_errors=errors)
+
+
+def _lint_one(linter: Linter, policy: Policy) -> list[Finding]:
+    """The findings of one policy; a crash in drkit's own code is a critical finding.
+
+    Rules already turn their own crashes into findings; this catches the rest (the
+    statement model, suppressions of labels) so one file never ends the run.
+    """
+    try:
+        return linter.lint_policy(policy)
+    except Exception as exc:  # a crash must never look like a clean file
+        log.debug("linting %s crashed:\n%s", policy.file, traceback.format_exc())
+        return [Finding(rule=LINTER_ERROR, category=LINTER_ERROR, severity="critical",
+                        cloud=policy.cloud, file=policy.file, statement=None, line=1,
+                        actions=[], message=f"linting crashed: {type(exc).__name__}")]
 
 
 def apply_suppressions(findings: list[Finding], suppressions: list[Suppression],

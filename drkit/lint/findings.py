@@ -12,6 +12,7 @@ CATEGORIES = ("syntax", "wildcard-action", "wildcard-resource", "not-action", "n
               "credentials-exposure", "data-destruction", "backup-tampering",
               "missing-condition", "separation-of-duties")
 LINTER_ERROR = "linter-error"
+INPUT_ERROR = "input-error"
 SUPPRESSION_EXPIRED = "suppression-expired"
 
 

@@ -131,7 +131,12 @@ class Policy:
     problems: list[Problem] = field(default_factory=list)
     parsed: bool = True
     is_policy_document: bool = True  # False for JSON that is not a policy (package.json...)
+    # Set when the file cannot be read as a JSON object at all (not UTF-8, not JSON, empty,
+    # an array, nested too deep): an input error of the run, not a finding about a policy.
+    input_error: Problem | None = None
     _lines: dict[int, int] | None = None
+    # Per-document memo for the checks (deny indexes per action class); see lint/checks.py.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def catalog(self) -> Catalog:
@@ -164,19 +169,63 @@ def guess_cloud(text: str, data: Any = None) -> str:
     return "tencent" if _QCS_HINT.search(text) else "aws"
 
 
+#: Real policies nest a handful of levels (document, statement, condition, operator, key).
+#: Anything deeper is refused before json.loads, whose recursion (and ours after it) a
+#: 6 KB file of brackets would otherwise exhaust.
+MAX_NESTING = 32
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]')
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest bracket nesting in JSON ``text``, ignoring brackets inside strings."""
+    depth = deepest = 0
+    for m in _STRING_OR_BRACKET.finditer(text):
+        char = m.group()[0]
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_NESTING:
+                    break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def unreadable(file: str, text: str, problem: Problem) -> Policy:
+    policy = Policy(file=file, cloud=guess_cloud(text), text=text, parsed=False)
+    policy.input_error = problem
+    return policy
+
+
 def parse_policy(text: str, file: str) -> Policy:
-    """Parse one policy document; problems are recorded, never raised."""
+    """Parse one policy document; problems are recorded, never raised.
+
+    A file that is not a JSON object at all gets ``input_error``; everything wrong inside a
+    JSON object becomes a :class:`Problem` that the syntax rules report.
+    """
+    if not text.strip():
+        return unreadable(file, text, Problem("empty file: not a policy document"))
+    if nesting_depth(text) > MAX_NESTING:
+        return unreadable(file, text, Problem(f"nested more than {MAX_NESTING} levels deep: "
+                                              "not a policy document"))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        policy = Policy(file=file, cloud=guess_cloud(text), text=text, parsed=False)
-        policy.problems.append(Problem(f"malformed JSON: {exc.msg} at line {exc.lineno} "
-                                       f"column {exc.colno}", line=exc.lineno))
-        return policy
+        return unreadable(file, text, Problem(f"not valid JSON: {exc.msg} at line "
+                                              f"{exc.lineno} column {exc.colno}",
+                                              line=exc.lineno))
+    except (ValueError, RecursionError) as exc:
+        # int() refuses more than 4,300 digits: no policy holds such a number.
+        reason = "a number too long to read" if isinstance(exc, ValueError) else "too deep"
+        return unreadable(file, text, Problem(f"not usable JSON: {reason}"))
     cloud = guess_cloud(text, data)
     policy = Policy(file=file, cloud=cloud, text=text, is_policy_document=looks_like_policy(data))
     if not isinstance(data, dict):
-        policy.problems.append(Problem("a policy must be a JSON object"))
+        kind = {list: "an array", str: "a string", type(None): "null",
+                bool: "a boolean"}.get(type(data), "a number")
+        policy.input_error = Problem(f"a policy must be a JSON object, got {kind}")
+        policy.parsed = False
         return policy
     _parse_document(policy, data)
     return policy
@@ -341,6 +390,14 @@ def _statement_lines(text: str) -> dict[int, int]:
     decoder = json.JSONDecoder()
     lines: dict[int, int] = {}
     ws = re.compile(r"[ \t\n\r]*")
+    # Newlines are counted from the previous statement on, not from the start of the text:
+    # counting from 0 for each statement made a file of N statements cost O(N^2).
+    counted = [0, 1]  # position up to which newlines are counted, line number there
+
+    def line_at(pos: int) -> int:
+        counted[1] += text.count("\n", counted[0], pos)
+        counted[0] = pos
+        return counted[1]
 
     def skip(pos: int) -> int:
         m = ws.match(text, pos)
@@ -357,13 +414,13 @@ def _statement_lines(text: str) -> dict[int, int]:
             pos = skip(pos + 1)  # the colon
             if isinstance(key, str) and key.lower() == "statement":
                 if text[pos] == "{":
-                    lines[0] = text.count("\n", 0, pos) + 1
+                    lines[0] = line_at(pos)
                     _, pos = decoder.raw_decode(text, pos)
                 elif text[pos] == "[":
                     pos = skip(pos + 1)
                     index = 0
                     while text[pos] != "]":
-                        lines[index] = text.count("\n", 0, pos) + 1
+                        lines[index] = line_at(pos)
                         _, pos = decoder.raw_decode(text, pos)
                         pos = skip(pos)
                         if text[pos] == ",":

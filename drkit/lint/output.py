@@ -6,7 +6,7 @@ from typing import Any
 
 from drkit import __version__
 from drkit.lint.engine import LintReport
-from drkit.lint.findings import LINTER_ERROR, SUPPRESSION_EXPIRED, Finding
+from drkit.lint.findings import INPUT_ERROR, LINTER_ERROR, SUPPRESSION_EXPIRED, Finding
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note",
@@ -17,14 +17,24 @@ _SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": 
 _BUILTIN = {
     LINTER_ERROR: ("A lint rule crashed; the file was not fully checked",
                    "Report the bug; treat the file as unchecked until fixed.", "critical"),
+    INPUT_ERROR: ("A file could not be read as a policy; it was not checked",
+                  "Fix or remove the file (not UTF-8, not JSON, not a JSON object, nested "
+                  "too deep, or a principals file with wrong types).", "critical"),
     SUPPRESSION_EXPIRED: ("A suppression has expired and no longer applies",
                           "Fix the finding, or renew the suppression with a new reason, "
                           "owner and expiry.", "low"),
 }
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print in any encoding: lone surrogates (a Sid of "\\ud800", a file
+    name that is not UTF-8) become backslash escapes instead of a UnicodeEncodeError."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def render_text(report: LintReport) -> str:
-    lines = []
+    lines = [f"{e.file}:{e.line}: INPUT ERROR: {e.message} (file not checked)"
+             for e in report.input_errors]
     for f in report.findings:
         where = f"{f.file}:{f.line}"
         stmt = f" [statement {f.statement}]" if f.statement is not None else ""
@@ -38,8 +48,10 @@ def render_text(report: LintReport) -> str:
         + f": {s['findings']} findings" + (f" ({counts})" if counts else "")
         + (f", {s['suppressed']} suppressed" if s["suppressed"] else "")
         + (f", {len(report.expired)} expired suppressions" if report.expired else "")
+        + (f", {len(report.input_errors)} input errors (files not checked)"
+           if report.input_errors else "")
         + f"; threshold {report.threshold}: {'FAIL' if report.failed else 'ok'}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def _rule_descriptor(rule_id: str, title: str, remediation: str, severity: str,
@@ -91,6 +103,22 @@ def render_sarif(report: LintReport) -> dict[str, Any]:
                 "name": "drkit-lint", "version": __version__, "semanticVersion": __version__,
                 "rules": descriptors}},
             "columnKind": "unicodeCodePoints",
+            "invocations": [_invocation(report)],
             "results": [_result(f, index) for f in report.findings],
         }],
+    }
+
+
+def _invocation(report: LintReport) -> dict[str, Any]:
+    """Files that could not be checked, as SARIF tool execution notifications."""
+    return {
+        "executionSuccessful": not report.input_errors,
+        "toolExecutionNotifications": [{
+            "level": "error",
+            "descriptor": {"id": INPUT_ERROR},
+            "message": {"text": e.message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": e.file or "."},
+                "region": {"startLine": max(1, e.line)}}}],
+        } for e in report.input_errors],
     }

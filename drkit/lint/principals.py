@@ -29,6 +29,7 @@ from drkit.errors import InputError
 from drkit.lint.catalog import catalog
 from drkit.lint.model import Policy, Statement
 from drkit.lint.patterns import matches, resource_matches, resource_overlap
+from drkit.numbers import overlong_integer
 
 TIER_KINDS = ("production", "backup")
 PRINCIPAL_TYPES = ("user", "group", "role", "person")
@@ -100,9 +101,42 @@ def resource_service(resource: str) -> str | None:
     return parts[2].lower()
 
 
+def _strings(value: Any, where: str) -> list[str]:
+    """A TOML list of strings (absent: empty), or InputError naming ``where``."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{where}: must be a list of strings, got {_type_name(value)}")
+    return value
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list):
+        inner = sorted({type(v).__name__ for v in value if not isinstance(v, str)})
+        return f"a list holding {', '.join(inner)}" if inner else "a list"
+    return {dict: "a table", str: "a string", bool: "a boolean"}.get(type(value),
+                                                                    type(value).__name__)
+
+
+def _policy_file(base: Path, rel: str, where: str) -> Path:
+    file = (base / rel) if not Path(rel).is_absolute() else Path(rel)
+    try:
+        found = file.is_file()
+    except (OSError, ValueError):  # a NUL byte or an over-long name
+        found = False
+    if not found:
+        raise InputError(f"{where}: policy file {rel!r} not found")
+    return file
+
+
 def load_principals(path: Path, load_policy: Callable[[Path], Policy],
                     display: Callable[[Path], str]) -> PrincipalModel:
-    """Read a principals file; policy paths are relative to it. Bad entries raise InputError."""
+    """Read a principals file; policy paths are relative to it. Bad entries raise InputError.
+
+    Every value is type-checked before use: a principals file is input, and a wrong type
+    (``resource_policies = 1``, ``policies = [[]]``) is an input error naming the key, not a
+    crash of the whole run.
+    """
     shown = display(path)
     try:
         text = path.read_text("utf-8")
@@ -111,8 +145,13 @@ def load_principals(path: Path, load_policy: Callable[[Path], Policy],
         raise InputError(f"{shown}: cannot read principals file: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{shown}: not valid TOML: {exc}") from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise InputError(f"{shown}: not usable TOML: {overlong_integer(text)}") from exc
+    raw_tiers = data.get("tiers") or {}
+    if not isinstance(raw_tiers, dict):
+        raise InputError(f"{shown}: tiers: must be a table of [tiers.<name>] tables")
     tiers = []
-    for name, raw in (data.get("tiers") or {}).items():
+    for name, raw in raw_tiers.items():
         if not isinstance(raw, dict) or raw.get("kind") not in TIER_KINDS:
             raise InputError(f"{shown}: tiers.{name}: 'kind' must be one of "
                              f"{', '.join(TIER_KINDS)}")
@@ -122,36 +161,39 @@ def load_principals(path: Path, load_policy: Callable[[Path], Policy],
         tiers.append(Tier(name=name, kind=raw["kind"], resources=tuple(res)))
     if not tiers:
         raise InputError(f"{shown}: no [tiers.<name>] tables")
+    raw_principals = data.get("principals") or []
+    if not isinstance(raw_principals, list):
+        raise InputError(f"{shown}: principals: must be a list of [[principals]] tables")
     principals = []
     base = path.parent
-    for i, raw in enumerate(data.get("principals") or []):
+    for i, raw in enumerate(raw_principals):
         where = f"{shown}: principals[{i}]"
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise InputError(f"{where}: missing 'name'")
+        where = f"{where} ({raw['name']})"
         ptype = raw.get("type", "role")
-        if ptype not in PRINCIPAL_TYPES:
+        if not isinstance(ptype, str) or ptype not in PRINCIPAL_TYPES:
             raise InputError(f"{where}: 'type' must be one of {', '.join(PRINCIPAL_TYPES)}")
+        arn = raw.get("arn")
+        if arn is not None and not isinstance(arn, str):
+            raise InputError(f"{where}: arn: must be a string, got {_type_name(arn)}")
+        groups = _strings(raw.get("groups"), f"{where}: groups")
         policies = []
         for key in ("policies", "trust"):
-            for rel in raw.get(key) or []:
-                file = (base / rel) if not Path(rel).is_absolute() else Path(rel)
-                if not file.is_file():
-                    raise InputError(f"{where} ({raw['name']}): policy file {rel!r} not found")
-                policies.append((key, load_policy(file)))
-        if not any(k == "policies" for k, _ in policies) and not raw.get("groups"):
-            raise InputError(f"{where} ({raw['name']}): needs 'policies' or 'groups'")
+            for rel in _strings(raw.get(key), f"{where}: {key}"):
+                policies.append((key, load_policy(_policy_file(base, rel, where))))
+        if not any(k == "policies" for k, _ in policies) and not groups:
+            raise InputError(f"{where}: needs 'policies' or 'groups'")
         line = _line_of(text, raw["name"])
         principals.append(Principal(
-            name=raw["name"], type=ptype, arn=raw.get("arn"),
+            name=raw["name"], type=ptype, arn=arn,
             policies=[p for k, p in policies if k == "policies"],
             trust=[p for k, p in policies if k == "trust"],
-            groups=tuple(raw.get("groups") or ()), line=line))
+            groups=tuple(groups), line=line))
     resource_policies = []
-    for rel in data.get("resource_policies") or []:
-        file = (base / rel) if not Path(rel).is_absolute() else Path(rel)
-        if not file.is_file():
-            raise InputError(f"{shown}: resource_policies: policy file {rel!r} not found")
-        resource_policies.append(load_policy(file))
+    for rel in _strings(data.get("resource_policies"), f"{shown}: resource_policies"):
+        resource_policies.append(load_policy(_policy_file(base, rel,
+                                                          f"{shown}: resource_policies")))
     model = PrincipalModel(file=shown, tiers=tiers, principals=principals,
                            resource_policies=resource_policies)
     for principal in principals:

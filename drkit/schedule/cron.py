@@ -15,6 +15,7 @@ will do from a trigger and an injected ``now`` without sleeping: the tests lean 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -38,13 +39,18 @@ _ALIASES = {
 }
 
 
+_SMALL_NUMBER = re.compile(r"[0-9]{1,4}")
+
+
 class CronSyntaxError(ValueError):
     """A crontab expression that cannot be understood."""
 
 
 def _day_number(text: str) -> int:
     token = text.strip().lower()
-    if token.isdigit():
+    # ASCII digits, a few of them: "²".isdigit() is true but int() refuses it, and int() of
+    # thousands of digits raises its own ValueError.
+    if _SMALL_NUMBER.fullmatch(token):
         value = int(token)
         if not 0 <= value <= 7:
             raise CronSyntaxError(f"day of week {text!r} out of range 0-7")
@@ -64,7 +70,7 @@ def expand_day_of_week(field: str) -> set[int]:
         step = 1
         if "/" in part:
             part, step_text = part.split("/", 1)
-            if not step_text.isdigit() or int(step_text) < 1:
+            if not _SMALL_NUMBER.fullmatch(step_text) or int(step_text) < 1:
                 raise CronSyntaxError(f"bad step {step_text!r} in day-of-week field {field!r}")
             step = int(step_text)
         if part == "*":

@@ -19,6 +19,7 @@ from apscheduler.triggers.base import BaseTrigger
 
 from drkit.config import Config
 from drkit.errors import ConfigError, InputError
+from drkit.numbers import number_problem
 from drkit.schedule.cron import CronSyntaxError, cron_trigger
 
 OFF = "off"
@@ -184,9 +185,11 @@ def load_schedule(config: Config) -> ScheduleSettings:
                                          "give replicate its own crontab expression")
 
     grace_raw = raw.get("misfire_grace_seconds", 6 * 3600)
-    if isinstance(grace_raw, bool) or not isinstance(grace_raw, int) or grace_raw < 0:
+    # At most a week: a catch-up run later than that is a different schedule.
+    problem = number_problem(grace_raw, minimum=0, maximum=7 * 86400, integer=True)
+    if problem:
         raise _fail(config, "misfire_grace_seconds",
-                    f"must be a whole number of seconds >= 0 (0 = no limit), got {grace_raw!r}")
+                    f"{problem} (whole seconds; 0 = no limit)")
     grace = grace_raw or None
 
     state_dir = config.base_dir / text("state_dir", str(config.cache_dir / "schedule"))
@@ -239,8 +242,9 @@ def load_schedule(config: Config) -> ScheduleSettings:
             raise _fail(config, f"webhook.{key}", "must be an http:// or https:// URL")
         urls[key] = value
     timeout = hook.get("timeout_seconds", 10)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise _fail(config, "webhook.timeout_seconds", "must be a positive number")
+    problem = number_problem(timeout, minimum=0, maximum=600, exclusive_minimum=True)
+    if problem:
+        raise _fail(config, "webhook.timeout_seconds", problem)
 
     recovery_key = text("recovery_key", "")
     passphrase_file = text("passphrase_file", "")

@@ -58,7 +58,7 @@ def test_quorum_policy_and_dangerous_changes() -> None:
     assert quorum_from_raw({}, "prune", where="f") == 2
     assert quorum_from_raw({"quorum": {"default": 2, "prune": 3}}, "prune", where="f") == 3
     assert quorum_from_raw({"quorum": {"default": 2, "prune": 3}}, "keys", where="f") == 2
-    with pytest.raises(ConfigError, match="whole number >= 1"):
+    with pytest.raises(ConfigError, match="quorum must be between 1 and 100, got 0"):
         quorum_from_raw({"quorum": 0}, "prune", where="f")
     old = {"regions": {"a": {"url": "file:a", "retention_days": 30, "lock_days": 10},
                        "b": {"url": "file:b"}},

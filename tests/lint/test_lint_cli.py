@@ -88,12 +88,22 @@ def test_sarif_has_rules_file_and_line(drkit, write) -> None:
     assert result["level"] == "error"
 
 
-def test_malformed_file_is_a_finding_not_a_crash(drkit, write) -> None:
+def test_malformed_file_is_an_input_error_not_a_crash(drkit, write) -> None:
+    # Issue 13.8: an unreadable file is an input error (exit 2 after the report), not a
+    # finding that --severity-threshold could wave through.
     write("p/broken.json", '{"Version": "2012-10-17",\n "Statement": [\n')
     res = drkit("lint", "p", "--json")
+    assert res.exit_code == 2
+    doc = json.loads(res.stdout)
+    assert doc["findings"] == []
+    (error,) = doc["input_errors"]
+    assert error["file"] == "p/broken.json" and "not valid JSON" in error["message"]
+    assert error["line"] == 3
+    assert "drkit: error: p/broken.json: not valid JSON" in res.stderr
+    res = drkit("lint", "p", "--json", "--input-errors", "finding")
     assert res.exit_code == 1
     (finding,) = json.loads(res.stdout)["findings"]
-    assert finding["rule"] == "aws_syntax" and "malformed JSON" in finding["message"]
+    assert finding["rule"] == "input-error" and finding["severity"] == "critical"
     assert finding["line"] == 3
 
 

@@ -58,7 +58,7 @@ def test_custom_values(make_config: Callable[..., Path], tmp_path: Path) -> None
     ('ledger = "0 5 * * *"', "schedule.ledger_sources", "missing"),
     ('ledger_sources = ["nope"]', "schedule.ledger_sources", "unknown source 'nope'"),
     ('read_data_sample = "150%"', "schedule.read_data_sample", "percentage"),
-    ('misfire_grace_seconds = -1', "schedule.misfire_grace_seconds", ">= 0"),
+    ('misfire_grace_seconds = -1', "schedule.misfire_grace_seconds", "between 0 and 604800"),
     ('metrics_file = "m.txt"', "schedule.metrics_file", ".prom"),
     ('jobstore = "jobs.sqlite"', "schedule.jobstore", "SQLAlchemy URL"),
     ('on_sigterm = "ignore"', "schedule.on_sigterm", "wait"),
