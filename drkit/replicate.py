@@ -48,10 +48,9 @@ from drkit.errors import (
 )
 from drkit.journal import JournalEntry, LogView, read_log
 from drkit.progress import NULL_PROGRESS, Progress
-from drkit.repo.retention import journaled_until, later
+from drkit.repo.retention import always_standard, journaled_until, later
 from drkit.storage.base import ObjectInfo, Store
 from drkit.verify.context import (
-    ALWAYS_STANDARD,
     Match,
     lag_hours,
     listing_match,
@@ -234,7 +233,7 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
                                 hash_unknown=entry.key not in covered)
                       for entry, info in to_check]
             copies = [ex.submit(copier.copy, entry,
-                                "STANDARD" if entry.key in ALWAYS_STANDARD
+                                "STANDARD" if always_standard(entry.key)
                                 else region.storage_class)
                       for entry in to_copy]
             for fut in checks + copies:

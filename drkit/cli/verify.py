@@ -110,7 +110,8 @@ def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: 
     anchors = for_origin(anchors, origin)
     first_contact = state.first_contact
     records = RecordsCheck(config, app.clock, repository_id=origin.split(":", 1)[1],
-                           state_dir=state.path.parent, origin=origin, primary=primary)
+                           state_dir=state.path.parent, origin=origin, primary=primary,
+                           accept_first_contact=accept_first_contact)
     result = verify_regions(targets, origin=origin, trusted=trusted, state=state, now=now,
                             primary=primary, read_fraction=fraction, progress=app.progress(),
                             records=records, anchors=anchors,

@@ -29,9 +29,12 @@ from drkit.config import RegionConfig
 from drkit.journal import JournalEntry
 
 NOTE_KEY = "retention"
-#: Objects every reader needs without a thaw stay STANDARD in replicas (as replicate
-#: writes them); see drkit.verify.context.ALWAYS_STANDARD.
-_ALWAYS_STANDARD = ("config",)
+def always_standard(key: str) -> bool:
+    """Objects every reader needs without a thaw stay STANDARD in every region: the
+    repository ``config`` and the journaled control objects under ``approval/`` (the pinned
+    configuration and the approver registry versions, which tombstone proofs and the gate
+    read). The journal itself is always STANDARD too."""
+    return key == "config" or key.startswith("approval/")
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def retention_note(regions: Iterable[RegionConfig], now: datetime, *,
     """The ``note`` for an object written at ``now``: each region's class and until."""
     out: dict[str, Any] = {}
     for region in regions:
-        item: dict[str, Any] = {"class": "STANDARD" if key in _ALWAYS_STANDARD
+        item: dict[str, Any] = {"class": "STANDARD" if always_standard(key)
                                 and not region.primary else region.storage_class}
         if region.lock_days > 0:
             item["until"] = utc_iso(now + timedelta(days=region.lock_days))

@@ -14,11 +14,6 @@ from drkit.errors import DrkitError, InputError
 from drkit.journal import JournalEntry, LogView
 from drkit.storage.base import ObjectInfo, Store
 
-#: Objects every reader needs without a thaw: the repository config (the journal objects
-#: are always STANDARD too).
-ALWAYS_STANDARD = ("config",)
-
-
 #: Key prefixes of the store that other subsystems own: the audit log (its own journal
 #: under ``audit/``) and the approval records (signed documents under ``approval/``). They
 #: are not leaves of the repository journal, so the object check leaves them to

@@ -39,10 +39,10 @@ from drkit.journal import JOURNAL_PREFIX, JournalEntry, LogView, live_entries, r
 from drkit.journal.merkle import RootBuilder
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.repo.region_identity import IDENTITY_KEY
+from drkit.repo.retention import always_standard
 from drkit.storage.base import ObjectInfo, Store
 from drkit.verify.anchors import Anchor, check_anchor
 from drkit.verify.context import (
-    ALWAYS_STANDARD,
     OTHER_AREAS,
     REGISTRY_PREFIX,
     Match,
@@ -258,7 +258,7 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
                 task.advance()
                 continue
             present.append(entry)
-            if (not report.primary and key not in ALWAYS_STANDARD
+            if (not report.primary and not always_standard(key)
                     and (info.storage_class or "STANDARD") != region.storage_class):
                 wrong_class.append((key, info.storage_class or "STANDARD"))
             match = listing_match(entry, info)

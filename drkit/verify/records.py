@@ -99,8 +99,12 @@ class RecordsCheck:
     """Checks audit/ and approval/ of each region; one per ``drkit verify`` run."""
 
     def __init__(self, config: Config, clock: Clock, *, repository_id: str, state_dir: Path,
-                 origin: str, primary: tuple[RegionConfig, Store] | None) -> None:
+                 origin: str, primary: tuple[RegionConfig, Store] | None,
+                 accept_first_contact: bool = False) -> None:
         self.config = config
+        # verify --accept-first-contact starts this host's audit-log state too (one word
+        # from the person covers both logs of the repository).
+        self.accept_first_contact = accept_first_contact
         self.clock = clock
         self.repository_id = repository_id
         self.primary = primary
@@ -342,7 +346,8 @@ class RecordsCheck:
 
         try:
             result = verify_log(self.config, self.clock,
-                                region=None if region.primary else region.name)
+                                region=None if region.primary else region.name,
+                                accept_first_contact=self.accept_first_contact)
         except Exception as exc:  # noqa: BLE001 - a crash must be a finding, never "clean"
             report.add("high", "audit-unverifiable", "cannot verify the audit log: "
                        f"{exc if isinstance(exc, DrkitError) else type(exc).__name__}")

@@ -58,7 +58,7 @@ copy_to = ["ap-shanghai"]
     original = next(r for r in records if r.region == "ap-beijing")
     del double.snapshots["ap-shanghai"][copy.snapshot_id]
     del double.snapshots["ap-beijing"][original.snapshot_id]
-    bad = drkit("--json", "verify")
+    bad = drkit("--json", "verify", "--accept-first-contact")
     assert bad.exit_code == 1
     findings = json.loads(bad.stdout)["findings"]
     assert {f["check"] for f in findings} == {"cloud-snapshot-missing"}
@@ -72,7 +72,7 @@ copy_to = ["ap-shanghai"]
     with pytest.raises(IntegrityError, match="refusing to journal"):
         record_expiry(load_config(tmp_path / "drkit.toml"), [copy, original], now=clock.now(),
                       grant=forged)
-    again = drkit("--json", "verify")
+    again = drkit("--json", "verify", "--accept-first-contact")
     assert again.exit_code == 1
     assert {f["check"] for f in json.loads(again.stdout)["findings"]} == {
         "cloud-snapshot-missing"}
@@ -136,7 +136,7 @@ retention_days = 30
     assert done.exit_code == 0, done.stderr
     assert [d["snapshot_id"] for d in json.loads(done.stdout)["deleted"]] == [old.snapshot_id]
 
-    res = drkit("--json", "verify")
+    res = drkit("--json", "verify", "--accept-first-contact")
     assert res.exit_code == 0, res.stdout
     doc = json.loads(res.stdout)
     assert doc["findings"] == []

@@ -66,7 +66,7 @@ def project(drkit: Any, clock: Any, tmp_path: Path) -> Project:
     config = proj.config
     keys = init_keys(config.keys_dir, "pw", kdf=FAST_KDF)
     initialise_repository(open_store(config.primary_region.url), config.primary_region, keys,
-                          now=clock.now())
+                          now=clock.now(), cache_dir=config.cache_dir)
     return proj
 
 

@@ -173,7 +173,7 @@ def test_keys_init_pins_the_config_in_the_journal(project: Project) -> None:
     # in every region without a finding.
     project.snapshot("a")
     project.run("replicate")
-    out = project.json("verify", "--all")
+    out = project.json("verify", "--all", "--accept-first-contact")
     findings = [f for r in out["regions"] for f in r["findings"]]
     assert findings == []
     assert (project.root / "regions" / "shanghai" / "approval" / "config"
@@ -187,7 +187,7 @@ def test_pinned_config_deleted_in_a_cold_region_is_critical(project: Project) ->
     project.run("replicate")
     copy = project.root / "regions" / "shanghai" / "approval" / "config" / "000001.json"
     copy.unlink()
-    res = project.run("--json", "verify", "--all", ok=False)
+    res = project.run("--json", "verify", "--all", "--accept-first-contact", ok=False)
     assert res.exit_code == 1
     regions = {r["region"]: r for r in json.loads(res.stdout)["regions"]}
     assert regions["beijing"]["findings"] == []  # the untouched region stays clean
@@ -298,7 +298,7 @@ def test_repository_without_a_pinned_config_says_so_and_uses_defaults(
     made = keyfiles.init_keys(config.keys_dir, RECOVERY)
     (tmp_path / "regions" / "beijing").mkdir(parents=True)
     initialise_repository(LocalStore(tmp_path / "regions" / "beijing"), config.primary_region,
-                          made, now=clock.now())
+                          made, now=clock.now(), cache_dir=config.cache_dir)
     proj = Project(tmp_path, drkit, clock)
     shutil.copytree(approver_keys, tmp_path / "keys" / "approvers")
     names = ("alice", "bob", "carol", "dave")

@@ -114,7 +114,7 @@ class Project:
 
     def verify(self, *args: str, config: Path | None = None) -> tuple[int, dict[str, Any]]:
         extra = ["--config", str(config)] if config else []
-        res = self.run(*extra, "--json", "verify", *args, ok=False)
+        res = self.run(*extra, "--json", "verify", "--accept-first-contact", *args, ok=False)
         assert res.exit_code in (0, 1), res.stderr
         return res.exit_code, json.loads(res.stdout)
 

@@ -96,7 +96,7 @@ class Project:
         return str(self.json("snapshot")["snapshot_id"])
 
     def verify(self) -> dict[str, Any]:
-        res = self.run("--json", "verify", "--all", ok=False)
+        res = self.run("--json", "verify", "--all", "--accept-first-contact", ok=False)
         assert res.exit_code in (0, 1), res.stderr
         doc: dict[str, Any] = json.loads(res.stdout)
         doc["exit_code"] = res.exit_code

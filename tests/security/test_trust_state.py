@@ -86,7 +86,7 @@ def site(drkit: Any, clock: Any, tmp_path: Path) -> Site:
     config = s.config
     keys = init_keys(config.keys_dir, "pw", kdf=FAST_KDF)
     initialise_repository(open_store(config.primary_region.url), config.primary_region, keys,
-                          now=clock.now())
+                          now=clock.now(), cache_dir=config.cache_dir)
     assert s.run("snapshot").exit_code == 0
     assert s.run("replicate").exit_code == 0
     s.save_regions("saved-old")

@@ -100,7 +100,7 @@ class Project:
         return str(self.json("snapshot")["snapshot_id"])
 
     def verify(self, *args: str) -> tuple[int, dict[str, Any]]:
-        res = self.drkit("--json", "verify", *args)
+        res = self.drkit("--json", "verify", "--accept-first-contact", *args)
         assert res.stdout.strip(), res.stderr
         return res.exit_code, json.loads(res.stdout)
 
@@ -506,7 +506,7 @@ def make_s3_repo(drkit: Any, clock: FixedClock, tmp_path: Path, store_url_env: A
 
 
 def _verify_json(drkit: Any) -> tuple[int, dict[str, Any]]:
-    res = drkit("--json", "verify", "--all")
+    res = drkit("--json", "verify", "--all", "--accept-first-contact")
     assert res.stdout.strip(), res.stderr
     return res.exit_code, json.loads(res.stdout)
 
