@@ -32,6 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from drkit import faults
 from drkit.config import RegionConfig
 from drkit.errors import (
     BackendUnavailable,
@@ -161,6 +162,7 @@ class _Copier:
         try:
             self.target.put(entry.key, data, storage_class=storage_class,
                             retain_until=self.retain_until)
+            faults.point("replicate.put.after")
         except ObjectExists:
             # Appeared since the listing (another replicate run): check, never overwrite.
             return self.check_existing(entry, self.target.head(entry.key), hash_unknown=True)
@@ -250,6 +252,7 @@ def _copy_journal(primary: Store, view: LogView, target: Store, listing: dict[st
             continue
         try:
             target.put(key, data, storage_class="STANDARD", retain_until=copier.retain_until)
+            faults.point("replicate.journal.after")
         except ObjectExists:
             if target.get(key) != data:
                 copier.finding("critical", "replica-differs",

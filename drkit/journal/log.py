@@ -31,6 +31,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from drkit import faults
 from drkit.errors import InputError, IntegrityError, ObjectExists, ObjectNotFound
 from drkit.journal.checkpoint import Checkpoint
 from drkit.journal.entry import JOURNAL_PREFIX, JournalEntry
@@ -327,6 +328,7 @@ class Journal:
         except ObjectExists:
             if self.store.get(bkey) != data:  # pragma: no cover - would need a hash collision
                 raise IntegrityError(f"{bkey}: exists with other content") from None
+        faults.point("journal.batch.after")
         builder = RootBuilder()
         for leaf in view.leaf_hashes:
             builder.add(leaf)

@@ -33,6 +33,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from drkit import faults
 from drkit.config import RegionConfig
 from drkit.errors import NeedsThaw, ObjectNotFound, StorageError
 from drkit.journal import JOURNAL_PREFIX, JournalEntry, LogView, live_entries, read_log
@@ -49,6 +50,7 @@ from drkit.verify.context import (
 )
 from drkit.verify.findings import Finding, sort_findings
 from drkit.verify.guardrails import check_bucket
+from drkit.verify.leftovers import Leftovers, find_leftovers
 from drkit.verify.state import TrustedState
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class RegionReport:
     lag_hours: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    leftovers: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, severity: str, check: str, message: str, key: str = "", expected: str = "",
             found: str = "") -> None:
@@ -103,7 +106,7 @@ class RegionReport:
                 "objects_unverified_cold": self.objects_unverified_cold,
                 "lag_hours": round(self.lag_hours, 3),
                 "findings": [f.to_dict() for f in sort_findings(self.findings)],
-                "notes": self.notes}
+                "notes": self.notes, "leftovers": self.leftovers}
 
 
 @dataclass
@@ -194,7 +197,8 @@ def _check_journal(report: RegionReport, view: LogView, region: RegionConfig,
 
 def _check_objects(report: RegionReport, store: Store, view: LogView, region: RegionConfig,
                    primary_view: LogView | None, read_fraction: float | None,
-                   progress: Progress, workers: int) -> None:
+                   progress: Progress, workers: int, *,
+                   trusted: Sequence[Ed25519PublicKey], now: datetime) -> None:
     live = live_entries(view.entries)
     report.objects_logged = len(live)
     tombstoned = {e.key for e in view.entries if e.kind == "tombstone"} - set(live)
@@ -270,16 +274,23 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     if read_fraction:
         _read_data(report, store, present, read_fraction, progress, workers)
 
+    unlogged: dict[str, ObjectInfo] = {}
     for key in sorted(listing):
         if key in logged_keys:
             continue
         if key in primary_keys:
             report.objects_pending += 1
             continue
-        info = listing[key]
+        unlogged[key] = listing[key]
+    leftovers = find_leftovers(store, unlogged, view.origin, trusted)
+    _note_leftovers(report, leftovers, now)
+    for key, info in unlogged.items():
+        if key in leftovers.keys:
+            continue
+        why = leftovers.rejected.get(key)
         report.add("high", "object-unlogged",
-                   "object in the bucket that no journal entry names (injected data)", key,
-                   "absent", f"{info.size} B")
+                   "object in the bucket that no journal entry names (injected data)"
+                   + (f"; {why}" if why else ""), key, "absent", f"{info.size} B")
     present_tombstoned = sorted(tombstoned & set(listing))
     if present_tombstoned:
         report.notes.append(f"{len(present_tombstoned)} objects deleted by approval are still "
@@ -292,6 +303,18 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     if report.objects_pending:
         report.notes.append(f"{report.objects_pending} objects copied but not yet in this "
                             "region's journal (replication in progress)")
+
+
+def _note_leftovers(report: RegionReport, leftovers: Leftovers, now: datetime) -> None:
+    """One low note per interrupted write group, naming its objects and its age."""
+    for group in leftovers.groups:
+        age = group.age_hours(now)
+        report.leftovers.extend({"key": k, "intent": group.intent, "age_hours": round(age, 2),
+                                 "host": group.host} for k in group.keys)
+        report.notes.append(
+            f"low: leftover of an interrupted write, {age:.1f} h old "
+            f"(host {group.host}, {group.intent}): {', '.join(group.keys)}; the next "
+            "snapshot adopts it into the journal")
 
 
 def _read_data(report: RegionReport, store: Store, present: list[JournalEntry],
@@ -344,7 +367,8 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
         view = read_log(store, origin, trusted)
     report.log_size = view.size
     _check_journal(report, view, region, state, primary_view, now)
-    _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers)
+    _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers,
+                   trusted=trusted, now=now)
     if region.url.scheme in ("s3", "cos"):
         try:
             report.findings.extend(check_bucket(store.bucket_settings(), region))
@@ -394,5 +418,7 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
         report = RegionReport(region=primary[0].name, url=str(primary[0].url), primary=True)
         report.add("critical", "region-unavailable", "cannot read the primary's journal")
         reports.append(report)
+    faults.point("verify.state.before")
     state.save()
+    faults.point("verify.state.after")
     return VerifyReport(origin=origin, regions=reports)
