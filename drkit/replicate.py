@@ -192,6 +192,7 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
     region cannot be reached; differences are findings in the result."""
     origin = primary_view.origin
     result = RegionReplication(region=region.name, primary_size=primary_view.size)
+    target.clean_temp_files()  # of an earlier replicate that was killed
     region_view = read_log(target, origin, trusted)
     result.size_before = region_view.size
     listing = {info.key: info for info in target.list("")}

@@ -132,6 +132,7 @@ class RepositoryWriter:
                 raise IntegrityError(f"{self.store.url}: holds repository "
                                      f"{self.repo.repository_id}, keys are for "
                                      f"{self.keys.repository_id}")
+            self.store.clean_temp_files()  # of earlier runs that were killed
             self._reuse_leftovers()
         except BaseException:
             self.close()

@@ -149,6 +149,12 @@ class Store(ABC):
             return False
         return True
 
+    def clean_temp_files(self) -> list[str]:
+        """Remove what killed writes of this host left outside the object namespace (a
+        local folder's temporary files); returns their names. Stores with atomic uploads
+        have nothing to clean. Called by each writing run before it writes."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

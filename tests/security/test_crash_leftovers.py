@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def test_other_bytes_under_a_key_a_real_intent_names_are_injected(project: Crash
                                                                   ) -> None:
     """After a real crash (a pack's intent stored, the pack not), the attacker puts their
     own bytes under the pack's key, hoping the genuine intent covers them."""
-    (project.uploads / "new.bin").write_bytes(b"x" * 10 + bytes(range(256)) * 6000)
+    (project.uploads / "new.bin").write_bytes(os.urandom(300_000))  # one pack
     project.crash("snapshot", fault="writer.put.after:3")  # session + the pack's intent
     code, doc = _verify(project)
     assert code == 0, doc["findings"]  # the genuine leftovers: a low note only
