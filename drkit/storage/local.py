@@ -34,7 +34,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -139,7 +139,7 @@ class LocalStore(Store):
             except FileExistsError:  # pragma: no cover - 64 random bits
                 continue
 
-    def clean_temp_files(self) -> list[str]:
+    def clean_temp_files(self) -> Sequence[str]:
         """Remove temporary files left by killed writes (once per store object); returns
         their names. Only dead writers' files: see the module docstring."""
         if self._tmp_cleaned:
