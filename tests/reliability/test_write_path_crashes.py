@@ -187,3 +187,44 @@ def test_killed_put_leaves_a_temp_file_the_next_run_removes(crash_project: Crash
     p.grow("c")
     _ok(p, "snapshot")
     assert p.temp_files() == []
+
+
+def test_ctrl_c_of_a_large_snapshot_raises_no_false_alarm(crash_project: CrashProject,
+                                                          tmp_path: Path) -> None:
+    """Issue 13 item 4: Ctrl-C (SIGINT) half-way through a snapshot of several packs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from reliability.crashkit import PASSPHRASE
+
+    p = crash_project
+    states = [_first_snapshot(p)]
+    for i in range(12):
+        (p.uploads / f"big-{i}.bin").write_bytes(os.urandom(1 << 20))
+    before = len(list((p.region() / "packs").rglob("*")))
+    env = dict(os.environ, DRKIT_RECOVERY_PASSPHRASE=PASSPHRASE)
+    proc = subprocess.Popen([sys.executable, "-m", "drkit", "snapshot"], cwd=p.root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list((p.region() / "packs").rglob("*"))) < before + 3 and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the snapshot finished before Ctrl-C reached it")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+
+    res = p.run("verify", "--json")
+    assert res.exit_code == 0, res.stdout
+    region = res.json()["regions"][0]
+    assert [f for f in region["findings"] if f["check"] == "object-unlogged"] == []
+    assert any(x["key"].startswith("packs/") for x in region["leftovers"])
+
+    _ok(p, "snapshot")
+    states.append({"files": tree_digest(p.uploads), "rows": table_digest(p.db)})
+    _after_rerun(p, states, tmp_path)
