@@ -147,16 +147,23 @@ def test_replicate_killed_then_rerun(crash_project: CrashProject, tmp_path: Path
     _after_rerun(p, states, tmp_path)
 
 
-def test_verify_killed_before_its_state_is_saved(crash_project: CrashProject,
-                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize("fault", ["verify.state.before:1", "verify.state.written:1"])
+def test_verify_killed_while_saving_its_state(crash_project: CrashProject, tmp_path: Path,
+                                              fault: str) -> None:
+    import os
+
     p = crash_project
     states = [_first_snapshot(p)]
     p.grow("b")
     _ok(p, "snapshot")
     states.append({"files": tree_digest(p.uploads), "rows": table_digest(p.db)})
     _ok(p, "replicate")
-    p.crash("verify", "--all", fault="verify.state.before:1")
+    p.crash("verify", "--all", fault=fault)
+    state_dir = Path(os.environ["XDG_STATE_HOME"]) / "drkit"
+    if fault.startswith("verify.state.written"):
+        assert list(state_dir.glob(".state-*"))  # the killed save's temporary file
     _after_rerun(p, states, tmp_path)
+    assert list(state_dir.glob(".state-*")) == []
 
 
 def test_killed_put_leaves_a_temp_file_the_next_run_removes(crash_project: CrashProject,
