@@ -37,6 +37,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from drkit import faults
 from drkit.approval.proof import live_objects
 from drkit.config import RegionConfig
 from drkit.errors import (
@@ -169,6 +170,7 @@ class _Copier:
                   if self.retain_until is not None else None)
         try:
             self.target.put(entry.key, data, storage_class=storage_class, retain_until=retain)
+            faults.point("replicate.put.after")
         except ObjectExists:
             # Appeared since the listing (another replicate run): check, never overwrite.
             return self.check_existing(entry, self.target.head(entry.key), hash_unknown=True)
@@ -202,6 +204,7 @@ def replicate_region(primary: Store, primary_view: LogView, target: Store,
     result = RegionReplication(region=region.name, primary_size=primary_view.size)
     _ensure_identity(target, region, origin.removeprefix("drkit:"), signer, trusted, now,
                      result)
+    target.clean_temp_files()  # of an earlier replicate that was killed
     region_view = read_log(target, origin, trusted)
     result.size_before = region_view.size
     listing = {info.key: info for info in target.list("")}
@@ -288,6 +291,7 @@ def _copy_journal(primary: Store, view: LogView, target: Store, listing: dict[st
             continue
         try:
             target.put(key, data, storage_class="STANDARD", retain_until=copier.retain_until)
+            faults.point("replicate.journal.after")
         except ObjectExists:
             if target.get(key) != data:
                 copier.finding("critical", "replica-differs",

@@ -55,6 +55,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from drkit import faults
 from drkit.errors import InputError, IntegrityError, ObjectExists, ObjectNotFound
 from drkit.journal.checkpoint import Checkpoint, open_note, sign_note
 from drkit.journal.entry import JOURNAL_PREFIX, JournalEntry
@@ -568,6 +569,7 @@ class Journal:
         except ObjectExists:
             if self.store.get(bkey) != data:  # pragma: no cover - would need a hash collision
                 raise IntegrityError(f"{bkey}: exists with other content") from None
+        faults.point("journal.batch.after")
         for entry in todo:
             builder.add(hash_leaf(entry.to_bytes()))
         cp = self._put_checkpoint(builder, bkey, signer, now, start)

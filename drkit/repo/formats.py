@@ -7,6 +7,8 @@ another is caught by name.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Sequence
@@ -23,6 +25,8 @@ PACK_MAGIC = b"DRKPACK\x01"  # 7 bytes of name, 1 byte of version
 INDEX_VERSION = 1
 SNAPSHOT_VERSION = 1
 TREE_VERSION = 1
+INTENT_VERSION = 1
+INTENT_PREFIX = "intents"
 
 
 def content_key(prefix: str, data: bytes, *, fanout: bool = False) -> str:
@@ -79,6 +83,56 @@ class IndexFile:
     def locations(self) -> dict[bytes, ChunkLocation]:
         return {c: ChunkLocation(self.pack, o, n, r, self.session)
                 for c, o, n, r in self.chunks}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A write-ahead record: the objects a writer is about to create, signed before any of
+    them is written (``intents/<sha256>``). Journaled with them at commit; after a crash it
+    lets any host tell the writer's own leftovers from injected data (docs/format.md)."""
+
+    repository_id: str
+    time: str
+    host: str
+    objects: tuple[tuple[str, int, str], ...]  # (key, size, sha256 of the stored bytes)
+    #: small objects carried whole (a pack's index file), so that a run killed between a
+    #: pack and its index loses nothing: the next run re-creates the index from here
+    embedded: tuple[tuple[str, bytes], ...] = ()
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "intent_version": INTENT_VERSION, "repository_id": self.repository_id,
+            "time": self.time, "host": self.host,
+            "objects": [[k, n, h] for k, n, h in self.objects]}
+        if self.embedded:
+            body["embedded"] = {k: base64.b64encode(v).decode() for k, v in self.embedded}
+        return body
+
+    def embedded_object(self, key: str) -> bytes | None:
+        """The embedded bytes of ``key`` if they are exactly the ones the intent names."""
+        data = dict(self.embedded).get(key)
+        named = {k: (n, h) for k, n, h in self.objects}.get(key)
+        if data is None or named is None:
+            return None
+        if (len(data), hashlib.sha256(data).hexdigest()) != named:
+            return None
+        return data
+
+    def encode(self, signer: Ed25519PrivateKey) -> bytes:
+        return sign_document("intent", self.body(), signer)
+
+    @classmethod
+    def decode(cls, data: bytes, trusted: Sequence[Ed25519PublicKey], *, name: str) -> Intent:
+        body = open_document(data, "intent", trusted, name=name)
+        _check_version(body, "intent_version", INTENT_VERSION, name)
+        try:
+            objects = tuple((str(k), int(n), str(h)) for k, n, h in body["objects"])
+            embedded = tuple((str(k), base64.b64decode(v, validate=True))
+                             for k, v in dict(body.get("embedded") or {}).items())
+            return cls(str(body["repository_id"]), str(body["time"]), str(body["host"]),
+                       objects, embedded)
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise IntegrityError(f"{name}: malformed intent ({exc})") from None
 
 
 def _check_version(body: dict[str, Any], field: str, supported: int, name: str) -> None:

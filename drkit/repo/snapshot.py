@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from drkit import faults
 from drkit.clock import Clock, utc_iso
 from drkit.config import Config
 from drkit.errors import InputError
@@ -108,7 +109,9 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
             objects = len(writer.written)
             checkpoint = writer.commit()
             for source in sources:
+                faults.point("snapshot.state.before")
                 source.committed()
+                faults.point("snapshot.state.after")
         finally:
             for source in sources:
                 source.cleanup()

@@ -4,20 +4,24 @@ A run writes its sealed session key, then packs (each followed at once by its si
 index file), then whatever documents the caller adds (a snapshot manifest), and finally
 appends to the journal once (``repo.journal_writer.append_locked``, under the lock it
 holds) with an entry for every object it wrote. Until that last step nothing is visible
-to readers. Every object written is also recorded in a local pending list
-(``pending-<repository id>.jsonl`` in the cache folder) so that a run that crashed is not
-wasted: the next run checks its own leftovers against the store, reuses their chunks and
-journals them. Objects that are neither journaled nor on our own pending list (for
-instance injected by someone with write access to the bucket) are never used.
+to readers.
+
+Write-ahead: before each group of objects (the session key; a pack with its index; a
+document) the writer stores a signed intent (``intents/<sha256>``, ``formats.Intent``)
+naming the keys, sizes and hashes it is about to create. So every object drkit writes is
+either journaled or named by a signed intent, on any host: verify reports an unjournaled
+object whose bytes match a trusted intent as a leftover of an interrupted write (a low
+note), not as injected data, and the next run adopts the leftovers whose bytes verify into
+the journal (reusing their chunks). Objects that are neither journaled nor named by a
+trusted intent (for instance injected by someone with write access to the bucket) are
+never used.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
-import os
+import socket
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,11 +32,21 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from drkit import faults
+from drkit.clock import utc_iso
 from drkit.config import Config, RegionConfig
 from drkit.errors import IntegrityError, ObjectExists, ObjectNotFound
 from drkit.journal import Checkpoint, JournalEntry
 from drkit.repo.crypto import ChunkCipher, encrypt_document, seal_session_key
-from drkit.repo.formats import PACK_MAGIC, ChunkLocation, IndexFile, content_key, pack_key
+from drkit.repo.formats import (
+    INTENT_PREFIX,
+    PACK_MAGIC,
+    ChunkLocation,
+    IndexFile,
+    Intent,
+    content_key,
+    pack_key,
+)
 from drkit.repo.journal_writer import append_locked
 from drkit.repo.keys import (
     CONFIG_KEY,
@@ -50,8 +64,6 @@ from drkit.storage.base import ObjectInfo, Store
 from drkit.storage.url import open_store
 
 log = logging.getLogger(__name__)
-PENDING_FORMAT = "drkit-pending"
-PENDING_VERSION = 1
 
 
 def retain_until(region: RegionConfig, now: datetime) -> datetime | None:
@@ -83,48 +95,6 @@ def initialise_repository(store: Store, region: RegionConfig, keys: WriterKeys, 
     return info
 
 
-class PendingList:
-    """Objects written but not yet journaled, kept across crashes."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def read(self) -> list[JournalEntry]:
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines[1:]:
-            try:
-                d = json.loads(line)
-                out.append(JournalEntry(kind="object", key=str(d["key"]), size=int(d["size"]),
-                                        sha256=str(d["sha256"]), md5=d.get("md5")))
-            except (ValueError, KeyError, TypeError):
-                # A line cut short by a crash: the object it names is simply not reused.
-                continue
-        return out
-
-    def add(self, info: ObjectInfo) -> None:
-        line = json.dumps({"key": info.key, "size": info.size, "sha256": info.sha256,
-                           "md5": info.md5}, sort_keys=True)
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            new = not self.path.exists()
-            with self.path.open("a", encoding="utf-8") as fh:
-                if new:
-                    fh.write(json.dumps({"format": PENDING_FORMAT,
-                                         "version": PENDING_VERSION}) + "\n")
-                fh.write(line + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-
-    def clear(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
 class RepositoryWriter:
     """One run's writer on the primary region. Use as a context manager (holds the lock)."""
 
@@ -144,7 +114,6 @@ class RepositoryWriter:
         self.now = now
         self.pack_size = pack_size
         self.lock = RepositoryLock(cache_dir, keys.repository_id, now=now)
-        self.pending = PendingList(cache_dir / f"pending-{keys.repository_id}.jsonl")
         self.cache_dir = cache_dir
         self.written: list[JournalEntry] = []
         self.reused: list[JournalEntry] = []
@@ -198,6 +167,7 @@ class RepositoryWriter:
 
                 require_in_history(self.config, self.keys.signing_key.public_key(),
                                    self.trusted)
+            self.store.clean_temp_files()  # of earlier runs that were killed
             self._reuse_leftovers()
         except BaseException:
             self.close()
@@ -212,26 +182,95 @@ class RepositoryWriter:
         self.lock.release()
 
     def _reuse_leftovers(self) -> None:
+        """Adopt the objects of interrupted runs: every unjournaled intent signed by a
+        trusted writer key for this repository, and each object it names whose bytes are
+        exactly the ones it names. Runs under the lock, so no live writer owns them."""
         assert self.repo is not None
-        for entry in self.pending.read():
-            if entry.key in self.repo.visible:
-                continue  # journaled after all (crash between append and clearing the list)
-            try:
-                info = self.store.head(entry.key)
-            except ObjectNotFound:
+        for listed in self.store.list(INTENT_PREFIX + "/"):
+            if listed.key in self.repo.visible:
                 continue
-            same = info.size == entry.size and (
-                (info.sha256 is not None and info.sha256 == entry.sha256)
-                or (info.sha256 is None and info.md5 is not None and info.md5 == entry.md5))
-            if same:
-                self.reused.append(entry)
-            else:
-                log.warning("%s: %s differs from what this host wrote; not reused",
-                            self.store.url, entry.key)
+            try:
+                data = self.store.get(listed.key)
+                intent = Intent.decode(data, self.trusted, name=f"{self.store.url}: "
+                                                               f"{listed.key}")
+            except (IntegrityError, ObjectNotFound) as exc:
+                log.warning("%s: %s is not a trusted intent; not adopted (%s)",
+                            self.store.url, listed.key, exc)
+                continue
+            if (intent.repository_id != self.keys.repository_id
+                    or content_key(INTENT_PREFIX, data) != listed.key):
+                log.warning("%s: %s belongs to another repository or is misnamed; "
+                            "not adopted", self.store.url, listed.key)
+                continue
+            self.reused.append(JournalEntry(kind="object", key=listed.key, size=len(data),
+                                            sha256=hashlib.sha256(data).hexdigest()))
+            present = 0
+            for key, size, sha256 in intent.objects:
+                if key in self.repo.visible:
+                    present += 1
+                    continue
+                # An embedded object (a pack's index) is re-created only when everything
+                # else the intent names is in place: never an index without its pack.
+                complete = present == len(intent.objects) - 1
+                entry = self._leftover_entry(
+                    key, size, sha256, intent.embedded_object(key) if complete else None)
+                if entry is not None:
+                    self.reused.append(entry)
+                    present += 1
+        if self.reused:
+            log.info("%s: adopting %d objects left by an interrupted run", self.store.url,
+                     len(self.reused))
+
+    def _leftover_entry(self, key: str, size: int, sha256: str,
+                        embedded: bytes | None) -> JournalEntry | None:
+        try:
+            info = self.store.head(key)
+        except ObjectNotFound:
+            if embedded is None:
+                return None  # the run died before creating it
+            # An index file the dead run did not get to write: its bytes are in the intent.
+            try:
+                info = self.store.put(key, embedded, storage_class=self.region.storage_class,
+                                      retain_until=retain_until(self.region, self.now))
+            except ObjectExists:
+                info = self.store.head(key)
+        if info.size != size:
+            log.warning("%s: %s differs from its intent; not adopted", self.store.url, key)
+            return None
+        md5 = info.md5
+        if info.sha256 is None:
+            data = self.store.get(key)
+            got = hashlib.sha256(data).hexdigest()
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        else:
+            got = info.sha256
+        if got != sha256:
+            log.warning("%s: %s differs from its intent; not adopted", self.store.url, key)
+            return None
+        return JournalEntry(kind="object", key=key, size=size, sha256=sha256, md5=md5)
 
     # -- objects -------------------------------------------------------------------------
+    def put_objects(self, items: Sequence[tuple[str, bytes]], *,
+                    embed: Sequence[str] = ()) -> list[ObjectInfo]:
+        """Create each ``(key, data)`` after a signed intent naming them all (write-ahead);
+        the objects named in ``embed`` are carried whole in the intent."""
+        intent = Intent(self.keys.repository_id, utc_iso(self.now), socket.gethostname(),
+                        tuple((key, len(data), hashlib.sha256(data).hexdigest())
+                              for key, data in items),
+                        tuple((key, data) for key, data in items if key in embed))
+        encoded = intent.encode(self.keys.signing_key)
+        faults.point("writer.intent.before")
+        self._put(content_key(INTENT_PREFIX, encoded), encoded)
+        faults.point("writer.intent.after")
+        return [self._put(key, data) for key, data in items]
+
     def put_object(self, key: str, data: bytes) -> ObjectInfo:
-        """Create ``key`` with the primary region's storage class and retention; record it."""
+        """Create ``key`` with the primary region's storage class and retention (after its
+        intent); record it for the journal."""
+        return self.put_objects([(key, data)])[0]
+
+    def _put(self, key: str, data: bytes) -> ObjectInfo:
+        faults.point("writer.put.before")
         note: dict[str, Any] | None = self.retention
         try:
             info = self.store.put(key, data, storage_class=self.region.storage_class,
@@ -251,7 +290,7 @@ class RepositoryWriter:
         if info.sha256 is None:
             info = ObjectInfo(key=info.key, size=info.size,
                               sha256=hashlib.sha256(data).hexdigest(), md5=info.md5)
-        self.pending.add(info)
+        faults.point("writer.put.after")
         entry = JournalEntry.from_info(info)
         if note is not None:
             entry = replace(entry, note=note)
@@ -293,7 +332,7 @@ class RepositoryWriter:
         with self._session_lock:
             if self._cipher is None:
                 sealed = seal_session_key(self.keys.recovery_public, self.keys.repository_id)
-                self.put_object(f"sessions/{sealed.session_id}", sealed.data)
+                self.put_objects([(f"sessions/{sealed.session_id}", sealed.data)])
                 self._session = sealed.session_id
                 self._session_key = sealed.key
                 self._cipher = ChunkCipher(sealed.key)
@@ -346,10 +385,12 @@ class RepositoryWriter:
     def _upload_pack(self, data: bytes, chunks: list[tuple[bytes, int, int, int]]) -> None:
         session, _key = self.session
         key = pack_key(data)
-        self.put_object(key, data)
         index = IndexFile(self.keys.repository_id, session, key, len(data), tuple(chunks))
         encoded = index.encode(self.keys.signing_key)
-        self.put_object(content_key("index", encoded), encoded)
+        # One intent for the pack and its index, carrying the index: a pack is never left
+        # without a record, and a run killed between the two loses no uploaded pack.
+        index_key = content_key("index", encoded)
+        self.put_objects([(key, data), (index_key, encoded)], embed=[index_key])
         locations = index.locations()
         with self._state:
             self.known.update(locations)
@@ -371,16 +412,19 @@ class RepositoryWriter:
     def commit(self) -> Checkpoint:
         """Journal every object of this run (and reused leftovers): the visibility point."""
         self.flush()
-        entries = self.reused + self.written
+        adopted = {e.key for e in self.reused}
+        # A leftover this run happened to write again (same bytes) is journaled once.
+        entries = self.reused + [e for e in self.written if e.key not in adopted]
         # The existing log is verified against the journaled key history only (which holds
         # the retired keys that signed older parts); never against our own key just
-        # because it is ours. The write-ahead record of the append sits beside the pending
-        # list, so a crash between the batch and its checkpoint is completed by the next
+        # because it is ours. The write-ahead record of the append sits in the cache
+        # folder, so a crash between the batch and its checkpoint is completed by the next
         # run, not reported.
+        faults.point("writer.journal.before")
         checkpoint = append_locked(
             self.store, self.keys.repository_id, entries, self.keys.signing_key,
             trusted=self.trusted, now=self.now, lock=self.lock, intents_dir=self.cache_dir)
-        self.pending.clear()
+        faults.point("writer.journal.after")
         assert self.repo is not None
         for entry in entries:
             self.repo.visible[entry.key] = entry

@@ -181,9 +181,18 @@ class FilesSource(Source):
         return result
 
     def committed(self) -> None:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # The cache names every path with its SHA-256: readable by the owner only, like the
+        # keys (0600 in a 0700 folder), whatever the umask.
+        self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.cache_dir, 0o700)
         tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "files": self._new_cache}))
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # left by a killed run, perhaps with a looser mode
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"version": CACHE_VERSION, "files": self._new_cache}))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.cache_path)
 
     def cleanup(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -165,6 +165,12 @@ class Store(ABC):
         except ObjectNotFound:
             return False
         return True
+
+    def clean_temp_files(self) -> Sequence[str]:
+        """Remove what killed writes of this host left outside the object namespace (a
+        local folder's temporary files); returns their names. Stores with atomic uploads
+        have nothing to clean. Called by each writing run before it writes."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -5,6 +5,7 @@ Layout under the root folder::
     <key>                    the object's bytes
     .drkit-meta/<key>.json   sidecar: storage class, retain-until, sha256, thaw state
     .drkit-tmp/              temporary files of writes in progress
+                             (``put-<host>-<pid>-<random>``, ``meta-<host>-<pid>-<random>``)
 
 Writes go to a temporary file that is fsynced and then hard-linked into place, which
 fails atomically if the key exists, so an object is never overwritten and never seen
@@ -15,6 +16,12 @@ anyone with write access to the folder can change it, which is why ``drkit verif
 hashes local objects instead of trusting it, and holds each sidecar to the retention the
 journal promised (``drkit.verify.retention``); ``delete`` refuses while a sidecar exists
 but cannot be read.
+
+A write killed half-way leaves its temporary file behind. The first write of a later run
+removes the temporary files of dead writers of this host (the name carries host and pid;
+a pid that is alive again is only taken as dead once the file is older than the process)
+and, from other hosts or older drkit versions, files untouched for a day; never a live
+writer's.
 """
 
 from __future__ import annotations
@@ -25,11 +32,15 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
+import re
+import secrets
+import socket
+import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from drkit import faults
 from drkit.clock import Clock, SystemClock, parse_iso, utc_iso
 from drkit.errors import (
     BackendUnavailable,
@@ -51,6 +62,10 @@ from drkit.storage.base import (
 
 META_DIR = ".drkit-meta"
 TMP_DIR = ".drkit-tmp"
+#: Temporary files of other hosts (and of drkit versions whose names carry no pid) are
+#: removed once untouched this long; no single put takes anywhere near it.
+FOREIGN_TMP_AGE_S = 24 * 3600
+_TMP_NAME = re.compile(r"^(put|meta)-(.+)-(\d+)-[0-9a-f]{16}$")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -69,6 +84,7 @@ class LocalStore(Store):
         self.root = Path(root)
         self.url = self.root.resolve().as_uri()
         self.clock = clock or SystemClock()
+        self._tmp_cleaned = False
         # The folder is created by the first write, never by opening: reading, listing or
         # verifying a region whose folder was deleted must not recreate it empty.
         if not self.root.exists():
@@ -121,7 +137,9 @@ class LocalStore(Store):
     def _write_meta(self, key: str, meta: dict[str, object]) -> None:
         path = self._meta_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        # The temporary file lives in the temp folder (same file system), named so that a
+        # later run can clean it up if this process is killed.
+        fd, tmp = self._mkstemp("meta")
         try:
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(meta, sort_keys=True))
@@ -139,6 +157,44 @@ class LocalStore(Store):
             yield
         finally:
             os.close(fd)
+
+    def _mkstemp(self, kind: str) -> tuple[int, str]:
+        tmp_dir = self.root / TMP_DIR
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+        while True:
+            name = tmp_dir / f"{kind}-{host}-{os.getpid()}-{secrets.token_hex(8)}"
+            try:
+                return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(name)
+            except FileExistsError:  # pragma: no cover - 64 random bits
+                continue
+
+    def clean_temp_files(self) -> Sequence[str]:
+        """Remove temporary files left by killed writes (once per store object); returns
+        their names. Only dead writers' files: see the module docstring."""
+        if self._tmp_cleaned:
+            return []
+        self._tmp_cleaned = True
+        removed: list[str] = []
+        tmp_dir = self.root / TMP_DIR
+        try:
+            entries = list(os.scandir(tmp_dir))
+        except FileNotFoundError:
+            return removed
+        here = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+        now = time.time()
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # the publish lock
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if _temp_file_is_dead(entry.name, here, mtime, now):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                removed.append(entry.name)
+        return removed
 
     # -- interface -------------------------------------------------------------------------
     def put(
@@ -163,12 +219,14 @@ class LocalStore(Store):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+            self.clean_temp_files()
+            fd, tmp_name = self._mkstemp("put")
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
+                faults.point("local.put.written")
                 # Writers that race on one key must not replace each other's sidecar, so
                 # the short step "sidecar, then link" runs under a lock on the folder
                 # (flock: across processes and threads). The bytes were written outside it.
@@ -317,6 +375,38 @@ class LocalStore(Store):
         # A folder has no versioning or lock of its own; drkit's sidecar emulates
         # COMPLIANCE retention per object, and verify hashes every object.
         return BucketSettings(versioning="Disabled", object_lock_enabled=False)
+
+
+def _temp_file_is_dead(name: str, here: str, mtime: float, now: float) -> bool:
+    m = _TMP_NAME.match(name)
+    if m is None or m.group(2) != here:
+        # Another host's (or an older drkit's mkstemp name): its writer cannot be checked
+        # from here, so only age tells.
+        return now - mtime > FOREIGN_TMP_AGE_S
+    pid = int(m.group(3))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    # The pid is alive: it is the writer only if that process is older than the file.
+    started = _process_started(pid)
+    return started is not None and started > mtime + 1
+
+
+def _process_started(pid: int) -> float | None:
+    """Wall-clock start of ``pid`` (Linux: boot time + /proc/<pid>/stat field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text()
+                     .splitlines() if line.startswith("btime "))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _hash_file(path: Path) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from drkit import faults
 from drkit.config import RegionConfig
 from drkit.errors import NeedsThaw, ObjectNotFound, StorageError
 from drkit.journal import JOURNAL_PREFIX, JournalEntry, LogView, live_entries, read_log
@@ -53,6 +54,7 @@ from drkit.verify.context import (
 )
 from drkit.verify.findings import Finding, sort_findings
 from drkit.verify.guardrails import check_bucket
+from drkit.verify.leftovers import Leftovers, find_leftovers
 from drkit.verify.records import RecordsCheck
 from drkit.verify.retention import check_retention
 from drkit.verify.state import TrustedState
@@ -91,6 +93,7 @@ class RegionReport:
     lag_hours: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    leftovers: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, severity: str, check: str, message: str, key: str = "", expected: str = "",
             found: str = "") -> None:
@@ -112,7 +115,7 @@ class RegionReport:
                 "objects_unverified_cold": self.objects_unverified_cold,
                 "lag_hours": round(self.lag_hours, 3),
                 "findings": [f.to_dict() for f in sort_findings(self.findings)],
-                "notes": self.notes}
+                "notes": self.notes, "leftovers": self.leftovers}
 
 
 @dataclass
@@ -222,7 +225,8 @@ def _check_anchors(report: RegionReport, view: LogView, anchors: Sequence[Anchor
 
 def _check_objects(report: RegionReport, store: Store, view: LogView, region: RegionConfig,
                    primary_view: LogView | None, read_fraction: float | None,
-                   progress: Progress, workers: int, unproven: set[int] | None = None) -> None:
+                   progress: Progress, workers: int, unproven: set[int] | None = None, *,
+                   trusted: Sequence[Ed25519PublicKey], now: datetime) -> None:
     # Only proven tombstones for this region excuse an absence (drkit.verify.tombstones).
     live = live_entries(view.entries, region=region.name, ignore=unproven or set())
     report.objects_logged = len(live)
@@ -304,22 +308,29 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     if read_fraction:
         _read_data(report, store, present, read_fraction, progress, workers)
 
+    unlogged: dict[str, ObjectInfo] = {}
     for key in sorted(listing):
         if key in logged_keys:
             continue
         if key in primary_keys:
             report.objects_pending += 1
             continue
-        info = listing[key]
+        unlogged[key] = listing[key]
+    leftovers = find_leftovers(store, unlogged, view.origin, trusted)
+    _note_leftovers(report, leftovers, now)
+    for key, info in unlogged.items():
+        if key in leftovers.keys:
+            continue
         if key.startswith(REGISTRY_PREFIX):
             report.add("critical", "approver-registry-unanchored",
                        "approver registry object that the repository journal does not "
                        "anchor (put by hand); it decides nothing", key, "absent",
                        f"{info.size} B")
             continue
+        why = leftovers.rejected.get(key)
         report.add("high", "object-unlogged",
-                   "object in the bucket that no journal entry names (injected data)", key,
-                   "absent", f"{info.size} B")
+                   "object in the bucket that no journal entry names (injected data)"
+                   + (f"; {why}" if why else ""), key, "absent", f"{info.size} B")
     present_tombstoned = sorted(tombstoned & set(listing))
     if present_tombstoned:
         report.notes.append(f"{len(present_tombstoned)} objects deleted by approval are still "
@@ -332,6 +343,18 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     if report.objects_pending:
         report.notes.append(f"{report.objects_pending} objects copied but not yet in this "
                             "region's journal (replication in progress)")
+
+
+def _note_leftovers(report: RegionReport, leftovers: Leftovers, now: datetime) -> None:
+    """One low note per interrupted write group, naming its objects and its age."""
+    for group in leftovers.groups:
+        age = group.age_hours(now)
+        report.leftovers.extend({"key": k, "intent": group.intent, "age_hours": round(age, 2),
+                                 "host": group.host} for k in group.keys)
+        report.notes.append(
+            f"low: leftover of an interrupted write, {age:.1f} h old "
+            f"(host {group.host}, {group.intent}): {', '.join(group.keys)}; the next "
+            "snapshot adopts it into the journal")
 
 
 def _read_data(report: RegionReport, store: Store, present: list[JournalEntry],
@@ -393,7 +416,7 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
     unproven = check_tombstones(report, store, view)
     check_region_identity(report, store, region, view, trusted)
     _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers,
-                   unproven)
+                   unproven, trusted=trusted, now=now)
     check_retention(report, store, region, view, unproven)
     if records is not None:
         records.check(report, region, store, view, {e.key for e in view.entries})
@@ -455,7 +478,9 @@ def verify_regions(regions: Sequence[tuple[RegionConfig, Store]], *, origin: str
         report.add("critical", "region-unavailable", "cannot read the primary's journal")
         reports.append(report)
     if save_state:
+        faults.point("verify.state.before")
         state.save()
+        faults.point("verify.state.after")
         if records is not None:
             records.save()
     return VerifyReport(origin=origin, regions=reports)

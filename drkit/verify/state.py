@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from drkit import faults
 from drkit.clock import utc_iso
 from drkit.errors import InputError
 
@@ -102,13 +103,29 @@ class TrustedState:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
+        _remove_dead_temp_files(self.path.parent)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".state-{os.getpid()}-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.data, fh, indent=1, sort_keys=True)
                 fh.flush()
                 os.fsync(fh.fileno())
+            faults.point("verify.state.written")
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _remove_dead_temp_files(folder: Path) -> None:
+    """Temporary files of verify runs that were killed while saving (named with the pid)."""
+    for tmp in folder.glob(".state-*"):
+        pid = tmp.name.split("-")[1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            continue
