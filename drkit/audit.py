@@ -742,11 +742,16 @@ def parse_since(text: str, now: datetime) -> datetime:
         return now - timedelta(days=int(m.group(1)))
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-            return parse_iso(text.strip() + "T00:00:00Z")
-        return parse_iso(text.strip())
+            since = parse_iso(text.strip() + "T00:00:00Z")
+        else:
+            since = parse_iso(text.strip())
     except ValueError:
         raise InputError(f"--since {text!r}: use YYYY-MM-DD, an ISO time with an offset, "
                          "or Nd") from None
+    if since > now:
+        # A period that starts after it ends would print as an empty, reversed report.
+        raise InputError(f"--since {text!r}: is in the future (now is {utc_iso(now)})")
+    return since
 
 
 __all__ = ["RESULTS", "AuditLog", "AuditVerification", "DrkitError", "build_report",

@@ -364,10 +364,15 @@ def bootstrap_registry(ctx: ApprovalContext, enrollments: Sequence[Any], *,
     return pin_registry_version(ctx, content, authorized_by={"bootstrap": dict(who)})
 
 
+class RegistryMissing(ApprovalRequired):
+    """No approver registry is pinned yet: a dangerous operation is refused (exit 3); a
+    command that only reads approval state treats it as a set-up problem (exit 2)."""
+
+
 def current_registry(ctx: ApprovalContext, *, check_local: bool = True) -> RegistryVersion:
     versions = load_registry_chain(ctx)
     if not versions:
-        raise ApprovalRequired(
+        raise RegistryMissing(
             f"{ctx.store.url}: no approver registry is pinned in this repository; enrol "
             "people with 'drkit approvers enroll NAME' and pin the first registry once with "
             "'drkit approvers bootstrap FILE...' (see docs/approval.md)")

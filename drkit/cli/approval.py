@@ -172,7 +172,7 @@ def approvers_show(write_local: bool) -> None:
     ctx = _context()
     versions = gate.load_registry_chain(ctx)
     if not versions:
-        gate.current_registry(ctx)  # raises with how to bootstrap
+        _no_registry_is_a_setup_problem(ctx)
     if write_local:
         write_local_copy(ctx.config, versions[-1])
     else:
@@ -218,6 +218,15 @@ def file_request(operation: str, params: dict[str, Any], reason: str, as_name: s
          f"request {request.id}\n{operation}: {describe_plan(operation, plan)}\n"
          f"needs {quorum} approvals by enrolled people other than the requester before "
          f"{request.doc['expires']}: drkit approve {request.id[:12]} --as NAME")
+
+
+def _no_registry_is_a_setup_problem(ctx: gate.ApprovalContext) -> None:
+    """Reading approval state before any registry exists: exit 2 (a set-up step is
+    missing), not 3 (nothing was refused)."""
+    try:
+        gate.current_registry(ctx)
+    except gate.RegistryMissing as exc:
+        raise InputError(str(exc)) from None
 
 
 def _nothing_to_do(operation: str, plan: Mapping[str, Any]) -> bool:
@@ -453,6 +462,8 @@ def deny_command(request_id: str, reason: str, as_name: str | None, key_file: Pa
 def requests_command(states: tuple[str, ...], show_plan: bool) -> None:
     """List approval requests: pending, approved, denied, expired, executed."""
     ctx = _context()
+    if not gate.load_registry_chain(ctx):
+        _no_registry_is_a_setup_problem(ctx)
     rows = [e for e in gate.list_requests(ctx) if not states or e.state in states]
     data = []
     for e in rows:
