@@ -22,7 +22,10 @@ _SECRET_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_])((?:" + _NAMES + r")=)[^&\s'\"]+
 # credentials=env:NAME names a variable and is fine to show; anything else is the secret.
 _CREDENTIALS = re.compile(r"(credentials=)(?!env:[A-Za-z_][A-Za-z0-9_]*(?:[&\s'\"]|$))"
                           r"[^&\s'\"]+", re.IGNORECASE)
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s'\"]+@", re.IGNORECASE)
+# user:password@ after a scheme; a secret key may hold "/", so everything up to the "@"
+# (within one word) is masked.
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)(?:(?![a-z][a-z0-9+.-]*://)[^@\s'\"])+@",
+                       re.IGNORECASE)
 _KEY_IDS = re.compile(r"\b(AKIA|ASIA|AKID)[A-Za-z0-9]{12,}")
 
 

@@ -126,7 +126,7 @@ def load_config_chain(ctx: ApprovalContext) -> list[configpin.PinnedConfig]:
                 f"{ctx.store.url}: NO CONFIGURATION IS PINNED in this repository (made before "
                 "'drkit keys init' pinned it): the built-in defaults (quorum "
                 f"{policy.DEFAULT_QUORUM}, expiry {policy.DEFAULT_EXPIRY_HOURS:g} h) count as "
-                "pinned; pin this drkit.toml with an approved 'drkit config apply'")
+                "pinned; pin this drkit.toml with an approved 'drkit config apply NEW.toml'")
     return ctx._pins
 
 
@@ -195,7 +195,7 @@ def pinned_raw(ctx: ApprovalContext) -> dict[str, Any]:
             f"{ctx.config.path} weakens {pinned.name} ("
             + ", ".join(_describe_change(c) for c in local_changes)
             + "): the approval gate and the production check of restore use the pinned "
-            "values; change the configuration with 'drkit config apply'")
+            "values; change the configuration with 'drkit config apply NEW.toml'")
     return raw
 
 

@@ -85,7 +85,7 @@ def keys_init(passphrase_file: Path | None) -> None:
          f"created keys in {config.keys_dir} and repository {made.repository_id} in "
          f"{region.name} ({store.url})\n"
          + (f"pinned {config.path} as pinned config {pinned} (later changes: "
-            "'drkit config apply')\n" if pinned else "")
+            "'drkit config apply NEW.toml')\n" if pinned else "")
          + f"writer   {prints['writer']}\nrecovery {prints['recovery']}\n"
          f"move {config.keys_dir / keyfiles.RECOVERY_KEY_FILE} to the recovery team's "
          "offline storage: writers do not need it")
@@ -105,7 +105,7 @@ def _pin_initial_config(config: Config, store: Store, text: str) -> int | None:
         return None  # already pinned (keys init run again on an existing repository)
     if len(entries) != 1:
         log.warning("%s: repository has history but no pinned configuration; pin this "
-                    "drkit.toml with an approved 'drkit config apply'", store.url)
+                    "drkit.toml with an approved 'drkit config apply NEW.toml'", store.url)
         return None
     return pin(config, store, text, now=app.clock.now(), request_id=None,
                actor={"bootstrap": "keys init", **actor()}, clock=app.clock).number

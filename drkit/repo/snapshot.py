@@ -57,9 +57,12 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
     started = time.monotonic()
     now = clock.now()
     names = source_names or sorted(config.sources)
-    if not names:
-        raise InputError(f"{config.path}: no sources configured")
+    # The keys first: after 'drkit init' the next step is 'drkit keys init', whatever the
+    # sources say.
     writer = RepositoryWriter.for_config(config, now=now, store=store)
+    if not names:
+        raise InputError(f"{config.path}: no sources configured (add a [sources.NAME] table; "
+                         "'drkit init' wrote commented examples)")
     configs = [config.source(n) for n in names]
     with writer:
         sources: list[Source] = [make_source(c, config.cache_dir, writer.keys.repository_id)

@@ -28,6 +28,8 @@ def write_config(directory: Path, schedule: str = "") -> Path:
     path = directory / "drkit.toml"
     path.write_text(CONFIG_TEMPLATE + "\n[schedule]\n" + schedule, encoding="utf-8")
     (directory / "data/uploads").mkdir(parents=True, exist_ok=True)
+    # The sources must exist for 'config check' (an empty file is an empty SQLite database).
+    (directory / "data/shop.db").touch()
     return path
 
 

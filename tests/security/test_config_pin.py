@@ -200,7 +200,7 @@ def test_local_quorum_one_lets_no_single_approver_prune(project: Project) -> Non
     with one approval."""
     _old_and_new_snapshots(project)
     project.config.write_text(project.config.read_text()
-                              + "\n[approval]\nquorum = 1\nexpiry_hours = 1000\n")
+                              + "\n[approval]\nquorum = 1\nexpiry_hours = 500\n")
     data = sorted(p for p in project.region.rglob("*") if p.is_file()
                   and p.relative_to(project.region).parts[0] in ("packs", "snapshots"))
     rid = project.request("prune")
@@ -222,13 +222,13 @@ def test_first_apply_of_a_weakened_copy_needs_approval(project: Project) -> None
     the first apply (today's baseline would be the edited live file)."""
     weak = project.variant("weak", lambda t: t.replace(
         '[regions.shanghai]\nurl = "file:regions/shanghai"\nstorage_class = "STANDARD_IA"\n'
-        "retention_days = 365\n", "") + "\n[approval]\nquorum = 1\nexpiry_hours = 1000\n")
+        "retention_days = 365\n", "") + "\n[approval]\nquorum = 1\nexpiry_hours = 500\n")
     shutil.copy(weak, project.config)  # the live file already says the same
     res = project.run("config", "apply", str(weak), ok=False)
     assert res.exit_code == 3
     assert "over pinned config 1" in res.stderr
     for change in ("region-removed (region=shanghai", "quorum-lowered (operation=prune, "
-                   "from=2, to=1)", "expiry-lengthened (from=72.0, to=1000.0)"):
+                   "from=2, to=1)", "expiry-lengthened (from=72.0, to=500.0)"):
         assert change in res.stderr
     assert project.pinned() == ["000001.json"]
 

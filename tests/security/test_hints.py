@@ -156,7 +156,7 @@ def test_config_apply_refusal_hints_parse_and_work(project: Project) -> None:
     assert found[2][2]["new_toml"] == shorter.resolve()
     assert found[2][2]["approval_id"] == SAMPLES["ID"]
     assert "drkit config-apply" not in res.stderr
-    assert follow(project, res.stderr)["result"]["pinned"] == 1
+    assert follow(project, res.stderr)["result"]["pinned"] == 2  # keys init pinned 1
     assert "retention_days = 7" in (project.root / "drkit.toml").read_text()
 
 

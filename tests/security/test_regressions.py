@@ -370,8 +370,8 @@ def test_rollback_of_a_region_is_critical(project: Any) -> None:
     assert code == 1
     assert_only(doc, "shanghai", {("critical", "journal-rollback")})
     rollback = doc["findings"][0]
-    assert rollback["found"] == "5 entries" and "shorter than this host verified" \
-        in rollback["message"]
+    found, expected = int(rollback["found"].split()[0]), int(rollback["expected"].split()[-2])
+    assert found < expected and "shorter than this host verified" in rollback["message"]
 
 
 def test_truncation_of_a_region_is_critical(project: Any) -> None:
