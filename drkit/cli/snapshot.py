@@ -232,6 +232,18 @@ def check_command(read_data: str | None, read_data_subset: str | None, region: s
     config = app.config
     fraction = _fraction(read_data if read_data is not None else read_data_subset)
     repo = open_repository(config, region)
+    # A batch this host recorded write-ahead and then crashed before checkpointing is its
+    # own interrupted append, which its next snapshot completes: not a problem of the
+    # repository (a batch nobody here wrote stays one).
+    from drkit.journal.log import AppendIntents
+
+    own = AppendIntents(config.cache_dir, repo.store.url, "drkit:" + repo.repository_id
+                        ).batches()
+    for problem in list(repo.journal_problems):
+        if any(problem.startswith(f"journal: {key}:") for key in own):
+            repo.journal_problems.remove(problem)
+            log.info("%s (this host's interrupted append; the next snapshot completes it)",
+                     problem)
     # The recovery key is needed to read data; when it can be had without a prompt it also
     # lets the structure check read every snapshot tree.
     can_unlock = passphrase_file is not None or bool(os.environ.get(keyfiles.PASSPHRASE_ENV))
