@@ -143,6 +143,14 @@ def _roots_at(view: LogView, sizes: set[int]) -> dict[int, bytes]:
     return roots
 
 
+def _batch_end(key: str) -> int:
+    """The log size a batch ends at, from its key (``journal/batch/START-END-HASH``)."""
+    try:
+        return int(key.rsplit("/", 1)[-1].split("-")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
 def _describe(entry: JournalEntry) -> str:
     return f"{entry.size} B sha256 {entry.sha256[:16]}"
 
@@ -150,12 +158,15 @@ def _describe(entry: JournalEntry) -> str:
 def _check_journal(report: RegionReport, view: LogView, region: RegionConfig,
                    state: TrustedState, primary_view: LogView | None, now: datetime) -> None:
     primary_batches = set(primary_view.batch_keys) if primary_view is not None else set()
+    seen = state.region(region.name)
     for problem in view.problems:
         if (problem.kind == "batch-uncovered" and not report.primary
-                and problem.key in primary_batches):
-            # The primary's verified log holds this batch under a checkpoint: a replicate
-            # copied the batch and has not copied its checkpoint yet (or was killed between
-            # them); the next replicate completes it.
+                and problem.key in primary_batches
+                and (seen is None or _batch_end(problem.key) > seen.size)):
+            # The primary's verified log holds this batch under a checkpoint and this host
+            # never saw this region's log that long: a replicate copied the batch and not yet
+            # its checkpoint (or was killed between them); the next replicate completes it.
+            # (A checkpoint this host saw and that is gone is a rollback, reported below.)
             report.notes.append(f"{problem.key}: batch copied, its checkpoint not yet "
                                 "(replication in progress)")
             continue
