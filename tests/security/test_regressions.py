@@ -418,8 +418,10 @@ def test_edited_checkpoint_is_critical(project: Any) -> None:
     path.write_bytes(b"\n".join(lines))
     code, doc = project.verify()
     assert code == 1
+    # The batch that checkpoint covered is now covered by none: reported too, naming it.
     assert_only(doc, "shanghai", {("critical", "journal-checkpoint-invalid"),
-                                  ("critical", "journal-rollback")})
+                                  ("critical", "journal-rollback"),
+                                  ("critical", "journal-batch-uncovered")})
     edited = next(f for f in doc["findings"] if f["check"] == "journal-checkpoint-invalid")
     assert edited["key"] == f"journal/checkpoint/{path.name}"
     assert "does not verify" in edited["message"]
