@@ -147,8 +147,16 @@ def test_replicate_killed_then_rerun(crash_project: CrashProject, tmp_path: Path
     _ok(p, "snapshot")
     states.append({"files": tree_digest(p.uploads), "rows": table_digest(p.db)})
     p.crash("replicate", fault=fault)
-    _verify(p)  # a half-copied region: replication in progress, nothing injected
-    _ok(p, "replicate")
+    # A half-copied region: replication in progress, nothing injected, and no leftover
+    # (replicate copies journaled objects only; it writes no intents of its own).
+    findings, leftovers = _verify(p)
+    assert findings == [] and leftovers == []
+    rerun = _ok(p, "replicate")
+    regions = list(rerun["regions"].values())
+    assert regions and all(r["findings"] == [] for r in regions), regions
+    # The rerun completes what the crash left: every region's log reaches the primary's.
+    assert all(r["log_size_after"] == r["primary_log_size"] and r["lag_entries"] == 0
+               for r in regions), regions
     _after_rerun(p, states, tmp_path)
 
 
