@@ -32,6 +32,7 @@ from types import TracebackType
 
 from drkit.clock import parse_iso, utc_iso
 from drkit.errors import LockedError
+from drkit.storage.local import fsync_dir
 
 log = logging.getLogger(__name__)
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
@@ -69,15 +70,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class RepositoryLock:
@@ -133,7 +125,7 @@ class RepositoryLock:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self.held = True
         return True
 

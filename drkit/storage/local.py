@@ -68,7 +68,8 @@ FOREIGN_TMP_AGE_S = 24 * 3600
 _TMP_NAME = re.compile(r"^(put|meta)-(.+)-(\d+)-[0-9a-f]{16}$")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create in ``path`` durable (best effort: some file systems refuse)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -243,7 +244,7 @@ class LocalStore(Store):
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_name)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise StorageError(f"{self.url}: no space left writing {key}") from exc

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from drkit.lint.patterns import wildcard_match
+
 #: Actions that destroy data or switch a guardrail off. A grant of any of them to another
 #: account gives that account the power the two-person rule exists to withhold.
 S3_DESTRUCTIVE = (
@@ -54,35 +56,13 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _glob(pattern: str, text: str) -> bool:
-    """``*``/``?`` wildcard match in linear-ish time (no regex backtracking)."""
-    p = t = 0
-    star = mark = -1
-    while t < len(text):
-        if p < len(pattern) and pattern[p] in ("?", text[t]):
-            p += 1
-            t += 1
-        elif p < len(pattern) and pattern[p] == "*":
-            star, mark = p, t
-            p += 1
-        elif star >= 0:
-            p = star + 1
-            mark += 1
-            t = mark
-        else:
-            return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
-
-
 def _normalise_action(action: str) -> str:
     action = action.strip().lower()
     return action[len("name/"):] if action.startswith("name/") else action
 
 
 def action_matches(pattern: str, action: str) -> bool:
-    return _glob(_normalise_action(pattern), _normalise_action(action))
+    return wildcard_match(_normalise_action(pattern), _normalise_action(action))
 
 
 def _principals(value: Any) -> list[str]:
