@@ -15,7 +15,8 @@ from drkit.lint.patterns import collapse_stars, has_wildcard, wildcard_match
 
 CLOUDS = ("aws", "tencent")
 ACTION_CLASSES = ("destructive", "tampering", "escalation_grant", "escalation_remove_deny",
-                  "pass_role", "assume_role", "compute_launch", "credentials")
+                  "pass_role", "assume_role", "compute_launch", "credentials",
+                  "code_execution")
 _DATA_FILES = {"aws": "aws_actions.toml", "tencent": "cam_actions.toml"}
 
 

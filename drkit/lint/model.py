@@ -13,9 +13,11 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from drkit.lint.catalog import Catalog, catalog
+from drkit.lint.conditions import Clause, Conditions, allow_guard, parse_conditions
 from drkit.lint.patterns import matches
 
 AWS_VERSIONS = ("2012-10-17", "2008-10-17")
@@ -35,6 +37,7 @@ class Problem:
     message: str
     statement: int | None = None
     line: int | None = None
+    severity: str | None = None  # overrides the syntax rule's severity (None: the rule's)
 
 
 @dataclass
@@ -114,8 +117,17 @@ class Statement:
             if isinstance(block, dict):
                 yield from (str(k) for k in block)
 
+    @cached_property
+    def conditions(self) -> Conditions:
+        """The Condition block as clauses (see :mod:`drkit.lint.conditions`)."""
+        return parse_conditions(self.condition)
+
+    def guard(self, cat: Catalog) -> Clause | None:
+        """The clause of this statement's own condition that guards who or where, if any."""
+        return allow_guard(self.conditions, cat.is_guard_key) if self.condition else None
+
     def has_guard_condition(self, cat: Catalog) -> bool:
-        return any(cat.is_guard_key(k) for k in self.condition_keys())
+        return self.guard(cat) is not None
 
 
 @dataclass
@@ -358,7 +370,13 @@ def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
                                                       for k in ("resource", "notresource"))):
         policy.problems.append(Problem("missing Resource", statement=index))
     found, condition = _get(raw, "condition")
-    if found and not isinstance(condition, dict):
+    if found and condition is None and not aws:
+        # CAM's own console and APIs return "condition": null for a statement without
+        # conditions: it means no condition, not a malformed policy.
+        policy.problems.append(Problem("condition is null (read as no condition)",
+                                       statement=index, severity="info"))
+        condition = {}
+    elif found and not isinstance(condition, dict):
         policy.problems.append(Problem("Condition must be an object", statement=index))
         condition = {}
     return Statement(index=index, sid=str(sid) if sid is not None else None, effect=normalised,
