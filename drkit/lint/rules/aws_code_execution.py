@@ -1,4 +1,4 @@
-"""AWS IAM: running code on existing compute, which acts with the role that compute carries."""
+"""AWS IAM: running code on existing compute, which acts with the role it carries."""
 
 from __future__ import annotations
 

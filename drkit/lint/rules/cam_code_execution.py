@@ -1,4 +1,4 @@
-"""Tencent Cloud CAM: running code on existing compute, which acts with the role that compute carries."""
+"""Tencent Cloud CAM: running code on existing compute, which acts with its CAM role."""
 
 from __future__ import annotations
 
