@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from drkit.lint.action_database import LEVELS, load_shipped
 from drkit.lint.patterns import collapse_stars, has_wildcard, wildcard_match
@@ -44,7 +44,10 @@ _DATA_FILES = {"aws": "aws_actions.toml", "tencent": "cam_actions.toml"}
 Entry = tuple[str, str, str]
 
 
-def _select(pool: Iterable[tuple[str, str, Any]], lowered: str) -> list[Any]:
+_E = TypeVar("_E", bound=tuple[str, ...])
+
+
+def _select(pool: Iterable[_E], lowered: str) -> list[_E]:
     """Entries of ``pool`` (name, lower-case name, ...) matched by the lower-case pattern."""
     head = lowered[:-1]
     if lowered.endswith("*") and not has_wildcard(head):
