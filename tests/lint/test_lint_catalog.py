@@ -357,3 +357,26 @@ def test_separation_of_duties_tries_cvm_disk_actions_on_cvm_volumes(tmp_path: Pa
 def test_shipped_principals_name_the_cvm_volume() -> None:
     text = (REPO / "policies" / "principals.toml").read_text("utf-8")
     assert "qcs::cvm:ap-shanghai:uin/100000000001:volume/*" in text
+
+
+def test_fsx_backups_count_as_a_backup_tier(tmp_path: Path) -> None:
+    """RDS, S3, Glacier and FSx full access: every backup tier, FSx included, is reachable."""
+    acct = "111122223333"
+    tiers = {"production": ("production", f"arn:aws:rds:ap-southeast-1:{acct}:db:shop"),
+             "backup-s3": ("backup", "arn:aws:s3:::shop-backup/*"),
+             "backup-glacier": ("backup",
+                                f"arn:aws:glacier:ap-southeast-1:{acct}:vaults/shop"),
+             "backup-fsx": ("backup", f"arn:aws:fsx:ap-southeast-1:{acct}:backup/*")}
+    root = tmp_path / "pol"
+    root.mkdir()
+    (root / "admin.json").write_text(json.dumps(aws(
+        {"Effect": "Allow", "Action": ["rds:*", "s3:*", "glacier:*", "fsx:*"],
+         "Resource": "*"})))
+    text = "version = 1\n" + "".join(
+        f'[tiers.{name}]\nkind = "{kind}"\nresources = ["{res}"]\n'
+        for name, (kind, res) in tiers.items())
+    (root / "principals.toml").write_text(
+        text + '[[principals]]\nname = "admin"\npolicies = ["admin.json"]\n')
+    duties = findings(lint_paths([root], now=NOW), "separation_of_duties")
+    assert [(f.principal, f.severity) for f in duties] == [("admin", "critical")]
+    assert "fsx:DeleteBackup" in duties[0].actions
