@@ -248,6 +248,15 @@ class Catalog:
             self._writes[key] = known
         return known
 
+    def writes_behind_read_verb(self, pattern: str) -> tuple[str, ...]:
+        """For a pattern whose verb reads like a read (``cognito-identity:Get*``), the
+        actions it matches that the database calls writes (``cognito-identity:GetId``), so a
+        finding can say why; empty for anything else."""
+        if self.database is None or self._write_by_verb(pattern):
+            return ()
+        return tuple(sorted(full for full, _, letter in self.database.matching(pattern)
+                            if letter in _WRITE_LETTERS))
+
     def _write_by_level(self, lowered: str) -> bool | None:
         db = self.database
         service, colon, _ = lowered.partition(":")

@@ -380,3 +380,12 @@ def test_fsx_backups_count_as_a_backup_tier(tmp_path: Path) -> None:
     duties = findings(lint_paths([root], now=NOW), "separation_of_duties")
     assert [(f.principal, f.severity) for f in duties] == [("admin", "critical")]
     assert "fsx:DeleteBackup" in duties[0].actions
+
+
+def test_a_read_looking_pattern_that_covers_a_write_says_which(lint_doc) -> None:
+    """AWS lists cognito-identity:GetId (it creates an identity) as Write."""
+    report = lint_doc(aws({"Effect": "Allow", "Resource": "*",
+                           "Action": ["cognito-identity:Describe*", "cognito-identity:Get*"]}))
+    hit = findings(report, "aws_wildcard_resource")[0]
+    assert list(hit.actions) == ["cognito-identity:Get*"]
+    assert "cognito-identity:Get* covers cognito-identity:GetId" in hit.message
