@@ -224,10 +224,6 @@ class Catalog:
             self._services[action_class] = found
         return found
 
-    def service_actions(self, action_class: str, service: str) -> tuple[str, ...]:
-        """The class's actions of one service (lower-case prefix), sorted."""
-        return tuple(name for name, _ in self._by_service(action_class).get(service, ()))
-
     def is_write_pattern(self, pattern: str) -> bool:
         """Whether an action pattern may cover a write (anything that is not a pure read).
 
