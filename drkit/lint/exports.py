@@ -282,23 +282,51 @@ def _single_documents(data: dict[str, Any]) -> list[_Doc] | None:
         return [_Doc(at + ("RoleInfo", "PolicyDocument"), info["PolicyDocument"], None)]
     if "PolicyDocument" in body:
         return [_Doc(at + ("PolicyDocument",), body["PolicyDocument"], None)]
+    return _role_list(body, at)
+
+
+def _role_list(body: dict[str, Any], at: JSONPath) -> list[_Doc] | None:
+    """Trust policies of a CAM ``DescribeRoleList`` response (one page)."""
     roles = body.get("List")
-    if (isinstance(roles, list) and roles
+    if not (isinstance(roles, list) and roles
             and all(isinstance(r, dict) and "RoleName" in r for r in roles)):
-        reader = _Reader()
-        out = []
-        for path, role_info in reader.objects(body, at, "List"):
-            name = reader.name(role_info, path, "RoleName")
-            out.append(_Doc(path + ("PolicyDocument",),
-                            reader.get(role_info, path, "PolicyDocument", object),
-                            f"role/{name}/trust"))
-        return out
-    return None
+        return None
+    reader = _Reader()
+    out = []
+    for path, role_info in reader.objects(body, at, "List"):
+        name = reader.name(role_info, path, "RoleName")
+        out.append(_Doc(path + ("PolicyDocument",),
+                        reader.get(role_info, path, "PolicyDocument", object),
+                        f"role/{name}/trust"))
+    return out
+
+
+def _role_pages(data: list[Any]) -> list[_Doc] | None:
+    """Trust policies of several ``DescribeRoleList`` pages saved as one JSON array."""
+    out: list[_Doc] = []
+    for n, page in enumerate(data):
+        if not isinstance(page, dict):
+            return None
+        body = _unwrap_response(page)
+        found = _role_list(body, (n, "Response") if body is not page else (n,))
+        if found is None:
+            return None
+        out.extend(found)
+    return out or None
 
 
 def read_file(text: str, shown: str) -> LoadedFile:
     """Everything to lint in one JSON file's ``text``; structural problems are input errors."""
     policy = parse_policy(text, shown)
+    if policy.input_error is not None and policy.input_error.message.endswith("an array"):
+        # Several pages of a CAM DescribeRoleList saved as one array, or not a policy at all.
+        try:
+            docs = _role_pages(json.loads(text))
+        except ExportError as exc:
+            return _failed(shown, policy, exc)
+        if docs is not None:
+            policy.input_error = None
+            return _documents(text, shown, policy, docs)
     if policy.input_error is not None or policy.is_policy_document:
         return LoadedFile(shown, [policy], recognised=policy.is_policy_document,
                           input_error=policy.input_error)
@@ -314,6 +342,14 @@ def read_file(text: str, shown: str) -> LoadedFile:
         docs = _single_documents(data)
         if docs is None:
             return LoadedFile(shown, [policy], recognised=False)
+    except ExportError as exc:
+        return _failed(shown, policy, exc)
+    return _documents(text, shown, policy, docs)
+
+
+def _documents(text: str, shown: str, policy: Policy, docs: list[_Doc]) -> LoadedFile:
+    """Parse the documents found in one file; a structural problem fails the whole file."""
+    try:
         lines = _Lines(text)
         spans = value_spans(text, [d.path for d in docs])
         policies = [_document(text, shown, d, spans.get(d.path), lines) for d in docs]
