@@ -239,7 +239,13 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
                 loaded = _unreadable(shown, Problem(f"cannot read file: "
                                                     f"{exc.strerror or type(exc).__name__}"))
             else:
-                loaded = read_file(text, shown)
+                try:
+                    loaded = read_file(text, shown)
+                except Exception as exc:  # a crash must never end the run or pass the file
+                    log.debug("reading %s crashed:\n%s", shown, traceback.format_exc())
+                    loaded = _unreadable(shown, Problem(f"drkit could not read it "
+                                                        f"({type(exc).__name__}); please "
+                                                        "report this"))
             cache[key] = loaded
         return loaded
 

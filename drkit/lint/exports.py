@@ -122,6 +122,9 @@ class _Reader:
             out.append((path + (key, i), item))
         return out
 
+    def doc(self, path: JSONPath, value: Any, locator: str | None) -> _Doc:
+        return _Doc(path, value, locator, _where(path, self.names))
+
     def name(self, obj: dict[str, Any], path: JSONPath, key: str) -> str:
         value = obj.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -216,13 +219,14 @@ class _Doc:
     path: JSONPath
     value: Any
     locator: str | None  # None: the file holds one document and is named as it is
+    where: str = ""  # the path for messages, with the names of the entries on the way
 
 
 def _document(text: str, shown: str, doc: _Doc, span: tuple[int, int] | None,
               lines: _Lines) -> Policy:
     """Parse one embedded document; line numbers point into the export file."""
     file = f"{shown}#{doc.locator}" if doc.locator else shown
-    place = _where(doc.path)
+    place = doc.where or _where(doc.path)
     value = doc.value
     if isinstance(value, str):
         raw = value.strip()
@@ -295,9 +299,9 @@ def _role_list(body: dict[str, Any], at: JSONPath) -> list[_Doc] | None:
     out = []
     for path, role_info in reader.objects(body, at, "List"):
         name = reader.name(role_info, path, "RoleName")
-        out.append(_Doc(path + ("PolicyDocument",),
-                        reader.get(role_info, path, "PolicyDocument", object),
-                        f"role/{name}/trust"))
+        out.append(reader.doc(path + ("PolicyDocument",),
+                              reader.get(role_info, path, "PolicyDocument", object),
+                              f"role/{name}/trust"))
     return out
 
 
@@ -381,11 +385,11 @@ def _aws_account_export(text: str, shown: str, data: dict[str, Any]) -> LoadedFi
     names: dict[str, int] = {}
     policy_entries = reader.objects(data, (), "Policies", required=False)
     for path, entry in policy_entries:
-        names[reader.name(entry, path, "PolicyName")] = names.get(entry["PolicyName"], 0) + 1
+        name = reader.name(entry, path, "PolicyName")
+        names[name] = names.get(name, 0) + 1
     for path, entry in policy_entries:
-        name = entry["PolicyName"]
         arn = reader.name(entry, path, "Arn")
-        reader.names[path] = name
+        name = reader.name(entry, path, "PolicyName")
         default = [(p, v) for p, v in reader.objects(entry, path, "PolicyVersionList")
                    if v.get("IsDefaultVersion") is True]
         if len(default) != 1:
@@ -395,8 +399,8 @@ def _aws_account_export(text: str, shown: str, data: dict[str, Any]) -> LoadedFi
         vpath, version = default[0]
         locator = f"policy/{name}" if names[name] == 1 else f"policy/{arn}"
         managed[arn] = len(docs)
-        docs.append(_Doc(vpath + ("Document",), reader.get(version, vpath, "Document", object),
-                         locator))
+        docs.append(reader.doc(vpath + ("Document",),
+                               reader.get(version, vpath, "Document", object), locator))
     principals: list[tuple[str, str, str, list[int], list[int], list[str]]] = []
     group_arns: dict[str, str] = {}
     for list_key, kind, name_key, inline_key in (
@@ -410,9 +414,9 @@ def _aws_account_export(text: str, shown: str, data: dict[str, Any]) -> LoadedFi
             for ipath, inline in reader.objects(entry, path, inline_key, required=False):
                 pname = reader.name(inline, ipath, "PolicyName")
                 policies.append(len(docs))
-                docs.append(_Doc(ipath + ("PolicyDocument",),
-                                 reader.get(inline, ipath, "PolicyDocument", object),
-                                 f"{kind}/{name}/inline/{pname}"))
+                docs.append(reader.doc(ipath + ("PolicyDocument",),
+                                       reader.get(inline, ipath, "PolicyDocument", object),
+                                       f"{kind}/{name}/inline/{pname}"))
             for apath, attached in reader.objects(entry, path, "AttachedManagedPolicies",
                                                   required=False):
                 parn = reader.get(attached, apath, "PolicyArn", str)
@@ -425,9 +429,10 @@ def _aws_account_export(text: str, shown: str, data: dict[str, Any]) -> LoadedFi
             trust: list[int] = []
             if kind == "role":
                 trust.append(len(docs))
-                docs.append(_Doc(path + ("AssumeRolePolicyDocument",),
-                                 reader.get(entry, path, "AssumeRolePolicyDocument", object),
-                                 f"role/{name}/trust"))
+                docs.append(reader.doc(path + ("AssumeRolePolicyDocument",),
+                                       reader.get(entry, path, "AssumeRolePolicyDocument",
+                                                  object),
+                                       f"role/{name}/trust"))
             groups: list[str] = []
             if kind == "user":
                 for i, group in enumerate(reader.get(entry, path, "GroupList", list,
