@@ -44,10 +44,11 @@ AWS_EXPORT_KEYS = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Polic
 class ExportError(Exception):
     """A structural problem of an export, with the place in the file it concerns."""
 
-    def __init__(self, message: str, line: int = 1) -> None:
+    def __init__(self, message: str, line: int = 1, path: JSONPath | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.path = path  # where in the file, for the line number
 
 
 @dataclass
@@ -95,7 +96,7 @@ class _Reader:
         self.names: dict[JSONPath, str] = names if names is not None else {}
 
     def fail(self, path: JSONPath, message: str) -> ExportError:
-        return ExportError(f"{_where(path, self.names)}: {message}")
+        return ExportError(f"{_where(path, self.names)}: {message}", path=path)
 
     def get(self, obj: dict[str, Any], path: JSONPath, key: str, kind: type,
             required: bool = True) -> Any:
@@ -327,7 +328,7 @@ def read_file(text: str, shown: str) -> LoadedFile:
         try:
             docs = _role_pages(json.loads(text))
         except ExportError as exc:
-            return _failed(shown, policy, exc)
+            return _failed(shown, policy, exc, text)
         if docs is not None:
             policy.input_error = None
             return _documents(text, shown, policy, docs)
@@ -347,7 +348,7 @@ def read_file(text: str, shown: str) -> LoadedFile:
         if docs is None:
             return LoadedFile(shown, [policy], recognised=False)
     except ExportError as exc:
-        return _failed(shown, policy, exc)
+        return _failed(shown, policy, exc, text)
     return _documents(text, shown, policy, docs)
 
 
@@ -358,14 +359,18 @@ def _documents(text: str, shown: str, policy: Policy, docs: list[_Doc]) -> Loade
         spans = value_spans(text, [d.path for d in docs])
         policies = [_document(text, shown, d, spans.get(d.path), lines) for d in docs]
     except ExportError as exc:
-        return _failed(shown, policy, exc)
+        return _failed(shown, policy, exc, text)
     return LoadedFile(shown, policies,
                       by_locator={d.locator: p for d, p in zip(docs, policies, strict=True)
                                   if d.locator})
 
 
-def _failed(shown: str, policy: Policy, exc: ExportError) -> LoadedFile:
-    problem = Problem(exc.message, line=exc.line)
+def _failed(shown: str, policy: Policy, exc: ExportError, text: str = "") -> LoadedFile:
+    line = exc.line
+    if exc.path and text:
+        span = value_spans(text, [exc.path]).get(exc.path)
+        line = _Lines(text).at(span[0]) if span else line
+    problem = Problem(exc.message, line=line)
     policy.input_error = problem
     policy.parsed = False
     return LoadedFile(shown, [policy], input_error=problem)

@@ -230,6 +230,8 @@ def test_bad_export_is_one_line_input_error(drkit: Any, write: Callable[[str, An
     report = json.loads(res.stdout)
     assert report["summary"]["policies"] == 1  # the other file still got its verdict
     assert report["input_errors"][0]["file"] == "acct/account.json"
+    if path != ("IsTruncated",):  # the line of the entry at fault, not line 1
+        assert report["input_errors"][0]["line"] > 1
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = (), depth: int = 4) -> Iterator[tuple[Any, ...]]:
