@@ -297,8 +297,9 @@ def privilege_escalation(policy: Policy) -> Iterator[Hit]:
                           actions=tuple(sorted(found)))
             if scoped["named"]:
                 found = frozenset(scoped["named"])
-                yield Hit(f"statement {st.label} lets the holder attach the named policies "
-                          f"{names(bounds, 3)} ({names(found)}): it gains whatever they grant",
+                yield Hit(f"statement {st.label} lets the holder attach only the named "
+                          f"policies {names(bounds, 3)} ({names(found)}): it gains what they "
+                          "grant", 
                           statement=st.index, actions=tuple(sorted(found)), severity="medium")
         assume = effective(policy, st, "assume_role")
         if assume and st.all_resources() and policy.kind == "identity":
