@@ -309,6 +309,25 @@ def admits(conditions: Conditions, key: str, value: str) -> bool:
     return True
 
 
+def _intersect(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    """Patterns for the values both pattern lists admit: of two overlapping patterns the
+    literal one when the other matches it, else (conservatively) the first."""
+    out: list[str] = []
+    for p in a:
+        for q in b:
+            if not overlap(p, q):
+                continue
+            if not has_wildcard(q) and matches(p, q):
+                pick = q
+            elif not has_wildcard(p) and matches(q, p):
+                pick = p
+            else:
+                pick = p
+            if pick not in out:
+                out.append(pick)
+    return tuple(out)
+
+
 def bounded_values(conditions: Conditions, key: str) -> tuple[str, ...] | None:
     """The patterns a single-valued ``key`` is limited to by a positive string/ARN match,
     or None when nothing bounds it. ``IfExists`` still bounds a key the request carries."""
@@ -317,10 +336,7 @@ def bounded_values(conditions: Conditions, key: str) -> tuple[str, ...] | None:
         if (clause.known and clause.family in _STRING_POSITIVE
                 and clause.qualifier != "forallvalues"):
             patterns = tuple(clause.values)
-            if bound is None:
-                bound = patterns
-            else:
-                bound = tuple(p for p in bound if any(overlap(p, q) for q in patterns))
+            bound = patterns if bound is None else _intersect(bound, patterns)
     if bound is None:
         return None
     return tuple(p for p in bound if has_wildcard(p) or admits(conditions, key, p))
