@@ -299,7 +299,7 @@ def privilege_escalation(policy: Policy) -> Iterator[Hit]:
                 found = frozenset(scoped["named"])
                 yield Hit(f"statement {st.label} lets the holder attach only the named "
                           f"policies {names(bounds, 3)} ({names(found)}): it gains what they "
-                          "grant", 
+                          "grant",
                           statement=st.index, actions=tuple(sorted(found)), severity="medium")
         assume = effective(policy, st, "assume_role")
         if assume and st.all_resources() and policy.kind == "identity":
