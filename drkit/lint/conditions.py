@@ -309,9 +309,17 @@ def admits(conditions: Conditions, key: str, value: str) -> bool:
     return True
 
 
+#: Pairs of values compared at most when intersecting or filtering bounds. Beyond it the
+#: bound is left wider (never narrower), so a hostile file with huge value lists costs
+#: linear time and loses nothing a real policy needs.
+MAX_PAIRS = 10_000
+
+
 def _intersect(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     """Patterns for the values both pattern lists admit: of two overlapping patterns the
     literal one when the other matches it, else (conservatively) the first."""
+    if len(a) * len(b) > MAX_PAIRS:
+        return a
     out: list[str] = []
     for p in a:
         for q in b:
@@ -339,6 +347,9 @@ def bounded_values(conditions: Conditions, key: str) -> tuple[str, ...] | None:
             bound = patterns if bound is None else _intersect(bound, patterns)
     if bound is None:
         return None
+    work = len(bound) * sum(len(c.values) for c in conditions.on(key))
+    if work > MAX_PAIRS:
+        return bound
     return tuple(p for p in bound if has_wildcard(p) or admits(conditions, key, p))
 
 

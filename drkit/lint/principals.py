@@ -14,7 +14,10 @@ Conservative choices, because a missed path is worse than a false alarm here:
   groups or rewrite trust policies is treated as holding every action of that cloud; if it
   can also detach, delete or rewrite policies, its explicit denies no longer protect;
 * a principal that can assume a role, pass a role to new compute, or create access keys or
-  console passwords for another principal holds that principal's permissions too.
+  console passwords for another principal holds that principal's permissions too;
+* a principal that can run code on existing compute (``code_execution``) holds every role
+  whose trust policy admits that compute's service principal (which function or instance
+  carries which role is not in the policies).
 """
 
 from __future__ import annotations

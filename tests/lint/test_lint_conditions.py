@@ -260,3 +260,16 @@ def test_scoping_values() -> None:
     both = parse_conditions({"StringLike": {"iam:PolicyARN": "arn:aws:iam::aws:policy/*"},
                              "ArnEquals": {"iam:PolicyARN": "arn:aws:iam::aws:policy/AWSDenyAll"}})
     assert bounded_values(both, "iam:PolicyARN") == ("arn:aws:iam::aws:policy/AWSDenyAll",)
+
+
+def test_huge_value_lists_cost_linear_time(drkit: Any, tmp_path: Path) -> None:
+    # Two clauses of 20,000 policy ARNs each on one attach: comparing every pair would be
+    # 4 * 10^8 comparisons. The bound is left wider instead, which keeps it critical.
+    many = [f"arn:aws:iam::111122223333:policy/p{i}" for i in range(20_000)]
+    attach = {"Effect": "Allow", "Action": "iam:AttachRolePolicy", "Resource": "*",
+              "Condition": {"StringLike": {"iam:PolicyARN": many + ["*"]},
+                            "ArnEquals": {"iam:PolicyARN": many},
+                            "StringNotEquals": {"iam:PolicyARN": many}}}
+    _, findings = lint(drkit, tmp_path, aws(attach))
+    severities = {f["severity"] for f in findings if f["rule"] == "aws_privilege_escalation"}
+    assert severities == {"critical"}
