@@ -1,6 +1,8 @@
 """The real-policy corpus of tests/lint/corpus (issue 14): unpack it and lint it.
 
-Used by tests/lint/test_lint_corpus.py and bench/lint.py (imported as lint.corpus_support).
+Used by tests/lint/test_lint_corpus.py (imported as lint.corpus_support) and bench/lint.py
+(loaded from its path: the bench script is itself named lint), so it imports nothing from
+the tests folder.
 The AWS managed policies are kept in one compressed archive; parliament's and
 cloudsplaining's test policies and the Tencent CAM policies are plain files. See
 corpus/SOURCES.md for where each came from.
@@ -12,10 +14,9 @@ import tarfile
 import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from lint.lint_support import NOW
 
 from drkit.lint import LintReport, lint_paths
 from drkit.lint.findings import Finding
@@ -25,6 +26,8 @@ MANAGED_ARCHIVE = CORPUS / "aws-managed.tar.xz"
 MANAGED = "aws-managed"
 PLAIN_SETS = ("parliament", "cloudsplaining", "cam")
 VERDICTS = CORPUS / "verdicts.toml"
+# A fixed clock: the corpus has no suppressions, but lint_paths wants one.
+NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
 
 
 def extract_managed(dest: Path) -> Path:
