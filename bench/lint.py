@@ -13,7 +13,6 @@ rules or catalogues can be compared.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import shutil
@@ -22,23 +21,13 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 from drkit.lint import lint_paths
 
+# tests/lint itself goes on the path (not tests/, whose lint/ this script's name would hide).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lint"))
 
-def _corpus_support() -> ModuleType:
-    """tests/lint/corpus_support.py, loaded by path (this script is itself named lint)."""
-    path = Path(__file__).resolve().parent.parent / "tests" / "lint" / "corpus_support.py"
-    spec = importlib.util.spec_from_file_location("drkit_bench_corpus_support", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _corpus_support()
+import corpus_support as corpus  # noqa: E402
 
 AWS_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:DeleteObject", "s3:*",
                "ec2:Describe*", "rds:DeleteDBInstance", "iam:PassRole", "ec2:RunInstances",

@@ -1,8 +1,8 @@
 """The real-policy corpus of tests/lint/corpus (issue 14): unpack it and lint it.
 
-Used by tests/lint/test_lint_corpus.py (imported as lint.corpus_support) and bench/lint.py
-(loaded from its path: the bench script is itself named lint), so it imports nothing from
-the tests folder.
+Used by tests/lint/test_lint_corpus.py (as lint.corpus_support) and bench/lint.py (as
+corpus_support, with tests/lint on the path: the bench script is itself named lint), so it
+imports nothing else from the tests folder.
 The AWS managed policies are kept in one compressed archive; parliament's and
 cloudsplaining's test policies and the Tencent CAM policies are plain files. See
 corpus/SOURCES.md for where each came from.
