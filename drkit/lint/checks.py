@@ -174,11 +174,15 @@ def wildcard_resource(policy: Policy) -> Iterator[Hit]:
         if writes:
             # Say why a read-looking pattern counts (cognito-identity:Get* covers GetId, a
             # Write): the access level decides, not the verb.
-            why = [f"{p} covers {names(w, 3)}" for p in writes
-                   if (w := cat.writes_behind_read_verb(p))][:3]
+            behind = {p: w for p in writes if (w := cat.writes_behind_read_verb(p))}
+            why = [f"{p} covers {names(w, 3)}" for p, w in behind.items()][:3]
+            # Only such patterns (AWS's own read-only policies hold them): a low finding,
+            # so a medium threshold is not tripped by Get* minting an identity id.
+            only_behind = st.not_actions is None and len(behind) == len(writes)
             yield Hit(f"statement {st.label} allows write actions on every resource (\"*\")"
                       + (f" ({'; '.join(why)})" if why else ""),
-                      statement=st.index, actions=tuple(writes))
+                      statement=st.index, actions=tuple(writes),
+                      severity="low" if only_behind else None)
 
 
 def not_action(policy: Policy) -> Iterator[Hit]:
