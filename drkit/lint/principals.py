@@ -22,6 +22,7 @@ Conservative choices, because a missed path is worse than a false alarm here:
 
 from __future__ import annotations
 
+import bisect
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from drkit.lint.catalog import catalog
 from drkit.lint.checks import grant_scope, passable_launchers
 from drkit.lint.compute import service_principals
 from drkit.lint.model import Policy, Statement
-from drkit.lint.patterns import matches, resource_matches, resource_overlap
+from drkit.lint.patterns import has_wildcard, matches, resource_matches, resource_overlap
 from drkit.numbers import overlong_integer
 
 TIER_KINDS = ("production", "backup")
@@ -244,6 +245,21 @@ class Analysis:
         self._holds: dict[str, dict[str, tuple[str, ...]]] = {}
         self._class_cache: dict[tuple[str, str, str, str], str | None] = {}
         self._anywhere_cache: dict[tuple[str, str, str], list[str]] = {}
+        # can_as per (principal, action, resource): the same question recurs for every
+        # principal holding that one (id(): hand-written principals may share a name).
+        self._can_as_cache: dict[tuple[int, str, str], Evidence | None] = {}
+        self._out_edges: dict[int, list[tuple[Principal, str]]] = {}
+        self._index: _TargetIndex | None = None
+        self._policy_lists: dict[int, list[Policy]] = {}
+        self._covering_cache: dict[tuple[int, str], tuple[tuple[Statement, ...],
+                                                          tuple[Statement, ...]]] = {}
+        self._named: dict[str, Principal] = {}
+        for principal in model.principals:
+            self._named.setdefault(principal.name, principal)
+
+    def by_name(self, name: str) -> Principal | None:
+        """:meth:`PrincipalModel.by_name` through a dict (the first principal of a name)."""
+        return self._named.get(name)
 
     def statements(self, principal: Principal) -> list[tuple[Policy, Statement]]:
         """Identity statements of a principal and of the groups it belongs to."""
@@ -259,27 +275,58 @@ class Analysis:
                 seen.add(current.name)
                 for policy in current.policies:
                     cached.extend((policy, st) for st in policy.statements)
-                todo.extend(g for g in (self.model.by_name(n) for n in current.groups) if g)
+                todo.extend(g for g in (self.by_name(n) for n in current.groups) if g)
             self._statements[principal.name] = cached
         return cached
+
+    def _policies(self, principal: Principal) -> list[Policy]:
+        """The distinct policies of :meth:`statements`, in the order they first appear."""
+        key = id(principal)
+        found = self._policy_lists.get(key)
+        if found is None:
+            seen: set[int] = set()
+            found = []
+            for policy, _ in self.statements(principal):
+                if id(policy) not in seen:
+                    seen.add(id(policy))
+                    found.append(policy)
+            self._policy_lists[key] = found
+        return found
+
+    def _covering(self, policy: Policy, action: str
+                  ) -> tuple[tuple[Statement, ...], tuple[Statement, ...]]:
+        """The Allow statements of ``policy`` covering ``action``, and its unconditional
+        Deny statements covering it, in document order (once per policy and action: a
+        managed policy is shared by every principal it is attached to)."""
+        key = (id(policy), action)
+        found = self._covering_cache.get(key)
+        if found is None:
+            covering = [st for st in policy.statements if st.covers_action(action)]
+            found = (tuple(st for st in covering if st.is_allow),
+                     tuple(st for st in covering if st.is_deny and not st.condition))
+            self._covering_cache[key] = found
+        return found
 
     def _direct_allow(self, principal: Principal, action: str, resource: str,
                       cloud: str) -> tuple[Policy, Statement] | None:
         grant = action in catalog(cloud).actions("escalation_grant")
-        for policy, st in self.statements(principal):
-            # Attaching only policies that grant nothing (AWSDenyAll, by iam:PolicyARN)
-            # escalates nothing.
-            if grant and grant_scope(st, action)[0] == "harmless":
+        for policy in self._policies(principal):
+            if policy.cloud != cloud or policy.kind == "trust":
                 continue
-            if (st.is_allow and policy.cloud == cloud and policy.kind != "trust"
-                    and st.covers_action(action) and _reaches(st, resource)):
-                return policy, st
+            for st in self._covering(policy, action)[0]:
+                # Attaching only policies that grant nothing (AWSDenyAll, by iam:PolicyARN)
+                # escalates nothing.
+                if grant and grant_scope(st, action)[0] == "harmless":
+                    continue
+                if _reaches(st, resource):
+                    return policy, st
         return None
 
     def _denied(self, principal: Principal, action: str, resource: str, cloud: str) -> bool:
-        for policy, st in self.statements(principal):
-            if (st.is_deny and policy.cloud == cloud and not st.condition
-                    and st.covers_action(action) and _subsumes(st, resource)):
+        for policy in self._policies(principal):
+            if policy.cloud != cloud:
+                continue
+            if any(_subsumes(st, resource) for st in self._covering(policy, action)[1]):
                 return True
         return False
 
@@ -354,6 +401,14 @@ class Analysis:
         allow it, and no unconditional Deny in a resource policy (bucket policy) may apply,
         unless the principal can rewrite that resource policy.
         """
+        key = (id(principal), action, resource)
+        if key in self._can_as_cache:
+            return self._can_as_cache[key]
+        found = self._can_as(principal, action, resource)
+        self._can_as_cache[key] = found
+        return found
+
+    def _can_as(self, principal: Principal, action: str, resource: str) -> Evidence | None:
         found = self._identity_can(principal, action, resource)
         if found is None:
             found = self._resource_allow(principal, action, resource)
@@ -458,19 +513,89 @@ class Analysis:
         frontier = [principal]
         while frontier:
             current = frontier.pop()
-            for target in self.model.principals:
+            for target, how in self.out_edges(current):
                 if target.name in paths:
                     continue
-                how = self._edge(current, target)
-                if how:
-                    paths[target.name] = paths[current.name] + (f"{target.name} ({how})",)
-                    frontier.append(target)
+                paths[target.name] = paths[current.name] + (f"{target.name} ({how})",)
+                frontier.append(target)
         self._holds[principal.name] = paths
         return paths
 
+    def out_edges(self, source: Principal) -> list[tuple[Principal, str]]:
+        """Every principal ``source`` can act as directly, with how, in model order.
+
+        Computed once per principal: :meth:`_edge` runs only on the candidates
+        :meth:`_candidates` finds through the target index, not on every principal.
+        """
+        key = id(source)
+        found = self._out_edges.get(key)
+        if found is None:
+            found = []
+            principals = self.model.principals
+            for position in self._candidates(source):
+                target = principals[position]
+                how = self._edge(source, target)
+                if how:
+                    found.append((target, how))
+            self._out_edges[key] = found
+        return found
+
+    def _target_index(self) -> _TargetIndex:
+        if self._index is None:
+            self._index = _TargetIndex(self.model.principals)
+        return self._index
+
+    def _candidates(self, source: Principal) -> list[int]:
+        """Positions of the principals ``source`` may have an edge to, in model order.
+
+        A superset of the targets :meth:`_edge` accepts: if ``source`` can grant itself
+        anything, or a resource policy may allow it an edge action, every principal;
+        otherwise the principals whose ARN an identity statement of ``source`` allowing an
+        assume, pass or takeover action reaches (by the statement's literal ARN prefix),
+        whose trust policy names ``source``'s ARN, or whose trust admits the service of
+        compute ``source`` runs code on; plus those whose ARN or trust principals hold a
+        wildcard, and those without an ARN when ``source`` runs code anywhere.
+        """
+        index = self._target_index()
+        everyone = range(len(self.model.principals))
+        if any(self.escalates(source, cloud) for cloud in ("aws", "tencent")):
+            return list(everyone)
+        actions = _edge_actions()
+        for policy in self.model.resource_policies:
+            for st in policy.statements:
+                if (st.is_allow and any(st.covers_action(a) for a in actions)
+                        and _names_principal(st, source, False)):
+                    return list(everyone)
+        found: set[int] = set(index.wild_arn)
+        for policy, st in self.statements(source):
+            if not st.is_allow or policy.kind == "trust":
+                continue
+            if not any(st.covers_action(a) for a in actions):
+                continue
+            if st.resources is None:
+                return list(everyone)
+            for pattern in st.resources:
+                prefix = _literal_prefix(pattern)
+                if not prefix:
+                    return list(everyone)
+                found.update(index.arn_prefixed(prefix))
+        if source.arn:
+            found.update(index.trusts.get(source.arn, ()))
+            found.update(index.wild_trust)
+        services: set[str] = set()
+        for cloud in ("aws", "tencent"):
+            for action in self._allowed_anywhere(source, "code_execution", cloud):
+                for service in service_principals(action):
+                    services.update((service.lower(), service.lower() + ".cn"))
+        if services:
+            found.update(index.wild_trust)
+            for service in services:
+                found.update(index.trusts_lower.get(service, ()))
+        return sorted(found)
+
     def can(self, principal: Principal, action: str, resource: str) -> Evidence | None:
         for name, path in self.holds(principal).items():
-            holder = self.model.by_name(name)
+            holder = self.by_name(name)
             if holder is None:
                 continue
             hit = self.can_as(holder, action, resource)
@@ -496,6 +621,70 @@ class Analysis:
                         if hit is not None:
                             found.append(hit)
         return found
+
+
+def _edge_actions() -> tuple[str, ...]:
+    """Every action by which one principal can act as another: assume, pass, take over."""
+    out: set[str] = set()
+    for cloud in ("aws", "tencent"):
+        cat = catalog(cloud)
+        out |= cat.actions("assume_role") | cat.actions("pass_role")
+        out.update(_TAKEOVER[cloud])
+    return tuple(sorted(out))
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The text of ``pattern`` before its first wildcard (all of it if none)."""
+    cut = min((i for i in (pattern.find("*"), pattern.find("?")) if i >= 0),
+              default=len(pattern))
+    return pattern[:cut]
+
+
+class _TargetIndex:
+    """The principals of a model indexed as targets of edges (see ``Analysis._candidates``).
+
+    A policy resource pattern can reach a literal ARN only if the ARN starts with the
+    pattern's literal prefix (segment by segment the literal parts must be equal), so ARNs
+    are kept sorted and a prefix is a range of them. Trust statements are indexed by the
+    literal principal values they name (exactly, and lower-cased for service principals);
+    ARNs and trust principals holding a wildcard are candidates for every source.
+    """
+
+    def __init__(self, principals: list[Principal]) -> None:
+        self.arns: list[tuple[str, int]] = []
+        self.wild_arn: list[int] = []
+        self.trusts: dict[str, set[int]] = {}
+        self.trusts_lower: dict[str, set[int]] = {}
+        self.wild_trust: list[int] = []
+        for position, principal in enumerate(principals):
+            if principal.arn is None:
+                pass
+            elif has_wildcard(principal.arn):
+                self.wild_arn.append(position)
+            else:
+                self.arns.append((principal.arn, position))
+            wild = False
+            for trust in principal.trust:
+                for st in trust.statements:
+                    if not st.is_allow:
+                        continue
+                    for value in st.principals or ():
+                        if has_wildcard(value):
+                            wild = True
+                        self.trusts.setdefault(value, set()).add(position)
+                        self.trusts_lower.setdefault(value.lower(), set()).add(position)
+            if wild:
+                self.wild_trust.append(position)
+        self.arns.sort()
+        self._keys = [arn for arn, _ in self.arns]
+
+    def arn_prefixed(self, prefix: str) -> Iterator[int]:
+        """Positions of the principals whose (literal) ARN starts with ``prefix``."""
+        for i in range(bisect.bisect_left(self._keys, prefix), len(self.arns)):
+            arn, position = self.arns[i]
+            if not arn.startswith(prefix):
+                break
+            yield position
 
 
 def _names_principal(st: Statement, principal: Principal, deny: bool) -> bool:
