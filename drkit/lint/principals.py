@@ -251,6 +251,10 @@ class Analysis:
         self._out_edges: dict[int, list[tuple[Principal, str]]] = {}
         self._index: _TargetIndex | None = None
         self._policy_lists: dict[int, list[Policy]] = {}
+        self._capable_cache: dict[tuple[str, str], dict[str, Evidence]] = {}
+        self._may_cache: dict[tuple[int, str], bool] = {}
+        self._unblocked_cache: dict[tuple[int, str, str], bool] = {}
+        self._hold_orders: dict[str, dict[str, int]] = {}
         self._covering_cache: dict[tuple[int, str], tuple[tuple[Statement, ...],
                                                           tuple[Statement, ...]]] = {}
         self._named: dict[str, Principal] = {}
@@ -401,11 +405,30 @@ class Analysis:
         allow it, and no unconditional Deny in a resource policy (bucket policy) may apply,
         unless the principal can rewrite that resource policy.
         """
+        if not self._may(principal, action):
+            return None
         key = (id(principal), action, resource)
         if key in self._can_as_cache:
             return self._can_as_cache[key]
         found = self._can_as(principal, action, resource)
         self._can_as_cache[key] = found
+        return found
+
+    def _may(self, principal: Principal, action: str) -> bool:
+        """Whether ``principal`` could do ``action`` on some resource: an identity Allow
+        covers it, it can grant itself anything, or a resource policy allows it to it.
+        When not, :meth:`can_as` is None for every resource, without looking at one."""
+        key = (id(principal), action)
+        found = self._may_cache.get(key)
+        if found is None:
+            found = (any(policy.kind != "trust" and self._covering(policy, action)[0]
+                         for policy in self._policies(principal))
+                     or any(self.escalates(principal, c) for c in ("aws", "tencent"))
+                     or any(st.is_allow and st.covers_action(action)
+                            and _names_principal(st, principal, False)
+                            for policy in self.model.resource_policies
+                            for st in policy.statements))
+            self._may_cache[key] = found
         return found
 
     def _can_as(self, principal: Principal, action: str, resource: str) -> Evidence | None:
@@ -480,7 +503,7 @@ class Analysis:
         cloud = resource_cloud(target.arn) or "aws"
         cat = catalog(cloud)
         for action in sorted(cat.actions("assume_role")):
-            if self.can_as(source, action, target.arn):
+            if self._able(source, action, target.arn):
                 return f"{action} on {target.arn}"
         if source.arn:
             for trust in target.trust:
@@ -489,12 +512,12 @@ class Analysis:
                         return f"trusted by {trust.file}#{st.label}"
         launches = self._allowed_anywhere(source, "compute_launch", cloud)
         for action in sorted(cat.actions("pass_role")) if launches else ():
-            if self.can_as(source, action, target.arn):
+            if self._able(source, action, target.arn):
                 passable = self._passable(source, action, target.arn, cloud, launches)
                 if passable:
                     return f"{action} on {target.arn} + {passable[0]}"
         for action in _TAKEOVER[cloud]:
-            if self.can_as(source, action, target.arn):
+            if self._able(source, action, target.arn):
                 return f"{action} on {target.arn}"
         ran = self._runs_code_as(source, target)
         if ran:
@@ -503,6 +526,33 @@ class Analysis:
         if escalated:
             return f"{escalated} (can rewrite {target.name}'s trust or permissions)"
         return None
+
+    def _able(self, principal: Principal, action: str, resource: str) -> bool:
+        """``can_as(...) is not None``, answered per action rather than per resource when
+        ``principal`` can grant itself anything in the resource's cloud and nothing can
+        deny it the action (no unconditional deny it cannot remove, no resource policy
+        Deny naming it): then it can do the action on every resource of that cloud."""
+        cloud = resource_cloud(resource)
+        if cloud is not None and self._unblocked(principal, action, cloud):
+            return True
+        return self.can_as(principal, action, resource) is not None
+
+    def _unblocked(self, principal: Principal, action: str, cloud: str) -> bool:
+        key = (id(principal), action, cloud)
+        found = self._unblocked_cache.get(key)
+        if found is None:
+            found = (self.escalates(principal, cloud) is not None
+                     and (not any(self._covering(policy, action)[1]
+                                  for policy in self._policies(principal)
+                                  if policy.cloud == cloud)
+                          or self._class_allowed(principal, "escalation_remove_deny",
+                                                 cloud) is not None)
+                     and not any(st.is_deny and not st.condition and st.covers_action(action)
+                                 and _names_principal(st, principal, True)
+                                 for policy in self.model.resource_policies
+                                 if policy.cloud == cloud for st in policy.statements))
+            self._unblocked_cache[key] = found
+        return found
 
     def holds(self, principal: Principal) -> dict[str, tuple[str, ...]]:
         """Principals whose permissions ``principal`` holds, each with the path to it."""
@@ -594,15 +644,53 @@ class Analysis:
         return sorted(found)
 
     def can(self, principal: Principal, action: str, resource: str) -> Evidence | None:
-        for name, path in self.holds(principal).items():
-            holder = self.by_name(name)
-            if holder is None:
-                continue
-            hit = self.can_as(holder, action, resource)
-            if hit is not None:
-                return Evidence(hit.action, hit.resource, hit.file, hit.statement,
-                                path + hit.via)
-        return None
+        """Whether ``principal`` or anyone it holds can do ``action`` on ``resource``: the
+        first holder in :meth:`holds` order that can, with the path to it.
+
+        The holders that can are looked up among the (usually few) principals able to
+        do it themselves (:meth:`_capable`), not by asking every holder in turn.
+        """
+        capable = self._capable(action, resource)
+        if not capable:
+            return None
+        own = capable.get(principal.name)
+        if own is not None:
+            return own  # the principal itself comes first in holds(), by an empty path
+        paths = self.holds(principal)
+        if len(capable) < len(paths):
+            order = self._hold_order(principal)
+            ranked = [(order[name], name) for name in capable if name in order]
+            if not ranked:
+                return None
+            name = min(ranked)[1]
+        else:
+            found = next((n for n in paths if n in capable), None)
+            if found is None:
+                return None
+            name = found
+        hit = capable[name]
+        return Evidence(hit.action, hit.resource, hit.file, hit.statement,
+                        paths[name] + hit.via)
+
+    def _capable(self, action: str, resource: str) -> dict[str, Evidence]:
+        """Principals (by name) that can do ``action`` on ``resource`` themselves."""
+        key = (action, resource)
+        found = self._capable_cache.get(key)
+        if found is None:
+            found = {}
+            for name, holder in self._named.items():
+                hit = self.can_as(holder, action, resource)
+                if hit is not None:
+                    found[name] = hit
+            self._capable_cache[key] = found
+        return found
+
+    def _hold_order(self, principal: Principal) -> dict[str, int]:
+        order = self._hold_orders.get(principal.name)
+        if order is None:
+            order = {name: i for i, name in enumerate(self.holds(principal))}
+            self._hold_orders[principal.name] = order
+        return order
 
     def tier_reach(self, principal: Principal, tier: Tier) -> list[Evidence]:
         """Every catalogued destroy (and, for backups, unprotect) action on the tier."""
@@ -715,6 +803,10 @@ def _same_account(root: str, arn: str) -> bool:
 
 def _reaches(st: Statement, resource: str) -> bool:
     if st.resources is not None:
+        if not has_wildcard(resource):
+            # Overlapping a literal name is matching it, at a fraction of the cost (a
+            # principal's ARN is literal, and every target ARN is a new pair to compare).
+            return any(resource_matches(p, resource) for p in st.resources)
         return any(resource_overlap(p, resource) for p in st.resources)
     if st.not_resources is not None:
         return not any(resource_matches(p, resource) for p in st.not_resources)
