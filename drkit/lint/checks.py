@@ -213,12 +213,66 @@ def not_principal(policy: Policy) -> Iterator[Hit]:
 def public_principal(policy: Policy) -> Iterator[Hit]:
     public = PUBLIC_PRINCIPALS[policy.cloud]
     cat = policy.catalog
+    guards = None
     for st in allows(policy):
         who = [p for p in st.principals or () if p in public]
-        if who and not st.has_guard_condition(cat):
-            yield Hit(f"statement {st.label} grants {', '.join(st.action_patterns())} to "
-                      f"anyone ({', '.join(who)}) with no narrowing condition",
-                      statement=st.index, actions=st.action_patterns(), principal=who[0])
+        if not who or st.has_guard_condition(cat):
+            continue
+        if guards is None:
+            guards = _public_guards(policy)
+        # A guarding Deny of the same policy ("deny everyone outside these networks")
+        # narrows the grant as the Allow's own condition would.
+        covering = [d for d in guards if _deny_subsumes(d, st, conditional=True)]
+        if st.actions is not None:
+            open_ = tuple(p for p in st.actions
+                          if not any(_denies_pattern(d, p) for d in covering))
+        else:  # NotAction grants nearly everything: only a guard on "*" closes it
+            open_ = () if any(_denies_pattern(d, "*") for d in covering) else \
+                st.action_patterns()
+        if not open_:
+            continue
+        yield Hit(f"statement {st.label} grants {', '.join(open_)} to "
+                  f"anyone ({', '.join(who)}) with no narrowing condition",
+                  statement=st.index, actions=open_, principal=who[0])
+
+
+def _public_guards(policy: Policy) -> list[Statement]:
+    """The policy's Denies that apply to everyone and deny every request lacking a guard
+    (a listed network, VPC endpoint, organisation...; see ``conditions.deny_guard``)."""
+    public = PUBLIC_PRINCIPALS[policy.cloud]
+    cat = policy.catalog
+    out = []
+    for st in policy.statements:
+        if not st.is_deny or not st.condition:
+            continue
+        if st.not_principals is not None:
+            everyone = not any(p in public for p in st.not_principals)
+        else:
+            everyone = any(p in public for p in st.principals or ())
+        if everyone and deny_guard(st.conditions, cat.is_guard_key) is not None:
+            out.append(st)
+    return out
+
+
+def _denies_pattern(deny: Statement, pattern: str) -> bool:
+    """Whether ``deny`` covers every action ``pattern`` (of an Allow) can match.
+
+    A literal action is checked by matching; a wildcard pattern is covered only by ``*``
+    or a deny pattern ``prefix*`` whose literal prefix starts it (``s3:*`` covers
+    ``s3:Get*``) — anything subtler is left uncovered, so the finding stays.
+    """
+    if deny.actions is None:
+        if deny.not_actions is None:
+            return False
+        return not has_wildcard(pattern) and deny.covers_action(pattern)
+    if not has_wildcard(pattern):
+        return deny.covers_action(pattern)
+    low = pattern.lower()
+    for d in deny.actions:
+        head = d[:-1].lower()
+        if d == "*" or (d.endswith("*") and not has_wildcard(head) and low.startswith(head)):
+            return True
+    return False
 
 
 #: Attach actions whose ``iam:PolicyARN`` names the policy attached, and permission-boundary
@@ -375,7 +429,7 @@ def missing_condition(policy: Policy) -> Iterator[Hit]:
         if st.has_guard_condition(cat):
             continue
         sensitive: set[str] = set()
-        for cls in ("destructive", "tampering", "escalation_grant"):
+        for cls in ("destructive", "tampering", "escalation_grant", "code_execution"):
             found = unguarded(policy, st, cls)
             sensitive |= grants(st, found) if cls == "escalation_grant" else found
         if sensitive:

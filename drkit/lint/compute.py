@@ -19,6 +19,10 @@ _BY_ACTION: dict[str, tuple[str, ...]] = {
     "ssm:sendcommand": ("ec2.amazonaws.com",),
     "ssm:startsession": ("ec2.amazonaws.com",),
     "ecs:executecommand": ("ecs-tasks.amazonaws.com",),
+    # EMR steps run on the cluster's instances, with its EC2 instance profile role (the
+    # EMR service role is the control plane's, not the steps'); opt-in runtime roles trust
+    # that instance role, not a service.
+    "elasticmapreduce:addjobflowsteps": ("ec2.amazonaws.com",),
     # Data Pipeline passes a pipeline role and an EC2 resource role.
     "datapipeline:createpipeline": ("datapipeline.amazonaws.com",
                                     "elasticmapreduce.amazonaws.com", "ec2.amazonaws.com"),

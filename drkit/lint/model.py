@@ -23,7 +23,9 @@ from drkit.lint.patterns import matches
 AWS_VERSIONS = ("2012-10-17", "2008-10-17")
 CAM_VERSIONS = ("2.0",)
 _AWS_TOP = {"Version", "Id", "Statement"}
-_CAM_TOP = {"version", "statement", "id"}
+# COS bucket policies may name their principal once, at the top (CAM "Syntax Structure":
+# a policy is a version and a statement "and can also contain principal information").
+_CAM_TOP = {"version", "statement", "id", "principal"}
 _STATEMENT_KEYS = {"sid", "effect", "action", "notaction", "resource", "notresource",
                    "principal", "notprincipal", "condition"}
 _ACTION_RE = re.compile(r"^[A-Za-z0-9_\-*?]+:[A-Za-z0-9_\-*?]+$")
@@ -280,6 +282,14 @@ def _parse_document(policy: Policy, data: dict[str, Any]) -> None:
         statement = _parse_statement(policy, index, raw)
         if statement is not None:
             policy.statements.append(statement)
+    found, top_principal = (False, None) if aws else _get(data, "principal")
+    if found:
+        # A top-level principal applies to every statement that names none of its own.
+        shared = _principals(policy, None, "principal", top_principal)
+        for st in policy.statements:
+            if not st.has_principal_block:
+                st.principals = shared
+                st.has_principal_block = True
     if any(s.has_principal_block for s in policy.statements):
         assume = catalog(policy.cloud).actions("assume_role")
         if any(s.covers_action(a) for s in policy.statements for a in assume
@@ -293,7 +303,8 @@ def _parse_document(policy: Policy, data: dict[str, Any]) -> None:
                                                statement=st.index))
 
 
-def _strings(policy: Policy, index: int, key: str, value: Any) -> tuple[str, ...] | None:
+def _strings(policy: Policy, index: int | None, key: str, value: Any
+             ) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
@@ -303,7 +314,8 @@ def _strings(policy: Policy, index: int, key: str, value: Any) -> tuple[str, ...
     return None
 
 
-def _principals(policy: Policy, index: int, key: str, value: Any) -> tuple[str, ...] | None:
+def _principals(policy: Policy, index: int | None, key: str, value: Any
+                ) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value,)
     if isinstance(value, dict):

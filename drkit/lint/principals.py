@@ -610,7 +610,10 @@ class Analysis:
         everyone = range(len(self.model.principals))
         if any(self.escalates(source, cloud) for cloud in ("aws", "tencent")):
             return list(everyone)
-        actions = _edge_actions()
+        # Passing a role makes an edge only together with a compute launch (see _edge).
+        launches = any(self._allowed_anywhere(source, "compute_launch", cloud)
+                       for cloud in ("aws", "tencent"))
+        actions = _edge_actions(with_pass=launches)
         for policy in self.model.resource_policies:
             for st in policy.statements:
                 if (st.is_allow and any(st.covers_action(a) for a in actions)
@@ -711,12 +714,15 @@ class Analysis:
         return found
 
 
-def _edge_actions() -> tuple[str, ...]:
-    """Every action by which one principal can act as another: assume, pass, take over."""
+def _edge_actions(with_pass: bool = True) -> tuple[str, ...]:
+    """Every action by which one principal can act as another: assume, take over and,
+    ``with_pass``, pass a role."""
     out: set[str] = set()
     for cloud in ("aws", "tencent"):
         cat = catalog(cloud)
-        out |= cat.actions("assume_role") | cat.actions("pass_role")
+        out |= cat.actions("assume_role")
+        if with_pass:
+            out |= cat.actions("pass_role")
         out.update(_TAKEOVER[cloud])
     return tuple(sorted(out))
 

@@ -47,9 +47,12 @@ ATTACH_SELF_EVERY = 97  # users who may attach any policy to themselves
 PASS_ROLE_EVERY = 89  # users who may pass team roles to new EC2 instances
 ACCESS_KEY_EVERY = 83  # users who may create access keys for any user
 LAMBDA_CODE_EVERY = 25  # users who may update any Lambda function's code
-BACKUP_ROLE_EVERY = 40  # roles with AWSBackupFullAccess
-S3_ROLE_EVERY = 60  # roles with AmazonS3FullAccess
-RDS_ROLE_EVERY = 70  # roles with AmazonRDSFullAccess
+# Roles with AWSBackupFullAccess, AmazonS3FullAccess, AmazonRDSFullAccess: number j has it
+# when j % every is one of the residues (chosen so that each is held by roles of every
+# kind of trust: j % 5 is 0 Lambda, 1 EC2, 2 and 3 the account root, 4 a named user).
+BACKUP_ROLES = (40, (0, 24))
+S3_ROLES = (60, (1, 33))
+RDS_ROLES = (70, (2, 34))
 
 
 def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
@@ -172,10 +175,10 @@ def account_export(principals: int) -> dict[str, Any]:
         if condition:
             trust["Condition"] = condition
         attached = [_attached(f"team-{team}-app", f"{iam}:policy/team-{team}-app")]
-        for every, managed in ((BACKUP_ROLE_EVERY, "AWSBackupFullAccess"),
-                               (S3_ROLE_EVERY, "AmazonS3FullAccess"),
-                               (RDS_ROLE_EVERY, "AmazonRDSFullAccess")):
-            if j % every == every - 1:
+        for (every, residues), managed in ((BACKUP_ROLES, "AWSBackupFullAccess"),
+                                           (S3_ROLES, "AmazonS3FullAccess"),
+                                           (RDS_ROLES, "AmazonRDSFullAccess")):
+            if j % every in residues:
                 attached.append(_attached(managed, aws_arn[managed]))
         role_list.append({"RoleName": name, "Arn": f"{iam}:role/{name}", "Path": "/",
                           "AssumeRolePolicyDocument": _doc(trust), "RolePolicyList": [],
