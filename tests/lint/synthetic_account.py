@@ -8,8 +8,8 @@ folder. The managed policies are the real AWS documents of tests/lint/exports/aw
 The account has teams: each a group whose members may assume the team's roles
 (``role/team-<k>-*``); roles trusting the account root, a team member, Lambda or EC2;
 operators holding RDS and S3 full access; and a few principals with an escalation path:
-administrators (``*`` on ``*``), users who may attach policies to themselves, pass team
-roles to new instances, create access keys for any user, or update any Lambda function's
+administrators (``*`` on ``*``), users who may attach policies to themselves, pass
+another team's roles to new instances, create access keys for any user, or update any Lambda function's
 code (which runs as every role Lambda may assume).
 """
 
@@ -44,7 +44,7 @@ ADMIN_USERS = 3  # users 0..2 are in the Admins group ("*" on "*")
 OPERATOR_EVERY = 50  # users in the Operators group (RDS and S3 full access)
 VAULT_EVERY = 30  # users with an inline policy deleting recovery points
 ATTACH_SELF_EVERY = 97  # users who may attach any policy to themselves
-PASS_ROLE_EVERY = 89  # users who may pass team roles to new EC2 instances
+PASS_ROLE_EVERY = 89  # users who may pass another team's roles to new EC2 instances
 ACCESS_KEY_EVERY = 83  # users who may create access keys for any user
 LAMBDA_CODE_EVERY = 25  # users who may update any Lambda function's code
 # Roles with AWSBackupFullAccess, AmazonS3FullAccess, AmazonRDSFullAccess: number j has it
@@ -142,7 +142,8 @@ def account_export(principals: int) -> dict[str, Any]:
         if i % PASS_ROLE_EVERY == PASS_ROLE_EVERY - 1:
             inline.append(_inline("launch", {
                 "Effect": "Allow", "Action": ["iam:PassRole", "ec2:RunInstances"],
-                "Resource": [f"{iam}:role/team-{team}-*", "arn:aws:ec2:*:*:*"]}))
+                "Resource": [f"{iam}:role/team-{(team + 2) % teams}-*",
+                             "arn:aws:ec2:*:*:*"]}))
         if i % ACCESS_KEY_EVERY == ACCESS_KEY_EVERY - 1:
             inline.append(_inline("key-rotation", {
                 "Effect": "Allow", "Action": "iam:CreateAccessKey",
@@ -168,8 +169,8 @@ def account_export(principals: int) -> dict[str, Any]:
         elif kind in (2, 3):
             principal = {"AWS": f"{iam}:root"}
             condition = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
-        else:  # a named member of the team (user numbers run over the teams in turn)
-            principal = {"AWS": f"{iam}:user/user-{team + teams * (j % 3)}"}
+        else:  # a named member of the next team (user numbers run over the teams in turn)
+            principal = {"AWS": f"{iam}:user/user-{(team + 1) % teams + teams * (j % 3)}"}
         trust: dict[str, Any] = {"Effect": "Allow", "Principal": principal,
                                  "Action": "sts:AssumeRole"}
         if condition:
