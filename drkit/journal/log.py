@@ -47,8 +47,9 @@ import logging
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -109,10 +110,52 @@ class Batch:
     version: int = 1
     prev_status: str = "checkpointed"  # version 1: every append wrote its checkpoint
     signers: tuple[str, ...] = ()  # trusted keys whose signatures verified (version 2)
+    leaves: tuple[bytes, ...] = ()  # the RFC 6962 leaf hash of each entry, in order
 
     @property
     def end(self) -> int:
         return self.start + len(self.entries)
+
+
+class _ParsedBatches:
+    """Batches already parsed in this process, by origin, key and SHA-256 of the stored
+    bytes (an LRU bounded by the number of entries held).
+
+    Parsing a batch is a pure function of those bytes: each of its entries is checked to
+    be canonical, which costs about 10 µs an entry, and one ``drkit verify`` reads the
+    same journal several times (the key history, the primary's log for every region, the
+    audit log's writer keys, the rotation proofs) and the same batches in every region.
+    Only the parse is kept: the signature of a batch is verified on every read, against
+    the keys trusted by that read."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple[str, str, bytes], Batch] = OrderedDict()
+        self._entries = 0
+
+    def get(self, origin: str, key: str, digest: bytes) -> Batch | None:
+        batch = self._items.get((origin, key, digest))
+        if batch is not None:
+            self._items.move_to_end((origin, key, digest))
+        return batch
+
+    def put(self, origin: str, key: str, digest: bytes, batch: Batch) -> None:
+        if len(batch.entries) > self.max_entries:
+            return
+        self._items[(origin, key, digest)] = batch
+        self._entries += len(batch.entries)
+        while self._entries > self.max_entries:
+            _key, old = self._items.popitem(last=False)
+            self._entries -= len(old.entries)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._entries = 0
+
+
+#: About 0.5 KiB of memory an entry; a journal of 500,000 objects describes some
+#: terabytes of packs.
+PARSED_BATCHES = _ParsedBatches(max_entries=500_000)
 
 
 def decode_batch(key: str, data: bytes, origin: str,
@@ -123,7 +166,8 @@ def decode_batch(key: str, data: bytes, origin: str,
     m = _BATCH_RE.match(key)
     if not m:
         raise IntegrityError(f"{key}: not a journal batch key")
-    if hashlib.sha256(data).hexdigest()[:16] != m.group(3):
+    digest = hashlib.sha256(data).digest()
+    if digest.hex()[:16] != m.group(3):
         raise IntegrityError(f"{key}: content does not match the hash in its key (altered)")
     signers: tuple[str, ...] = ()
     if data.startswith(BATCH_MAGIC.encode() + b" "):
@@ -134,6 +178,15 @@ def decode_batch(key: str, data: bytes, origin: str,
                                  ) from None
         signers = tuple(good)
         data = text.encode("utf-8")
+    batch = PARSED_BATCHES.get(origin, key, digest)
+    if batch is None:
+        batch = _parse_batch(key, m, data, origin)
+        PARSED_BATCHES.put(origin, key, digest, batch)
+    return replace(batch, signers=signers) if signers else batch
+
+
+def _parse_batch(key: str, m: re.Match[str], data: bytes, origin: str) -> Batch:
+    """The header and entries of a batch's text (the signature already checked)."""
     header, sep, body = data.partition(b"\n")
     parts = header.decode("utf-8", "replace").split(" ")
     if not sep or not ((len(parts) == 5 and parts[0] == BATCH_MAGIC_V1)
@@ -163,8 +216,9 @@ def decode_batch(key: str, data: bytes, origin: str,
         except IntegrityError as exc:
             raise IntegrityError(f"{key}: entry {start + i}: {exc}") from None
     prev = None if parts[4] == "-" else parts[4]
+    # from_bytes proved each line is its entry's canonical form, so the line is the leaf.
     return Batch(key=key, start=start, prev=prev, entries=tuple(entries), version=version,
-                 prev_status=prev_status, signers=signers)
+                 prev_status=prev_status, leaves=tuple(hash_leaf(line) for line in lines[:-1]))
 
 
 def describe_entries(entries: Sequence[JournalEntry], limit: int = 10) -> str:
@@ -331,10 +385,9 @@ def read_log(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
         if 0 in sizes:
             roots[0] = builder.root()
         for batch in chain:
-            for entry in batch.entries:
-                entries.append(entry)
-                leaf = hash_leaf(entry.to_bytes())
-                leaf_hashes.append(leaf)
+            entries.extend(batch.entries)
+            leaf_hashes.extend(batch.leaves)
+            for leaf in batch.leaves:
                 builder.add(leaf)
                 if builder.size in sizes:
                     roots[builder.size] = builder.root()
