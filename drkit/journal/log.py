@@ -337,6 +337,87 @@ class LogView:
             more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
             raise IntegrityError(f"{where}: journal: {errors[0]}{more}")
 
+    def copy(self, listing: dict[str, ObjectInfo]) -> LogView:
+        """A view of its own (lists copied, the immutable items shared) with ``listing``."""
+        return LogView(origin=self.origin, checkpoint=self.checkpoint,
+                       entries=list(self.entries), leaf_hashes=list(self.leaf_hashes),
+                       batch_keys=list(self.batch_keys), checkpoints=list(self.checkpoints),
+                       listing=listing, problems=list(self.problems),
+                       uncovered=list(self.uncovered))
+
+
+class _RecordingReader:
+    """``store.get`` that remembers the SHA-256 of every object it returned (None for one
+    that was not found): what a reading of the log depended on."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.digests: dict[str, bytes | None] = {}
+
+    def get(self, key: str) -> bytes:
+        try:
+            data = self.store.get(key)
+        except ObjectNotFound:
+            self.digests[key] = None
+            raise
+        self.digests[key] = hashlib.sha256(data).digest()
+        return data
+
+
+@dataclass
+class _Reading:
+    shape: tuple[tuple[str, int], ...]  # the journal listing: keys and sizes
+    digests: dict[str, bytes | None]  # every object read, by key
+    view: LogView
+
+
+class _RecentReadings:
+    """The last readings of a few journals in this process.
+
+    ``read_log`` is a function of the journal listing's keys, the bytes of the objects it
+    reads, the origin, the trusted keys and ``own``. A new reading with the same four
+    inputs, whose listing has the same keys and sizes and whose objects (each read again)
+    have the same SHA-256, gives the same view: it is returned without verifying 100,000
+    entries and a Merkle tree again. One ``drkit verify`` reads the primary's journal for
+    the key history, for each region, for the audit log's writer keys and for the writer
+    key rotations."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], _Reading] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...], store: Store, listing: dict[str, ObjectInfo]
+            ) -> LogView | None:
+        reading = self._items.get(key)
+        if reading is None or reading.shape != _shape(listing):
+            return None
+        for name, digest in reading.digests.items():
+            try:
+                now: bytes | None = hashlib.sha256(store.get(name)).digest()
+            except ObjectNotFound:
+                now = None
+            if now != digest:
+                return None
+        self._items.move_to_end(key)
+        return reading.view.copy(listing)
+
+    def put(self, key: tuple[Any, ...], listing: dict[str, ObjectInfo],
+            digests: dict[str, bytes | None], view: LogView) -> None:
+        self._items[key] = _Reading(_shape(listing), dict(digests), view.copy(dict(listing)))
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def _shape(listing: dict[str, ObjectInfo]) -> tuple[tuple[str, int], ...]:
+    return tuple((key, info.size) for key, info in listing.items())
+
+
+RECENT_READINGS = _RecentReadings(size=8)
+
 
 def read_log(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
              own: frozenset[str] | set[str] = frozenset()) -> LogView:
@@ -344,8 +425,21 @@ def read_log(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
 
     ``own`` are batch keys this host recorded write-ahead (``AppendIntents``): an
     uncovered batch among them is an interrupted append, not a deleted checkpoint."""
+    listing = {info.key: info for info in store.list(JOURNAL_PREFIX)}
+    memo = (store.url, origin, tuple(k.public_bytes_raw() for k in trusted), frozenset(own))
+    view = RECENT_READINGS.get(memo, store, listing)
+    if view is not None:
+        return view
+    reader = _RecordingReader(store)
+    view = _read_log(reader, origin, trusted, own, listing)
+    RECENT_READINGS.put(memo, listing, reader.digests, view)
+    return view
+
+
+def _read_log(store: _RecordingReader, origin: str, trusted: Sequence[Ed25519PublicKey],
+              own: frozenset[str] | set[str], listing: dict[str, ObjectInfo]) -> LogView:
     view = LogView(origin=origin)
-    view.listing = {info.key: info for info in store.list(JOURNAL_PREFIX)}
+    view.listing = listing
     checkpoint_keys: list[tuple[int, str]] = []
     batch_keys: list[str] = []
     for key in view.listing:
@@ -437,7 +531,7 @@ def _check_checkpoints_kept(view: LogView, chain: Sequence[Batch], listed: set[i
                          "gone: deleted from a copy that may only grow")
 
 
-def _find_uncovered(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
+def _find_uncovered(store: _RecordingReader, origin: str, trusted: Sequence[Ed25519PublicKey],
                     own: frozenset[str] | set[str], view: LogView, batch_keys: list[str],
                     cache: dict[str, Batch]) -> None:
     """Signed batches that extend the verified log and that no checkpoint covers: the
@@ -479,7 +573,7 @@ def _find_uncovered(store: Store, origin: str, trusted: Sequence[Ed25519PublicKe
         head, position = found.key, found.end
 
 
-def _load_chain(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
+def _load_chain(store: _RecordingReader, origin: str, trusted: Sequence[Ed25519PublicKey],
                 cp: Checkpoint, cache: dict[str, Batch], view: LogView, cp_key: str
                 ) -> list[Batch] | None:
     chain: list[Batch] = []
