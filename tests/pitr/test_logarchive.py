@@ -168,3 +168,28 @@ def test_segment_info_rejects_nonsense() -> None:
         SegmentInfo("a", "oracle-redo", "x", "1")
     with pytest.raises(ValueError, match="bad position range"):
         SegmentInfo("a", "postgres-wal", "x", "1", start=(5,), end=(4,))
+
+
+def test_verify_and_status_report_a_gap_and_the_rpo(project: Path, drkit: Any) -> None:
+    import json
+
+    for n in (1, 2, 4):
+        push(project, wal(n), os.urandom(3000), at=NOW - timedelta(minutes=20 - n))
+    assert drkit("replicate").exit_code == 0
+    res = drkit("--json", "verify")
+    assert res.exit_code == 1, res.stderr
+    found = json.loads(res.stdout)["findings"]
+    gaps = [f for f in found if f["check"] == "log-gap"]
+    # Both regions hold the same log, with the same hole; nothing else is wrong.
+    assert sorted(f["region"] for f in gaps) == ["beijing", "shanghai"]
+    assert all(f["key"] == wal(4).name and wal(2).name in f["message"] for f in gaps)
+    assert [f for f in found if f["check"] != "log-gap"] == []
+
+    res = drkit("--json", "status")
+    doc = json.loads(res.stdout)
+    (row,) = doc["logs"]
+    assert row["archive"] == "shop" and row["newest"] == wal(4).name
+    assert row["rpo_seconds"] == 16 * 60 and row["ok"] is False and len(row["gaps"]) == 1
+    assert any("newest segment archived 960 s ago" in p for p in doc["problems"])
+    assert any("log missing between" in p for p in doc["problems"])
+    assert res.exit_code == 1
