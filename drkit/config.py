@@ -197,7 +197,7 @@ _TOP = {"repository", "regions", "sources", "objectives", "verify", "ledger", "s
 _REPO = {"primary", "keys", "cache", "pack_size_mib"}
 _REGION = {"url", "storage_class", "lock_days", "retention_days", "max_lag_hours"}
 _SOURCE = {"type", "path", "exclude", "production", "database", "host", "port", "user",
-           "databases", "secrets_file", "tables", "dump_tool"}
+           "databases", "secrets_file", "tables", "dump_tool", "pg_bin"}
 _OBJECTIVES = {"rto_minutes", "rpo_hours", "log_rpo_seconds"}
 _VERIFY = {"state_dir", "writer_keys", "anchor_file"}
 
