@@ -177,6 +177,10 @@ def base_backups(repo: Any, archive: str, recovery: Any) -> list[BaseBackup]:
     return out
 
 
+# hot_standby is off: a hot standby refuses to start with a smaller max_connections (and
+# other limits) than the source had; connections are refused until the promotion instead,
+# and drkit's connect waits for it.
+
 # -- restore to a point in time ---------------------------------------------------------
 @dataclass
 class PitrResult:
@@ -244,7 +248,9 @@ def restore_to_point(config: Config, archive: str, *, target_time: datetime | No
     data = scratch / "data"
     data.mkdir(mode=0o700)
     with tarfile.open(unpack / archive / BASE_FILE) as tar:
-        tar.extractall(data, filter="tar")
+        # Every member passes tarfile's own "tar" filter first (no absolute paths, no
+        # escapes through links): the backup is our own, read back authenticated.
+        tar.extractall(data, filter=_own_files)  # noqa: S202
     shutil.rmtree(unpack)
     data.chmod(0o700)
     version = (data / "PG_VERSION").read_text().strip()
@@ -255,8 +261,8 @@ def restore_to_point(config: Config, archive: str, *, target_time: datetime | No
     settings = {"restore_command": f"{drkit_command(config)} wal fetch --database "
                                    f"{_shell(archive)} --spool {_shell(str(spool))} %f %p",
                 "recovery_target_action": "promote", "recovery_target_inclusive": "off",
-                "archive_mode": "off", "hot_standby": "on", "max_connections": "20",
-                "shared_buffers": "32MB", "fsync": "off", "logging_collector": "off",
+                "archive_mode": "off", "hot_standby": "off", "fsync": "off",
+                "logging_collector": "off",
                 "log_destination": "stderr", "hba_file": str(scratch / "pg_hba.conf"),
                 "ident_file": str(scratch / "pg_ident.conf")}
     if target_time is not None:
@@ -299,6 +305,14 @@ def restore_to_point(config: Config, archive: str, *, target_time: datetime | No
         if not keep_running:
             server.stop()
     return result
+
+
+def _own_files(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """Extract as ours: the server runs as this user (PostgreSQL insists on owning its
+    data directory), not as the uid the source server's files had."""
+    checked = tarfile.tar_filter(member, dest)
+    return checked.replace(uid=os.getuid(), gid=os.getgid(), uname="", gname="",
+                           deep=False)
 
 
 def _prefetch(repo: Any, archive: str, base: BaseBackup, spool: Path, recovery: Any,

@@ -93,7 +93,7 @@ class ScratchServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def log_tail(self, lines: int = 5) -> str:
+    def log_tail(self, lines: int = 8) -> str:
         try:
             text = self.log_file.read_text(encoding="utf-8", errors="replace")
         except OSError:
