@@ -29,17 +29,20 @@ def incident_group() -> None:
 
 @incident_group.command("find")
 @click.option("--database", "database", metavar="NAME", default=None,
-              help="The PostgreSQL source ([sources.NAME]).")
+              help="The PostgreSQL or MySQL/MariaDB source ([sources.NAME]).")
 @click.option("--since", default=None, metavar="TIME",
               help="Only events from this time on (ISO 8601 with offset).")
 @click.option("--min-rows", type=click.IntRange(1), default=1000, show_default=True,
               help="A DELETE or UPDATE touching this many rows of one table in one "
                    "transaction is destructive.")
+@click.option("--min-share", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+              show_default=True,
+              help="MySQL: so is one touching this share of the table's rows.")
 @click.option("--region", default=None, metavar="NAME",
               help="Read from this region (default: the primary).")
 @passphrase_file_option
 @json_option
-def find_command(database: str | None, since: str | None, min_rows: int,
+def find_command(database: str | None, since: str | None, min_rows: int, min_share: float,
                  region: str | None, passphrase_file: Path | None) -> None:
     """List DROP/TRUNCATE and large DELETE/UPDATE transactions with time, xid and LSN,
     and propose the recovery target just before the first. Exit 1 if any is found."""
@@ -49,6 +52,12 @@ def find_command(database: str | None, since: str | None, min_rows: int,
 
     app = get_app()
     config = app.config
+    if database is not None and config.source(database).type == "mysql":
+        from drkit.cli.binlog import find_binlog_incidents
+
+        find_binlog_incidents(config, database, since, min_rows, min_share, region,
+                              passphrase_file)
+        return
     archive = wal_source(config, database)
     start = parse_time(since, "--since") if since else None
     repo = open_repository(config, region)

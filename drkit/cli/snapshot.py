@@ -127,12 +127,18 @@ def snapshots_command(region: str | None) -> None:
               help="An approved 'restore-production' request (needed when --to is, holds or "
                    "lies inside a production source).")
 @click.option("--database", "pitr_source", metavar="NAME", default=None,
-              help="Point-in-time recovery of this PostgreSQL source into a private scratch "
-                   "server (with --to-time or --to-lsn; docs/pitr.md).")
+              help="Point-in-time recovery of this PostgreSQL or MySQL/MariaDB source into a "
+                   "private scratch server (with --to-time, --to-lsn, --to-position or "
+                   "--to-gtid; docs/pitr.md).")
 @click.option("--to-time", "to_time", metavar="TIME", default=None,
               help="With --database: everything committed before TIME (ISO 8601 with offset).")
 @click.option("--to-lsn", "to_lsn", metavar="LSN", default=None,
               help="With --database: replay up to, not including, this WAL position.")
+@click.option("--to-position", "to_position", metavar="FILE:OFFSET", default=None,
+              help="With --database (MySQL): replay the binlog up to, not including, the "
+                   "event at OFFSET of FILE.")
+@click.option("--to-gtid", "to_gtid", metavar="GTID", default=None,
+              help="With --database (MySQL): replay up to, not including, this transaction.")
 @click.option("--keep-running", is_flag=True,
               help="With --database: leave the scratch server running.")
 @region_option
@@ -142,7 +148,8 @@ def snapshots_command(region: str | None) -> None:
 def restore_command(snapshot: str | None, target: Path | None, paths: tuple[str, ...],
                     force: bool, into_database: str | None, approval_id: str | None,
                     pitr_source: str | None, to_time: str | None, to_lsn: str | None,
-                    keep_running: bool, region: str | None, recovery_key: Path | None,
+                    to_position: str | None, to_gtid: str | None, keep_running: bool,
+                    region: str | None, recovery_key: Path | None,
                     passphrase_file: Path | None) -> None:
     """Restore SNAPSHOT (an id prefix or 'latest') bit for bit into --to.
 
@@ -158,6 +165,19 @@ def restore_command(snapshot: str | None, target: Path | None, paths: tuple[str,
 
     app = get_app()
     config = app.config
+    if pitr_source is not None and (to_position or to_gtid or
+                                    config.source(pitr_source).type == "mysql"):
+        from drkit.cli.binlog import restore_binlog_point
+
+        if snapshot is not None:
+            raise UsageError("--database restores to a point in time: give no SNAPSHOT")
+        if to_lsn:
+            raise UsageError("--to-lsn is for PostgreSQL; use --to-position or --to-gtid")
+        restore_binlog_point(config, pitr_source, to_time, to_position, to_gtid, target,
+                             keep_running, region, recovery_key, passphrase_file)
+        return
+    if to_position or to_gtid:
+        raise UsageError("--to-position/--to-gtid need --database NAME (a MySQL source)")
     if pitr_source is not None or to_time or to_lsn:
         _restore_point_in_time(config, snapshot, pitr_source, to_time, to_lsn, target,
                                keep_running, region, recovery_key, passphrase_file)
