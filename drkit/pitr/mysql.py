@@ -397,7 +397,8 @@ class DecodedScanner:
         self.min_rows = min_rows
         self.min_share = min_share
         self.found: list[BinlogIncident] = []
-        self.file_index = -1
+        self.file_index = 0
+        self.seen_event = False
         self.at = 0
         self.db: str | None = None
         self.txn: _Txn | None = None
@@ -408,7 +409,7 @@ class DecodedScanner:
 
     @property
     def file(self) -> str:
-        return self.names[self.file_index] if 0 <= self.file_index < len(self.names) else "?"
+        return self.names[self.file_index] if self.file_index < len(self.names) else "?"
 
     def feed(self, lines: Iterable[str]) -> list[BinlogIncident]:
         for raw in lines:
@@ -445,10 +446,16 @@ class DecodedScanner:
     def _start_event(self) -> None:
         assert self.header is not None
         when, server_id, at, desc = self.header
-        if desc.startswith("Start:") or desc.startswith("Format_desc"):
-            self.file_index += 1
+        if desc.startswith(("Start:", "Format_desc")):
+            # Each file begins with one; with --start-position the first file's may be
+            # left out, so only a Start event after other events moves to the next file.
+            if self.seen_event:
+                self.file_index += 1
             self.txn = None
-        elif desc.startswith(("GTID", "Gtid", "Anonymous_GTID")):
+            self.seen_event = True
+            return
+        self.seen_event = True
+        if desc.startswith(("GTID", "Gtid", "Anonymous_GTID")):
             g = _GTID.match(desc)
             self.txn = _Txn(self.file, at, g.group(1) if g else None, when, server_id)
         elif desc.startswith(("Annotate_rows", "Rows_query")):
