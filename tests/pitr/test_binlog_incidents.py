@@ -8,6 +8,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 
 def test_incident_kinds_and_what_is_not_an_incident(binlog_project: Any, drkit: Any) -> None:
     p = binlog_project
@@ -47,3 +49,37 @@ def test_incident_kinds_and_what_is_not_an_incident(binlog_project: Any, drkit: 
     later = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     res = drkit("--json", "incident", "find", "--database", "shop", "--since", later)
     assert res.exit_code == 0 and json.loads(res.stdout)["incidents"] == []
+
+
+def test_bad_input_is_one_clear_line(tmp_path: Any, drkit: Any,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRKIT_RECOVERY_PASSPHRASE", "correct horse battery staple")
+    (tmp_path / "drkit.toml").write_text("""
+[repository]
+primary = "beijing"
+keys = "keys"
+
+[regions.beijing]
+url = "file:regions/beijing"
+
+[sources.shop]
+type = "mysql"
+database = "shop"
+
+[sources.files]
+type = "files"
+path = "."
+""")
+    assert drkit("keys", "init").exit_code == 0
+    cases = [(["binlog", "stream", "--source", "files", "--once"], "not a MySQL/MariaDB"),
+             (["binlog", "stream", "--source", "shop", "--once", "--from", "nope"],
+              "not a binlog file name"),
+             (["restore", "--database", "shop", "--to-position", "mysql-bin.000001"],
+              "not a binlog position"),
+             (["restore", "--database", "shop", "--to-lsn", "0/1"], "--to-lsn is for"),
+             (["restore", "--database", "shop", "--to-time", "2026-11-23T19:00:00Z",
+               "--to-gtid", "0-1-5"], "exactly one of")]
+    for args, message in cases:
+        res = drkit(*args)
+        assert res.exit_code == 2, (args, res.stderr)
+        assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
