@@ -159,7 +159,8 @@ def restore_command(snapshot: str | None, target: Path | None, paths: tuple[str,
 
     With --database NAME --to-time T (or --to-lsn): the newest base backup before T plus
     the archived WAL up to T, replayed by a private scratch server; its row counts are
-    reported.
+    reported. For a MySQL/MariaDB source the base is the newest snapshot whose dump
+    records its binlog position, and --to-position FILE:OFFSET / --to-gtid are exact.
     """
     from drkit.approval import require_restore_approval
 
