@@ -55,6 +55,15 @@ class Statement:
     not_principals: tuple[str, ...] | None
     condition: dict[str, Any]
     has_principal_block: bool = False
+    # What covers() found per action class, for the catalogue it was asked with: every rule
+    # asks about the same few classes, so the patterns are matched once per statement.
+    _covered: dict[str, frozenset[str]] = field(default_factory=dict, repr=False,
+                                                compare=False)
+    _excluded: dict[str, frozenset[str]] = field(default_factory=dict, repr=False,
+                                                 compare=False)
+    _covered_by: Catalog | None = field(default=None, repr=False, compare=False)
+    _guard: tuple[Catalog, Clause | None] | None = field(default=None, repr=False,
+                                                         compare=False)
 
     @property
     def label(self) -> str:
@@ -78,17 +87,16 @@ class Statement:
 
     def covers(self, cat: Catalog, action_class: str) -> frozenset[str]:
         """Known actions of ``action_class`` this statement applies to (NotAction inverted)."""
-        if self.actions is not None:
-            out: set[str] = set()
-            for pattern in self.actions:
-                out |= cat.expand(pattern, action_class)
-            return frozenset(out)
-        if self.not_actions is not None:
-            excluded: set[str] = set()
-            for pattern in self.not_actions:
-                excluded |= cat.expand(pattern, action_class)
-            return cat.actions(action_class) - excluded
-        return frozenset()
+        if self._covered_by is not cat:
+            self._covered = _covered(self, cat)
+            self._covered_by = cat
+        found = self._covered.get(action_class)
+        if found is None:
+            # Only NotAction gets here (an Action statement's map names every class).
+            excluded = self._excluded.get(action_class, _NO_ACTIONS)
+            found = cat.actions(action_class) - excluded
+            self._covered[action_class] = found
+        return found
 
     def covers_action(self, action: str) -> bool:
         if self.actions is not None:
@@ -124,10 +132,38 @@ class Statement:
 
     def guard(self, cat: Catalog) -> Clause | None:
         """The clause of this statement's own condition that guards who or where, if any."""
-        return allow_guard(self.conditions, cat.is_guard_key) if self.condition else None
+        if not self.condition:
+            return None
+        if self._guard is None or self._guard[0] is not cat:
+            self._guard = (cat, allow_guard(self.conditions, cat.is_guard_key))
+        return self._guard[1]
 
     def has_guard_condition(self, cat: Catalog) -> bool:
         return self.guard(cat) is not None
+
+
+_NO_ACTIONS: frozenset[str] = frozenset()
+
+
+def _covered(statement: Statement, cat: Catalog) -> dict[str, frozenset[str]]:
+    """The known actions per class that ``statement``'s Action patterns match, in one
+    pass over its patterns; for NotAction, the excluded ones go to ``_excluded`` and the
+    classes are filled in as they are asked for."""
+    patterns = statement.actions if statement.actions is not None else statement.not_actions
+    matched: dict[str, set[str]] = {}
+    for pattern in patterns or ():
+        for cls, names in cat.covered(pattern).items():
+            found = matched.get(cls)
+            if found is None:
+                matched[cls] = set(names)
+            else:
+                found |= names
+    frozen = {cls: frozenset(v) for cls, v in matched.items()}
+    if statement.actions is not None or statement.not_actions is None:
+        statement._excluded = {}
+        return {cls: frozen.get(cls, _NO_ACTIONS) for cls in cat.classes}
+    statement._excluded = frozen
+    return {}
 
 
 @dataclass
