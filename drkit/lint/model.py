@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import accumulate, repeat
 from typing import Any
 
 from drkit.lint.catalog import Catalog, catalog
@@ -27,6 +28,9 @@ _CAM_TOP = {"version", "statement", "id"}
 _STATEMENT_KEYS = {"sid", "effect", "action", "notaction", "resource", "notresource",
                    "principal", "notprincipal", "condition"}
 _ACTION_RE = re.compile(r"^[A-Za-z0-9_\-*?]+:[A-Za-z0-9_\-*?]+$")
+# A whole list of actions joined by commas, each "*" or matching _ACTION_RE (no comma or
+# newline can occur inside one, so each repetition is exactly one action).
+_ACTIONS_RE = re.compile(r"(?:(?:\*|[A-Za-z0-9_\-*?]+:[A-Za-z0-9_\-*?]+),)*")
 _QCS_HINT = re.compile(r"qcs::|\"version\"\s*:\s*\"2\.0\"|name/[a-z]+:")
 
 
@@ -221,23 +225,23 @@ def guess_cloud(text: str, data: Any = None) -> str:
 #: Anything deeper is refused before json.loads, whose recursion (and ours after it) a
 #: 6 KB file of brackets would otherwise exhaust.
 MAX_NESTING = 32
-_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]')
+# A JSON string (to skip: brackets inside it do not nest) or a bracket, captured.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|([\[\]{}])')
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1, "": 0}
 
 
 def nesting_depth(text: str) -> int:
     """The deepest bracket nesting in JSON ``text``, ignoring brackets inside strings."""
-    depth = deepest = 0
-    for m in _STRING_OR_BRACKET.finditer(text):
-        char = m.group()[0]
-        if char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_NESTING:
-                    break
-        elif char in "]}":
-            depth -= 1
-    return deepest
+    # findall yields "" for each string and the bracket for each bracket; the running sum
+    # of +1/-1 steps is the depth, computed without a Python-level loop.
+    steps = map(_DEPTH_STEP.__getitem__, _STRING_OR_BRACKET.findall(text))
+    return max(0, max(accumulate(steps), default=0))
+
+
+def may_nest_too_deep(text: str) -> bool:
+    """Whether ``text`` holds more opening brackets than :data:`MAX_NESTING` (if not, it
+    cannot nest deeper, and :func:`nesting_depth` need not walk it)."""
+    return text.count("[") + text.count("{") > MAX_NESTING
 
 
 def unreadable(file: str, text: str, problem: Problem) -> Policy:
@@ -254,7 +258,7 @@ def parse_policy(text: str, file: str) -> Policy:
     """
     if not text.strip():
         return unreadable(file, text, Problem("empty file: not a policy document"))
-    if nesting_depth(text) > MAX_NESTING:
+    if may_nest_too_deep(text) and nesting_depth(text) > MAX_NESTING:
         return unreadable(file, text, Problem(f"nested more than {MAX_NESTING} levels deep: "
                                               "not a policy document"))
     try:
@@ -332,7 +336,7 @@ def _parse_document(policy: Policy, data: dict[str, Any]) -> None:
 def _strings(policy: Policy, index: int, key: str, value: Any) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and value and all(map(isinstance, value, repeat(str))):
         return tuple(value)
     policy.problems.append(Problem(f"{key} must be a string or a non-empty list of strings",
                                    statement=index))
@@ -357,11 +361,17 @@ def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
     if not isinstance(raw, dict):
         policy.problems.append(Problem("a statement must be an object", statement=index))
         return None
-    for key in raw:
-        if key.lower() not in _STATEMENT_KEYS or (aws and key[0].islower()):
+    # Keys by lower case, the first spelling winning (as a case-insensitive lookup would).
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        low = key.lower()
+        if low not in _STATEMENT_KEYS or (aws and key[0].islower()):
             policy.problems.append(Problem(f"unknown statement key {key!r}", statement=index))
-    _, sid = _get(raw, "sid")
-    found, effect_raw = _get(raw, "effect")
+        if low not in fields:
+            fields[low] = value
+    sid = fields.get("sid")
+    found = "effect" in fields
+    effect_raw = fields.get("effect")
     effect = str(effect_raw) if found else ""
     if aws:
         normalised = effect if effect in ("Allow", "Deny") else ""
@@ -374,38 +384,30 @@ def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
                                        statement=index))
     values: dict[str, tuple[str, ...] | None] = {}
     for key in ("action", "notaction", "resource", "notresource"):
-        found, value = _get(raw, key)
-        values[key] = _strings(policy, index, key, value) if found else None
-    has_action = values["action"] is not None or values["notaction"] is not None
-    if _get(raw, "action")[0] and _get(raw, "notaction")[0]:
+        values[key] = _strings(policy, index, key, fields[key]) if key in fields else None
+    if "action" in fields and "notaction" in fields:
         policy.problems.append(Problem("both Action and NotAction", statement=index))
-    if not has_action and not any(_get(raw, k)[0] for k in ("action", "notaction")):
+    if "action" not in fields and "notaction" not in fields:
         policy.problems.append(Problem("missing Action", statement=index))
     for key in ("action", "notaction"):
-        cleaned = []
-        for action in values[key] or ():
-            name = action[5:] if action.startswith("name/") else action
-            if name != "*" and not _ACTION_RE.match(name):
-                policy.problems.append(Problem(f"unparsable action {action!r}", statement=index))
-            cleaned.append(name)
-        if values[key] is not None:
-            values[key] = tuple(cleaned)
+        actions = values[key]
+        if actions is not None:
+            values[key] = _actions(policy, index, actions)
     for key in ("resource", "notresource"):
         for resource in values[key] or ():
             reason = _resource_problem(resource, aws)
             if reason:
                 policy.problems.append(Problem(f"unparsable resource {resource!r}: {reason}",
                                                statement=index))
-    found_p, principal = _get(raw, "principal")
-    found_np, not_principal = _get(raw, "notprincipal")
-    principals = _principals(policy, index, "Principal", principal) if found_p else None
-    not_principals = (_principals(policy, index, "NotPrincipal", not_principal)
+    found_p, found_np = "principal" in fields, "notprincipal" in fields
+    principals = (_principals(policy, index, "Principal", fields["principal"]) if found_p
+                  else None)
+    not_principals = (_principals(policy, index, "NotPrincipal", fields["notprincipal"])
                       if found_np else None)
-    if (values["resource"] is None and values["notresource"] is None
-            and not (found_p or found_np) and not any(_get(raw, k)[0]
-                                                      for k in ("resource", "notresource"))):
+    if not (found_p or found_np or "resource" in fields or "notresource" in fields):
         policy.problems.append(Problem("missing Resource", statement=index))
-    found, condition = _get(raw, "condition")
+    found = "condition" in fields
+    condition = fields.get("condition")
     if found and condition is None and not aws:
         # CAM's own console and APIs return "condition": null for a statement without
         # conditions: it means no condition, not a malformed policy.
@@ -421,6 +423,22 @@ def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
                      principals=principals, not_principals=not_principals,
                      condition=condition if found else {},
                      has_principal_block=found_p or found_np)
+
+
+def _actions(policy: Policy, index: int, actions: tuple[str, ...]) -> tuple[str, ...]:
+    """``actions`` with any CAM ``name/`` prefix removed; an unparsable one is a Problem."""
+    # One regex over the whole list first: managed policies list thousands of actions,
+    # nearly all well formed. A list it does not accept is checked action by action.
+    joined = ",".join(actions)
+    if "name/" not in joined and _ACTIONS_RE.fullmatch(joined + ",") is not None:
+        return actions
+    cleaned = []
+    for action in actions:
+        name = action[5:] if action.startswith("name/") else action
+        if name != "*" and not _ACTION_RE.match(name):
+            policy.problems.append(Problem(f"unparsable action {action!r}", statement=index))
+        cleaned.append(name)
+    return tuple(cleaned)
 
 
 def _resource_problem(resource: str, aws: bool) -> str | None:
