@@ -100,7 +100,8 @@ class ActionIndex:
             self._everything = tuple(e for s in self._raw for e in self.service(s))
         return self._everything
 
-    def _entry(self, lowered: str) -> Entry | None:
+    def entry(self, lowered: str) -> Entry | None:
+        """The entry of a lower-case action name, or None if unknown."""
         service = lowered.partition(":")[0]
         if service not in self._raw:
             return None
@@ -112,12 +113,12 @@ class ActionIndex:
 
     def level(self, action: str) -> str | None:
         """The access level of an action (case-insensitive), or None if unknown."""
-        entry = self._entry(action.lower())
+        entry = self.entry(action.lower())
         return LEVELS[entry[2]] if entry else None
 
     def name(self, action: str) -> str | None:
         """The action's name as the database spells it, or None if unknown."""
-        entry = self._entry(action.lower())
+        entry = self.entry(action.lower())
         return entry[0] if entry else None
 
     def matching(self, pattern: str) -> list[Entry]:
@@ -129,7 +130,7 @@ class ActionIndex:
         """
         lowered = collapse_stars(pattern.lower())
         if not has_wildcard(lowered):
-            entry = self._entry(lowered)
+            entry = self.entry(lowered)
             return [entry] if entry else []
         service, colon, verb = lowered.partition(":")
         if not colon:
@@ -282,6 +283,10 @@ class Catalog:
         service, colon, _ = lowered.partition(":")
         if db is None or not colon:
             return None
+        if not has_wildcard(lowered):
+            # A literal name (most patterns are): one dictionary lookup.
+            entry = db.entry(lowered)
+            return None if entry is None else entry[2] in _WRITE_LETTERS
         if not has_wildcard(service) and not db.has_service(service):
             return None
         matched = db.matching(lowered)

@@ -110,6 +110,50 @@ def display_path(path: Path) -> str:
     return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
 
 
+class _RunPaths:
+    """The real path and the shown name of each file of one run, each worked out once.
+
+    Resolving a path costs an ``lstat`` per component and a ``stat``; a file that is not a
+    symbolic link resolves to its folder's real path plus its name, so the folder is
+    resolved once for all its files and each file costs one ``lstat``.
+    """
+
+    def __init__(self) -> None:
+        self._real: dict[Path, Path] = {}
+        self._folders: dict[Path, Path] = {}
+        self._shown_folders: dict[Path, str | None] = {}
+
+    def real(self, path: Path) -> Path:
+        found = self._real.get(path)
+        if found is None:
+            if path.name in ("", ".", "..") or path.is_symlink():
+                found = path.resolve()
+            else:
+                folder = self._folders.get(path.parent)
+                if folder is None:
+                    folder = self._folders[path.parent] = path.parent.resolve()
+                found = folder / path.name
+            self._real[path] = found
+        return found
+
+    def shown(self, path: Path) -> str:
+        """:func:`display_path`, with the folder's relative path computed once."""
+        if path.name in ("", ".", ".."):
+            return display_path(path)
+        if path.parent in self._shown_folders:
+            folder = self._shown_folders[path.parent]
+        else:
+            try:
+                folder = os.path.relpath(path.parent)
+            except ValueError:  # pragma: no cover - other drive on Windows
+                folder = None
+            self._shown_folders[path.parent] = folder
+        if folder is None:  # pragma: no cover - other drive on Windows
+            return path.as_posix()
+        rel = path.name if folder == os.curdir else os.path.join(folder, path.name)
+        return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
+
+
 def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     """Policy candidate files (``*.json``, recursively) and principals files in ``paths``."""
     files: list[Path] = []
@@ -206,7 +250,8 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
     suppressions = (load_suppressions(suppressions_file, display_path(suppressions_file))
                     if suppressions_file else [])
     files, found_principals = discover(paths)
-    explicit = {p.resolve() for p in paths if p.is_file()}
+    run_paths = _RunPaths()
+    explicit = {run_paths.real(p) for p in paths if p.is_file()}
     problems: dict[str, InputProblem] = {}
     principals_path = principals_file or (found_principals[0] if found_principals else None)
     shown_principals = display_path(principals_path) if principals_path else None
@@ -222,17 +267,17 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
         files.extend(discover([export])[0])
     unique: dict[Path, Path] = {}
     for file in files:
-        unique.setdefault(file.resolve(), file)
+        unique.setdefault(run_paths.real(file), file)
     files = list(unique.values())
     cache: dict[Path, LoadedFile] = {}
 
     def load(path: Path) -> LoadedFile:
-        key = path.resolve()
+        key = run_paths.real(path)
         loaded = cache.get(key)
         if loaded is None:
-            shown = display_path(path)
+            shown = run_paths.shown(path)
             try:
-                text = path.read_text("utf-8")
+                text = _read_text(path)
             except UnicodeDecodeError:
                 loaded = _unreadable(shown, Problem("not UTF-8 text: not a policy document"))
             except OSError as exc:
@@ -268,7 +313,7 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
         for path in files:
             loaded = load(path)
             task.advance()
-            if not loaded.recognised and path.resolve() not in explicit:
+            if not loaded.recognised and run_paths.real(path) not in explicit:
                 # JSON that is not a policy (package.json, a data array) beside policies.
                 log.info("skipping %s: not a policy document", loaded.file)
                 continue
@@ -320,6 +365,15 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
                       files=len(files), policies=policies, threshold=threshold,
                       principals_file=shown_principals, rules=linter.rules,
                       input_errors=errors)
+
+
+def _read_text(path: Path) -> str:
+    """``path.read_text("utf-8")``, decoded in one go rather than through a text stream
+    set up per file, with the same universal newlines ("\\r\\n" and "\\r" read as "\\n")."""
+    text = path.read_bytes().decode("utf-8")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def _unreadable(shown: str, problem: Problem) -> LoadedFile:

@@ -13,7 +13,6 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from itertools import accumulate, repeat
 from typing import Any
 
@@ -59,15 +58,12 @@ class Statement:
     not_principals: tuple[str, ...] | None
     condition: dict[str, Any]
     has_principal_block: bool = False
-    # What covers() found per action class, for the catalogue it was asked with: every rule
-    # asks about the same few classes, so the patterns are matched once per statement.
-    _covered: dict[str, frozenset[str]] = field(default_factory=dict, repr=False,
-                                                compare=False)
-    _excluded: dict[str, frozenset[str]] = field(default_factory=dict, repr=False,
-                                                 compare=False)
-    _covered_by: Catalog | None = field(default=None, repr=False, compare=False)
+    # What covers() found, for the catalogue it was asked with: every rule asks about the
+    # same few classes, so the patterns are matched once per statement (see _Covered).
+    _covered: _Covered | None = field(default=None, repr=False, compare=False)
     _guard: tuple[Catalog, Clause | None] | None = field(default=None, repr=False,
                                                          compare=False)
+    _conditions: Conditions | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -91,15 +87,14 @@ class Statement:
 
     def covers(self, cat: Catalog, action_class: str) -> frozenset[str]:
         """Known actions of ``action_class`` this statement applies to (NotAction inverted)."""
-        if self._covered_by is not cat:
-            self._covered = _covered(self, cat)
-            self._covered_by = cat
-        found = self._covered.get(action_class)
+        covered = self._covered
+        if covered is None or covered.catalog is not cat:
+            covered = self._covered = _Covered.of(self, cat)
+        found = covered.per_class.get(action_class)
         if found is None:
             # Only NotAction gets here (an Action statement's map names every class).
-            excluded = self._excluded.get(action_class, _NO_ACTIONS)
-            found = cat.actions(action_class) - excluded
-            self._covered[action_class] = found
+            found = cat.actions(action_class) - covered.excluded.get(action_class, _NO_ACTIONS)
+            covered.per_class[action_class] = found
         return found
 
     def covers_action(self, action: str) -> bool:
@@ -129,10 +124,12 @@ class Statement:
             if isinstance(block, dict):
                 yield from (str(k) for k in block)
 
-    @cached_property
+    @property
     def conditions(self) -> Conditions:
-        """The Condition block as clauses (see :mod:`drkit.lint.conditions`)."""
-        return parse_conditions(self.condition)
+        """The Condition block as clauses (see :mod:`drkit.lint.conditions`), parsed once."""
+        if self._conditions is None:
+            self._conditions = parse_conditions(self.condition)
+        return self._conditions
 
     def guard(self, cat: Catalog) -> Clause | None:
         """The clause of this statement's own condition that guards who or where, if any."""
@@ -149,25 +146,34 @@ class Statement:
 _NO_ACTIONS: frozenset[str] = frozenset()
 
 
-def _covered(statement: Statement, cat: Catalog) -> dict[str, frozenset[str]]:
-    """The known actions per class that ``statement``'s Action patterns match, in one
-    pass over its patterns; for NotAction, the excluded ones go to ``_excluded`` and the
-    classes are filled in as they are asked for."""
-    patterns = statement.actions if statement.actions is not None else statement.not_actions
-    matched: dict[str, set[str]] = {}
-    for pattern in patterns or ():
-        for cls, names in cat.covered(pattern).items():
-            found = matched.get(cls)
-            if found is None:
-                matched[cls] = set(names)
-            else:
-                found |= names
-    frozen = {cls: frozenset(v) for cls, v in matched.items()}
-    if statement.actions is not None or statement.not_actions is None:
-        statement._excluded = {}
-        return {cls: frozen.get(cls, _NO_ACTIONS) for cls in cat.classes}
-    statement._excluded = frozen
-    return {}
+@dataclass
+class _Covered:
+    """A statement's known actions per class (``per_class``) for one catalogue. For
+    NotAction, ``excluded`` holds the actions its patterns match, and a class is filled in
+    (the class less those) when it is first asked for."""
+
+    catalog: Catalog
+    per_class: dict[str, frozenset[str]]
+    excluded: dict[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, statement: Statement, cat: Catalog) -> _Covered:
+        """Match the statement's patterns once for every class."""
+        patterns = (statement.actions if statement.actions is not None
+                    else statement.not_actions)
+        matched: dict[str, set[str]] = {}
+        for pattern in patterns or ():
+            for action_class, names in cat.covered(pattern).items():
+                found = matched.get(action_class)
+                if found is None:
+                    matched[action_class] = set(names)
+                else:
+                    found |= names
+        frozen = {action_class: frozenset(v) for action_class, v in matched.items()}
+        if statement.actions is not None or statement.not_actions is None:
+            return cls(cat, {action_class: frozen.get(action_class, _NO_ACTIONS)
+                             for action_class in cat.classes}, {})
+        return cls(cat, {}, frozen)
 
 
 @dataclass
@@ -189,10 +195,14 @@ class Policy:
     _lines: dict[int, int] | None = None
     # Per-document memo for the checks (deny indexes per action class); see lint/checks.py.
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _catalog: Catalog | None = field(default=None, repr=False, compare=False)
 
     @property
     def catalog(self) -> Catalog:
-        return catalog(self.cloud)
+        # Looked up once per document: the checks ask for it tens of times per statement.
+        if self._catalog is None:
+            self._catalog = catalog(self.cloud)
+        return self._catalog
 
     def statement_line(self, index: int | None) -> int:
         """1-based line where statement ``index`` starts (1 for the whole document)."""
@@ -208,17 +218,25 @@ def looks_like_policy(data: Any) -> bool:
         str(k).lower() in ("statement", "version") for k in data)
 
 
+def _qcs_hint(text: str) -> bool:
+    """Whether ``text`` has a mark of a CAM policy (see ``_QCS_HINT``)."""
+    # Each alternative of the regex holds one of these strings; looking for them first
+    # spares scanning most AWS policies with the regex.
+    return ("qcs::" in text or "name/" in text or '"version"' in text) and (
+        _QCS_HINT.search(text) is not None)
+
+
 def guess_cloud(text: str, data: Any = None) -> str:
     if isinstance(data, dict):
         if "version" in data or "statement" in data:
             return "tencent"
         if "Version" in data and str(data.get("Version")) in CAM_VERSIONS:
             return "tencent"
-        if "Statement" in data and _QCS_HINT.search(text):
+        if "Statement" in data and _qcs_hint(text):
             return "tencent"
         if "Statement" in data or "Version" in data:
             return "aws"
-    return "tencent" if _QCS_HINT.search(text) else "aws"
+    return "tencent" if _qcs_hint(text) else "aws"
 
 
 #: Real policies nest a handful of levels (document, statement, condition, operator, key).
@@ -407,7 +425,7 @@ def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
     if not (found_p or found_np or "resource" in fields or "notresource" in fields):
         policy.problems.append(Problem("missing Resource", statement=index))
     found = "condition" in fields
-    condition = fields.get("condition")
+    condition: Any = fields.get("condition")
     if found and condition is None and not aws:
         # CAM's own console and APIs return "condition": null for a statement without
         # conditions: it means no condition, not a malformed policy.
