@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -180,6 +180,7 @@ class Catalog:
     _lower_to_name: dict[str, str] = field(default_factory=dict)
     #: action pattern -> {class: the known actions of that class it matches}
     _covered: dict[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
+    _barren: set[str] = field(default_factory=set)  # patterns that match no classed action
     _classes_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _pool: tuple[tuple[str, str], ...] = ()
     _pool_by_service: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
@@ -238,7 +239,25 @@ class Catalog:
                     grouped.setdefault(cls, []).append(name)
             result = {cls: frozenset(v) for cls, v in grouped.items()} if grouped else _NOTHING
         self._covered[pattern] = result
+        if not result:
+            self._barren.add(pattern)
         return result
+
+    def covered_by(self, patterns: Collection[str]) -> dict[str, frozenset[str]]:
+        """For each class, the known actions of it that any of ``patterns`` matches (classes
+        none of them matches are left out)."""
+        # Most patterns of a long list (ReadOnlyAccess names thousands of actions) match no
+        # classed action: one set difference drops those already known, with no lookup each.
+        candidates = set(patterns).difference(self._barren) if len(patterns) > 4 else patterns
+        matched: dict[str, set[str]] = {}
+        for pattern in candidates:
+            for action_class, names in self.covered(pattern).items():
+                found = matched.get(action_class)
+                if found is None:
+                    matched[action_class] = set(names)
+                else:
+                    found |= names
+        return {action_class: frozenset(v) for action_class, v in matched.items()}
 
     def is_write_pattern(self, pattern: str) -> bool:
         """Whether an action pattern may cover a write (anything that is not a pure read).

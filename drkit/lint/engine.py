@@ -115,42 +115,47 @@ class _RunPaths:
 
     Resolving a path costs an ``lstat`` per component and a ``stat``; a file that is not a
     symbolic link resolves to its folder's real path plus its name, so the folder is
-    resolved once for all its files and each file costs one ``lstat``.
+    resolved once for all its files and each file costs one ``lstat``. Keys are strings:
+    hashing a ``Path`` costs more than the lookup.
     """
 
     def __init__(self) -> None:
-        self._real: dict[Path, Path] = {}
-        self._folders: dict[Path, Path] = {}
-        self._shown_folders: dict[Path, str | None] = {}
+        self._real: dict[str, str] = {}
+        self._folders: dict[str, str] = {}
+        self._shown_folders: dict[str, str | None] = {}
 
-    def real(self, path: Path) -> Path:
-        found = self._real.get(path)
+    def real(self, path: Path) -> str:
+        """``str(path.resolve())``."""
+        key = os.fspath(path)
+        found = self._real.get(key)
         if found is None:
-            if path.name in ("", ".", "..") or path.is_symlink():
-                found = path.resolve()
+            folder, name = os.path.split(key)
+            if name in ("", os.curdir, os.pardir) or os.path.islink(key):
+                found = str(path.resolve())
             else:
-                folder = self._folders.get(path.parent)
-                if folder is None:
-                    folder = self._folders[path.parent] = path.parent.resolve()
-                found = folder / path.name
-            self._real[path] = found
+                real_folder = self._folders.get(folder)
+                if real_folder is None:
+                    real_folder = self._folders[folder] = str(Path(folder).resolve())
+                found = os.path.join(real_folder, name)
+            self._real[key] = found
         return found
 
     def shown(self, path: Path) -> str:
         """:func:`display_path`, with the folder's relative path computed once."""
-        if path.name in ("", ".", ".."):
+        folder, name = os.path.split(os.fspath(path))
+        if name in ("", os.curdir, os.pardir):
             return display_path(path)
-        if path.parent in self._shown_folders:
-            folder = self._shown_folders[path.parent]
+        if folder in self._shown_folders:
+            rel_folder = self._shown_folders[folder]
         else:
             try:
-                folder = os.path.relpath(path.parent)
+                rel_folder = os.path.relpath(folder or os.curdir)
             except ValueError:  # pragma: no cover - other drive on Windows
-                folder = None
-            self._shown_folders[path.parent] = folder
-        if folder is None:  # pragma: no cover - other drive on Windows
+                rel_folder = None
+            self._shown_folders[folder] = rel_folder
+        if rel_folder is None:  # pragma: no cover - other drive on Windows
             return path.as_posix()
-        rel = path.name if folder == os.curdir else os.path.join(folder, path.name)
+        rel = name if rel_folder == os.curdir else os.path.join(rel_folder, name)
         return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
 
 
@@ -265,11 +270,11 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
     # Exports named in the principals file are linted too, once each.
     for export in listed:
         files.extend(discover([export])[0])
-    unique: dict[Path, Path] = {}
+    unique: dict[str, Path] = {}
     for file in files:
         unique.setdefault(run_paths.real(file), file)
     files = list(unique.values())
-    cache: dict[Path, LoadedFile] = {}
+    cache: dict[str, LoadedFile] = {}
 
     def load(path: Path) -> LoadedFile:
         key = run_paths.real(path)

@@ -161,15 +161,7 @@ class _Covered:
         """Match the statement's patterns once for every class."""
         patterns = (statement.actions if statement.actions is not None
                     else statement.not_actions)
-        matched: dict[str, set[str]] = {}
-        for pattern in patterns or ():
-            for action_class, names in cat.covered(pattern).items():
-                found = matched.get(action_class)
-                if found is None:
-                    matched[action_class] = set(names)
-                else:
-                    found |= names
-        frozen = {action_class: frozenset(v) for action_class, v in matched.items()}
+        frozen = cat.covered_by(patterns or ())
         if statement.actions is not None or statement.not_actions is None:
             return cls(cat, {action_class: frozen.get(action_class, _NO_ACTIONS)
                              for action_class in cat.classes}, {})
