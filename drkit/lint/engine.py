@@ -274,7 +274,11 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
     for file in files:
         unique.setdefault(run_paths.real(file), file)
     files = list(unique.values())
+    # Parsed files are kept only when a principals file may name them again (its policy
+    # files, exports and CAM bundles are read after the loop below): holding every parsed
+    # document to the end of a large run made each garbage collection walk all of them.
     cache: dict[str, LoadedFile] = {}
+    keep_loaded = principals_path is not None
 
     def load(path: Path) -> LoadedFile:
         key = run_paths.real(path)
@@ -296,7 +300,8 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
                     loaded = _unreadable(shown, Problem(f"drkit could not read it "
                                                         f"({type(exc).__name__}); please "
                                                         "report this"))
-            cache[key] = loaded
+            if keep_loaded:
+                cache[key] = loaded
         return loaded
 
     def load_noted(path: Path) -> Policy:
