@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from typing import Any
@@ -237,15 +237,22 @@ def guess_cloud(text: str, data: Any = None) -> str:
 MAX_NESTING = 32
 # A JSON string (to skip: brackets inside it do not nest) or a bracket, captured.
 _STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|([\[\]{}])')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1, "": 0}
 
 
 def nesting_depth(text: str) -> int:
     """The deepest bracket nesting in JSON ``text``, ignoring brackets inside strings."""
-    # findall yields "" for each string and the bracket for each bracket; the running sum
-    # of +1/-1 steps is the depth, computed without a Python-level loop.
-    steps = map(_DEPTH_STEP.__getitem__, _STRING_OR_BRACKET.findall(text))
-    return max(0, max(accumulate(steps), default=0))
+    found: Iterable[str]
+    if "\\" not in text:
+        # With no escapes, strings run from one quote to the next: what lies between them
+        # is every second piece of a split on quotes, and only its brackets matter.
+        found = _NOT_BRACKET.sub("", "".join(text.split('"')[::2]))
+    else:
+        # findall yields "" for each string and the bracket for each bracket.
+        found = _STRING_OR_BRACKET.findall(text)
+    # The running sum of +1/-1 steps is the depth, computed without a Python-level loop.
+    return max(0, max(accumulate(map(_DEPTH_STEP.__getitem__, found)), default=0))
 
 
 def may_nest_too_deep(text: str) -> bool:
