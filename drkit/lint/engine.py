@@ -167,15 +167,43 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*.json")
-                           if p.is_file() and not any(part.startswith(".")
-                                                      for part in p.relative_to(path).parts))
-            files.extend(found)
+            files.extend(_json_files(path))
             if (path / PRINCIPALS_FILE).is_file():
                 principals.append(path / PRINCIPALS_FILE)
         else:
             raise InputError(f"{path}: no such file or directory")
     return files, principals
+
+
+def _json_files(top: Path) -> list[Path]:
+    """``*.json`` files under ``top``, sorted, leaving out hidden files and folders (a name
+    starting with "."); symbolic links to files count, to folders are not followed.
+
+    One ``scandir`` per folder, whose entries know their type: globbing built a path for
+    every entry and ``stat``-ed each match again.
+    """
+    found: list[Path] = []
+    pending = [os.fspath(top)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except PermissionError:
+            continue
+        base = Path(folder)
+        for entry in listed:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    pending.append(entry.path)
+                elif os.path.normcase(name).endswith(".json") and entry.is_file():
+                    found.append(base / name)
+            except OSError:
+                continue
+    return sorted(found)
 
 
 class Linter:
@@ -378,9 +406,11 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
 
 
 def _read_text(path: Path) -> str:
-    """``path.read_text("utf-8")``, decoded in one go rather than through a text stream
-    set up per file, with the same universal newlines ("\\r\\n" and "\\r" read as "\\n")."""
-    text = path.read_bytes().decode("utf-8")
+    """``path.read_text("utf-8")``, read unbuffered and decoded in one go rather than through
+    a text stream set up per file, with the same universal newlines ("\\r\\n" and "\\r"
+    read as "\\n")."""
+    with open(path, "rb", buffering=0) as fh:
+        text = fh.read().decode("utf-8")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
