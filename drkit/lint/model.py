@@ -185,7 +185,6 @@ class Policy:
     # an array, nested too deep): an input error of the run, not a finding about a policy.
     input_error: Problem | None = None
     _lines: dict[int, int] | None = None
-    _walk: Iterator[tuple[int, int]] | None = field(default=None, repr=False, compare=False)
     # Per-document memo for the checks (deny indexes per action class); see lint/checks.py.
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _catalog: Catalog | None = field(default=None, repr=False, compare=False)
@@ -202,22 +201,8 @@ class Policy:
         if index is None or not self.parsed:
             return 1
         if self._lines is None:
-            # Walked only as far as the statements asked for, when that gives the same
-            # lines: a finding on the first statement need not decode the rest.
-            if _one_statement_key(self.text):
-                self._lines, self._walk = {}, _walk_statement_lines(self.text)
-            else:
-                self._lines = _statement_lines(self.text)
-        line = self._lines.get(index)
-        while line is None and self._walk is not None:
-            step = next(self._walk, None)
-            if step is None:
-                self._walk = None
-            else:
-                self._lines[step[0]] = step[1]
-                if step[0] == index:
-                    line = step[1]
-        return 1 if line is None else line
+            self._lines = _statement_lines(self.text)
+        return self._lines.get(index, 1)
 
 
 def looks_like_policy(data: Any) -> bool:
@@ -491,19 +476,8 @@ def _resource_problem(resource: str, aws: bool) -> str | None:
 
 def _statement_lines(text: str) -> dict[int, int]:
     """Line number of each statement object, found by walking the top-level JSON object."""
-    return dict(_walk_statement_lines(text))
-
-
-def _one_statement_key(text: str) -> bool:
-    """Whether ``text`` names a statement key once, with no escapes that could spell
-    another: then the walk may stop at the statement asked for (with two such keys the
-    later one's lines are the ones that count)."""
-    return "\\" not in text and text.lower().count('"statement"') == 1
-
-
-def _walk_statement_lines(text: str) -> Iterator[tuple[int, int]]:
-    """``(statement index, line)`` in order, each found as the walk reaches it."""
     decoder = json.JSONDecoder()
+    lines: dict[int, int] = {}
     ws = re.compile(r"[ \t\n\r]*")
     # Newlines are counted from the previous statement on, not from the start of the text:
     # counting from 0 for each statement made a file of N statements cost O(N^2).
@@ -521,7 +495,7 @@ def _walk_statement_lines(text: str) -> Iterator[tuple[int, int]]:
     try:
         pos = skip(0)
         if text[pos] != "{":
-            return
+            return lines
         pos = skip(pos + 1)
         while pos < len(text) and text[pos] != "}":
             key, pos = decoder.raw_decode(text, pos)
@@ -529,13 +503,13 @@ def _walk_statement_lines(text: str) -> Iterator[tuple[int, int]]:
             pos = skip(pos + 1)  # the colon
             if isinstance(key, str) and key.lower() == "statement":
                 if text[pos] == "{":
-                    yield 0, line_at(pos)
+                    lines[0] = line_at(pos)
                     _, pos = decoder.raw_decode(text, pos)
                 elif text[pos] == "[":
                     pos = skip(pos + 1)
                     index = 0
                     while text[pos] != "]":
-                        yield index, line_at(pos)
+                        lines[index] = line_at(pos)
                         _, pos = decoder.raw_decode(text, pos)
                         pos = skip(pos)
                         if text[pos] == ",":
@@ -550,4 +524,5 @@ def _walk_statement_lines(text: str) -> Iterator[tuple[int, int]]:
             if pos < len(text) and text[pos] == ",":
                 pos = skip(pos + 1)
     except (ValueError, IndexError):
-        return
+        pass
+    return lines
