@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -75,6 +76,7 @@ class ActionIndex:
         self._per_service: dict[str, tuple[Entry, ...]] = {}
         self._everything: tuple[Entry, ...] | None = None
         self._by_name: dict[str, dict[str, Entry]] = {}
+        self._by_lower: dict[str, tuple[list[str], list[int]]] = {}
 
     def services(self) -> list[str]:
         return list(self._raw)
@@ -121,6 +123,22 @@ class ActionIndex:
         entry = self.entry(action.lower())
         return entry[0] if entry else None
 
+    def _prefixed(self, service: str, head: str) -> list[Entry]:
+        """The service's actions whose lower-case names start with ``head``, in the order
+        of :meth:`service`: found by bisection in the lower-case names, sorted once per
+        service, instead of testing every action of a service of hundreds."""
+        index = self._by_lower.get(service)
+        if index is None:
+            entries = self.service(service)
+            order = sorted(range(len(entries)), key=lambda i: entries[i][1])
+            index = self._by_lower[service] = ([entries[i][1] for i in order], order)
+        keys, order = index
+        start = end = bisect_left(keys, head)
+        while end < len(keys) and keys[end].startswith(head):
+            end += 1
+        entries = self.service(service)
+        return [entries[i] for i in sorted(order[start:end])]
+
     def matching(self, pattern: str) -> list[Entry]:
         """Actions matched by an action pattern (case-insensitive).
 
@@ -136,7 +154,12 @@ class ActionIndex:
         if not colon:
             return _select(self.everything(), lowered)
         if not has_wildcard(service):
-            return _select(self.service(service), lowered) if service in self._raw else []
+            if service not in self._raw:
+                return []
+            head = lowered[:-1]
+            if lowered.endswith("*") and not has_wildcard(head):
+                return self._prefixed(service, head)
+            return _select(self.service(service), lowered)
         found: list[Entry] = []
         for name in self._raw:
             if wildcard_match(service, name):

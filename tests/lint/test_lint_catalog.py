@@ -313,6 +313,23 @@ def test_one_pass_over_the_classes_matches_each_class_alone(cloud: str) -> None:
             assert cat.expand(pattern, action_class) == expected, (pattern, action_class)
 
 
+def test_prefix_patterns_found_by_bisection_are_those_a_scan_finds() -> None:
+    """ActionIndex.matching finds ``svc:Prefix*`` by bisection in sorted lower-case names;
+    it must return what testing every action of the service returns, in the same order."""
+    db = catalog("aws").database
+    assert db is not None
+    for service in ("ec2", "s3", "iam", "rds", "cognito-identity", "sagemaker"):
+        entries = db.service(service)
+        heads = {f"{service}:", f"{service}:d", f"{service}:delete", f"{service}:get",
+                 f"{service}:describe", f"{service}:zzz"}
+        heads |= {full.lower()[:cut] for full, _, _ in entries[::7]
+                  for cut in (len(service) + 2, len(full) - 1, len(full))}
+        for head in heads:
+            for pattern in (head + "*", head.upper() + "*", head + "**"):
+                expected = [e for e in entries if e[1].startswith(head)]
+                assert db.matching(pattern) == expected, pattern
+
+
 def test_statement_covers_are_kept_apart_and_inverted_for_not_action() -> None:
     """Each statement keeps its own covered actions (the per-pattern answers it unions are
     shared by every statement), and NotAction is the class less what its patterns match."""
