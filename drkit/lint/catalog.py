@@ -130,8 +130,9 @@ class ActionIndex:
         index = self._by_lower.get(service)
         if index is None:
             entries = self.service(service)
-            order = sorted(range(len(entries)), key=lambda i: entries[i][1])
-            index = self._by_lower[service] = ([entries[i][1] for i in order], order)
+            lowered = [e[1] for e in entries]
+            order = sorted(range(len(entries)), key=lowered.__getitem__)
+            index = self._by_lower[service] = ([lowered[i] for i in order], order)
         keys, order = index
         start = end = bisect_left(keys, head)
         while end < len(keys) and keys[end].startswith(head):
