@@ -270,7 +270,7 @@ class Catalog:
     def covered_by(self, patterns: Collection[str]) -> dict[str, frozenset[str]]:
         """For each class, the known actions of it that any of ``patterns`` matches (classes
         none of them matches are left out)."""
-        # Most patterns of a long list (ReadOnlyAccess names thousands of actions) match no
+        # Most patterns of a long list (ReadOnlyAccess lists 2,425 of them) match no
         # classed action: one set difference drops those already known, with no lookup each.
         candidates = set(patterns).difference(self._barren) if len(patterns) > 4 else patterns
         matched: dict[str, set[str]] = {}
