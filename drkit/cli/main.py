@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "approvers": (("approval",),
                   "Enrol approvers and show the approver registry pinned in the repository."),
     "audit": (("audit",), "drkit's own tamper-evident audit log."),
+    "binlog": (("binlog",), "Archive MySQL/MariaDB binlogs for point-in-time recovery."),
     "check": (("snapshot",),
               "Check the repository structure and, with --read-data, every byte of it."),
     "cloud": (("cloud",),
@@ -47,6 +48,7 @@ LAZY_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "execute": (("approval",),
                 "Run an approved request: checks quorum, denials, expiry, single use and "
                 "that the plan recomputed now is exactly the approved one."),
+    "incident": (("incident",), "Look for what destroyed data, in the archived log."),
     "init": (("setup",),
              "Write a commented drkit.toml for the embedded default (three local regions)."),
     "keys": (("keys",), "Create and show the repository keys."),
@@ -80,6 +82,7 @@ LAZY_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
              "it needs, so a restore or drill can read it."),
     "verify": (("verify",),
                "Prove every region still holds everything ever logged, unchanged."),
+    "wal": (("wal",), "Archive PostgreSQL's write-ahead log for point-in-time recovery."),
 }
 
 

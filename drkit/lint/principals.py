@@ -14,7 +14,10 @@ Conservative choices, because a missed path is worse than a false alarm here:
   groups or rewrite trust policies is treated as holding every action of that cloud; if it
   can also detach, delete or rewrite policies, its explicit denies no longer protect;
 * a principal that can assume a role, pass a role to new compute, or create access keys or
-  console passwords for another principal holds that principal's permissions too.
+  console passwords for another principal holds that principal's permissions too;
+* a principal that can run code on existing compute (``code_execution``) holds every role
+  whose trust policy admits that compute's service principal (which function or instance
+  carries which role is not in the policies).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 
 from drkit.errors import InputError
 from drkit.lint.catalog import catalog
+from drkit.lint.checks import grant_scope, passable_launchers
+from drkit.lint.compute import service_principals
 from drkit.lint.model import Policy, Statement
 from drkit.lint.patterns import matches, resource_matches, resource_overlap
 from drkit.numbers import overlong_integer
@@ -203,6 +208,25 @@ def load_principals(path: Path, load_policy: Callable[[Path], Policy],
     return model
 
 
+def add_exported(model: PrincipalModel, principals: list[Principal], source: str,
+                 line: int = 1) -> None:
+    """Add the principals read from an account export (``source``) to a model.
+
+    Exported principals are named by their ARN (``arn:aws:iam::…:role/…``) or CAM name
+    (``qcs::cam::uin/…:roleName/…``), so they cannot collide with each other; a name that
+    is already in the model (the same export read twice, or a hand-written principal of
+    that name) is an input error. Findings about them sit at ``line`` of the principals file.
+    """
+    known = {p.name for p in model.principals}
+    for principal in principals:
+        if principal.name in known:
+            raise InputError(f"{source}: principal {principal.name} is already defined "
+                             f"(another export or [[principals]] entry names it)")
+        known.add(principal.name)
+        principal.line = line
+        model.principals.append(principal)
+
+
 def _line_of(text: str, name: str) -> int:
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.replace(" ", "")
@@ -219,6 +243,7 @@ class Analysis:
         self._statements: dict[str, list[tuple[Policy, Statement]]] = {}
         self._holds: dict[str, dict[str, tuple[str, ...]]] = {}
         self._class_cache: dict[tuple[str, str, str, str], str | None] = {}
+        self._anywhere_cache: dict[tuple[str, str, str], list[str]] = {}
 
     def statements(self, principal: Principal) -> list[tuple[Policy, Statement]]:
         """Identity statements of a principal and of the groups it belongs to."""
@@ -240,7 +265,12 @@ class Analysis:
 
     def _direct_allow(self, principal: Principal, action: str, resource: str,
                       cloud: str) -> tuple[Policy, Statement] | None:
+        grant = action in catalog(cloud).actions("escalation_grant")
         for policy, st in self.statements(principal):
+            # Attaching only policies that grant nothing (AWSDenyAll, by iam:PolicyARN)
+            # escalates nothing.
+            if grant and grant_scope(st, action)[0] == "harmless":
+                continue
             if (st.is_allow and policy.cloud == cloud and policy.kind != "trust"
                     and st.covers_action(action) and _reaches(st, resource)):
                 return policy, st
@@ -252,6 +282,52 @@ class Analysis:
                     and st.covers_action(action) and _subsumes(st, resource)):
                 return True
         return False
+
+    def _allowed_anywhere(self, principal: Principal, cls: str, cloud: str) -> list[str]:
+        """Every action of class ``cls`` that ``principal`` itself may do somewhere."""
+        key = (principal.name, cls, cloud)
+        found = self._anywhere_cache.get(key)
+        if found is None:
+            found = [a for a in sorted(catalog(cloud).actions(cls))
+                     if self._direct_allow(principal, a, "*", cloud)
+                     and not self._denied(principal, a, "*", cloud)]
+            self._anywhere_cache[key] = found
+        return found
+
+    def _passable(self, source: Principal, action: str, role: str, cloud: str,
+                  launches: list[str]) -> list[str]:
+        """Launches a role passed by ``source`` can go to, by ``iam:PassedToService`` of the
+        statements allowing the pass (all launches when the pass comes another way)."""
+        statements = [st for policy, st in self.statements(source)
+                      if st.is_allow and policy.cloud == cloud and policy.kind != "trust"
+                      and st.covers_action(action) and _reaches(st, role)]
+        if not statements:
+            return launches
+        out: set[str] = set()
+        for st in statements:
+            out |= passable_launchers(st, frozenset(launches))
+        return sorted(out)
+
+    def _runs_code_as(self, source: Principal, target: Principal) -> str | None:
+        """How ``source`` runs code on compute that carries ``target``'s role: a
+        ``code_execution`` action, and a trust statement of ``target`` admitting the
+        service principal of that compute."""
+        for trust in target.trust:
+            actions = self._allowed_anywhere(source, "code_execution", trust.cloud)
+            if not actions:
+                continue
+            assume = catalog(trust.cloud).actions("assume_role")
+            for st in trust.statements:
+                if not (st.is_allow and st.principals
+                        and any(st.covers_action(a) for a in assume)):
+                    continue
+                for action in actions:
+                    for service in service_principals(action):
+                        spellings = (service, service + ".cn")
+                        if any(matches(p, s, True) for p in st.principals for s in spellings):
+                            return (f"{action} runs code on compute that carries it: "
+                                    f"{trust.file}#{st.label} trusts {service}")
+        return None
 
     def _class_allowed(self, principal: Principal, cls: str, cloud: str,
                        resource: str = "*") -> str | None:
@@ -342,8 +418,10 @@ class Analysis:
 
     def _edge(self, source: Principal, target: Principal) -> str | None:
         """How ``source`` can act as ``target``, or None."""
-        if target.arn is None or target is source:
+        if target is source:
             return None
+        if target.arn is None:
+            return self._runs_code_as(source, target)
         cloud = resource_cloud(target.arn) or "aws"
         cat = catalog(cloud)
         for action in sorted(cat.actions("assume_role")):
@@ -354,14 +432,18 @@ class Analysis:
                 for st in trust.statements:
                     if st.is_allow and any(matches(p, source.arn) for p in st.principals or ()):
                         return f"trusted by {trust.file}#{st.label}"
-        for action in sorted(cat.actions("pass_role")):
+        launches = self._allowed_anywhere(source, "compute_launch", cloud)
+        for action in sorted(cat.actions("pass_role")) if launches else ():
             if self.can_as(source, action, target.arn):
-                launch = self._class_allowed(source, "compute_launch", cloud)
-                if launch:
-                    return f"{action} on {target.arn} + {launch}"
+                passable = self._passable(source, action, target.arn, cloud, launches)
+                if passable:
+                    return f"{action} on {target.arn} + {passable[0]}"
         for action in _TAKEOVER[cloud]:
             if self.can_as(source, action, target.arn):
                 return f"{action} on {target.arn}"
+        ran = self._runs_code_as(source, target)
+        if ran:
+            return ran
         escalated = self.escalates(source, cloud)
         if escalated:
             return f"{escalated} (can rewrite {target.name}'s trust or permissions)"

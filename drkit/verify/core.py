@@ -56,6 +56,7 @@ from drkit.verify.context import (
 from drkit.verify.findings import Finding, sort_findings
 from drkit.verify.guardrails import check_bucket
 from drkit.verify.leftovers import Leftovers, find_leftovers
+from drkit.verify.logs import check_log_gaps
 from drkit.verify.records import RecordsCheck
 from drkit.verify.retention import Sidecar, check_retention, read_sidecar
 from drkit.verify.state import TrustedState
@@ -472,6 +473,8 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
     sidecars = _check_objects(report, store, view, region, primary_view, read_fraction,
                               progress, workers, unproven, trusted=trusted, now=now)
     check_retention(report, store, region, view, unproven, sidecars)
+    check_log_gaps(report, live_entries(view.entries, region=region.name,
+                                        ignore=unproven or set()))
     if records is not None:
         records.check(report, region, store, view, {e.key for e in view.entries})
     if region.url.scheme in ("s3", "cos"):
