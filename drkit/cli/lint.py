@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -11,7 +10,7 @@ from drkit.cli.common import get_app
 from drkit.errors import ExitCode, InputError
 from drkit.lint.engine import INPUT_ERROR_MODES, lint_paths
 from drkit.lint.findings import SEVERITIES
-from drkit.lint.output import printable, render_sarif, render_text
+from drkit.lint.output import printable, render_sarif, render_text, to_json
 from drkit.progress import NULL_PROGRESS
 
 
@@ -54,9 +53,9 @@ def lint_command(paths: tuple[Path, ...], fmt: str | None, json_output: bool,
                         progress=app.progress() if fmt == "text" else NULL_PROGRESS,
                         input_errors=input_errors)
     if fmt == "json":
-        text = json.dumps(report.to_dict(), indent=2)
+        text = to_json(report.to_dict())
     elif fmt == "sarif":
-        text = json.dumps(render_sarif(report), indent=2)
+        text = to_json(render_sarif(report))
     else:
         text = render_text(report)
     if output is not None:

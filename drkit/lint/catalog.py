@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from drkit.lint.action_database import LEVELS, load_shipped
@@ -46,6 +48,8 @@ Entry = tuple[str, str, str]
 
 
 _E = TypeVar("_E", bound=tuple[str, ...])
+_EMPTY: frozenset[str] = frozenset()
+_NOTHING: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
 def _select(pool: Iterable[_E], lowered: str) -> list[_E]:
@@ -72,6 +76,7 @@ class ActionIndex:
         self._per_service: dict[str, tuple[Entry, ...]] = {}
         self._everything: tuple[Entry, ...] | None = None
         self._by_name: dict[str, dict[str, Entry]] = {}
+        self._by_lower: dict[str, tuple[list[str], list[int]]] = {}
 
     def services(self) -> list[str]:
         return list(self._raw)
@@ -97,7 +102,8 @@ class ActionIndex:
             self._everything = tuple(e for s in self._raw for e in self.service(s))
         return self._everything
 
-    def _entry(self, lowered: str) -> Entry | None:
+    def entry(self, lowered: str) -> Entry | None:
+        """The entry of a lower-case action name, or None if unknown."""
         service = lowered.partition(":")[0]
         if service not in self._raw:
             return None
@@ -109,13 +115,30 @@ class ActionIndex:
 
     def level(self, action: str) -> str | None:
         """The access level of an action (case-insensitive), or None if unknown."""
-        entry = self._entry(action.lower())
+        entry = self.entry(action.lower())
         return LEVELS[entry[2]] if entry else None
 
     def name(self, action: str) -> str | None:
         """The action's name as the database spells it, or None if unknown."""
-        entry = self._entry(action.lower())
+        entry = self.entry(action.lower())
         return entry[0] if entry else None
+
+    def _prefixed(self, service: str, head: str) -> list[Entry]:
+        """The service's actions whose lower-case names start with ``head``, in the order
+        of :meth:`service`: found by bisection in the lower-case names, sorted once per
+        service, instead of testing every action of a service of hundreds."""
+        index = self._by_lower.get(service)
+        if index is None:
+            entries = self.service(service)
+            lowered = [e[1] for e in entries]
+            order = sorted(range(len(entries)), key=lowered.__getitem__)
+            index = self._by_lower[service] = ([lowered[i] for i in order], order)
+        keys, order = index
+        start = end = bisect_left(keys, head)
+        while end < len(keys) and keys[end].startswith(head):
+            end += 1
+        entries = self.service(service)
+        return [entries[i] for i in sorted(order[start:end])]
 
     def matching(self, pattern: str) -> list[Entry]:
         """Actions matched by an action pattern (case-insensitive).
@@ -126,13 +149,18 @@ class ActionIndex:
         """
         lowered = collapse_stars(pattern.lower())
         if not has_wildcard(lowered):
-            entry = self._entry(lowered)
+            entry = self.entry(lowered)
             return [entry] if entry else []
         service, colon, verb = lowered.partition(":")
         if not colon:
             return _select(self.everything(), lowered)
         if not has_wildcard(service):
-            return _select(self.service(service), lowered) if service in self._raw else []
+            if service not in self._raw:
+                return []
+            head = lowered[:-1]
+            if lowered.endswith("*") and not has_wildcard(head):
+                return self._prefixed(service, head)
+            return _select(self.service(service), lowered)
         found: list[Entry] = []
         for name in self._raw:
             if wildcard_match(service, name):
@@ -174,56 +202,86 @@ class Catalog:
     #: class -> the names listed explicitly in the data file (before rules)
     named: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _lower_to_name: dict[str, str] = field(default_factory=dict)
-    _cache: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
-    _pools: dict[tuple[str, str], tuple[tuple[str, str], ...]] = field(default_factory=dict)
-    _services: dict[str, dict[str, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
+    #: action pattern -> {class: the known actions of that class it matches}
+    _covered: dict[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
+    _barren: set[str] = field(default_factory=set)  # patterns that match no classed action
+    _classes_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _pool: tuple[tuple[str, str], ...] = ()
+    _pool_by_service: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     _writes: dict[str, bool] = field(default_factory=dict)
+    _behind: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _guard_keys: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for names in self.classes.values():
             for name in names:
                 self._lower_to_name[name.lower()] = name
         self._class_sets = {k: frozenset(v) for k, v in self.classes.items()}
+        # Which classes each known action is in, and every classed action once, sorted and
+        # grouped by lower-case service: a pattern is matched against this pool once for
+        # all classes, not once per class.
+        classes_of: dict[str, list[str]] = {}
+        for cls, members in self._class_sets.items():
+            for name in members:
+                classes_of.setdefault(name, []).append(cls)
+        self._classes_of = {name: tuple(v) for name, v in classes_of.items()}
+        self._pool = tuple((a, a.lower()) for a in sorted(self._classes_of))
+        grouped: dict[str, list[tuple[str, str]]] = {}
+        for name, low in self._pool:
+            grouped.setdefault(low.partition(":")[0], []).append((name, low))
+        self._pool_by_service = {k: tuple(v) for k, v in grouped.items()}
+        self._read_prefixes = tuple(v.lower() for v in self.read_verbs)
 
     def actions(self, action_class: str) -> frozenset[str]:
         return self._class_sets[action_class]
 
     def expand(self, pattern: str, action_class: str) -> frozenset[str]:
         """The known actions of ``action_class`` that ``pattern`` matches."""
-        key = (pattern, action_class)
-        hit = self._cache.get(key)
+        known = self._class_sets[action_class]  # an unknown class is a KeyError
+        return self.covered(pattern).get(action_class, _EMPTY) if known else _EMPTY
+
+    def covered(self, pattern: str) -> Mapping[str, frozenset[str]]:
+        """For each class, the known actions of it that ``pattern`` matches; classes it
+        matches nothing of are left out. Cached per pattern: the same patterns recur across
+        thousands of policy files, and one pass serves every class."""
+        hit = self._covered.get(pattern)
         if hit is not None:
             return hit
-        known = self._class_sets[action_class]
+        result: Mapping[str, frozenset[str]]
         if not has_wildcard(pattern):
             name = self._lower_to_name.get(pattern.lower())
-            result = frozenset([name]) if name in known else frozenset()
+            result = ({cls: frozenset([name]) for cls in self._classes_of[name]}
+                      if name is not None else _NOTHING)
         else:
             lowered = collapse_stars(pattern.lower())
             service, colon, _ = lowered.partition(":")
-            pool = (self._by_service(action_class).get(service, ())
-                    if colon and not has_wildcard(service) else self._lowered(action_class))
-            result = frozenset(e[0] for e in _select(pool, lowered))
-        self._cache[key] = result
+            pool = (self._pool_by_service.get(service, ())
+                    if colon and not has_wildcard(service) else self._pool)
+            grouped: dict[str, list[str]] = {}
+            for name, _low in _select(pool, lowered):
+                for cls in self._classes_of[name]:
+                    grouped.setdefault(cls, []).append(name)
+            result = {cls: frozenset(v) for cls, v in grouped.items()} if grouped else _NOTHING
+        self._covered[pattern] = result
+        if not result:
+            self._barren.add(pattern)
         return result
 
-    def _lowered(self, action_class: str) -> tuple[tuple[str, str], ...]:
-        key = ("", action_class)
-        if key not in self._pools:
-            self._pools[key] = tuple((a, a.lower()) for a in sorted(self.actions(action_class)))
-        return self._pools[key]
-
-    def _by_service(self, action_class: str) -> dict[str, tuple[tuple[str, str], ...]]:
-        """The class's actions per lower-case service prefix (a pattern naming its service
-        only needs to be matched against that service's actions)."""
-        found = self._services.get(action_class)
-        if found is None:
-            grouped: dict[str, list[tuple[str, str]]] = {}
-            for name, low in self._lowered(action_class):
-                grouped.setdefault(low.partition(":")[0], []).append((name, low))
-            found = {k: tuple(v) for k, v in grouped.items()}
-            self._services[action_class] = found
-        return found
+    def covered_by(self, patterns: Collection[str]) -> dict[str, frozenset[str]]:
+        """For each class, the known actions of it that any of ``patterns`` matches (classes
+        none of them matches are left out)."""
+        # Most patterns of a long list (ReadOnlyAccess lists 2,425 of them) match no
+        # classed action: one set difference drops those already known, with no lookup each.
+        candidates = set(patterns).difference(self._barren) if len(patterns) > 4 else patterns
+        matched: dict[str, set[str]] = {}
+        for pattern in candidates:
+            for action_class, names in self.covered(pattern).items():
+                found = matched.get(action_class)
+                if found is None:
+                    matched[action_class] = set(names)
+                else:
+                    found |= names
+        return {action_class: frozenset(v) for action_class, v in matched.items()}
 
     def is_write_pattern(self, pattern: str) -> bool:
         """Whether an action pattern may cover a write (anything that is not a pure read).
@@ -234,15 +292,20 @@ class Catalog:
         pattern that matches none of its actions, falls back to the verb heuristic:
         ``*``, ``svc:*`` and ``svc:*Foo`` may cover writes; ``svc:Get*`` does not.
         """
-        if pattern == "*":
-            return True
-        key = pattern.lower()
-        known = self._writes.get(key)
+        known = self._writes.get(pattern)
         if known is None:
-            known = self._write_by_level(key)
-            if known is None:
-                known = self._write_by_verb(pattern)
-            self._writes[key] = known
+            if pattern == "*":
+                known = True
+            else:
+                # The lower-case pattern decides; the pattern as written is cached as well.
+                key = pattern.lower()
+                known = self._writes.get(key)
+                if known is None:
+                    known = self._write_by_level(key)
+                    if known is None:
+                        known = self._write_by_verb(pattern)
+                    self._writes[key] = known
+            self._writes[pattern] = known
         return known
 
     def writes_behind_read_verb(self, pattern: str) -> tuple[str, ...]:
@@ -251,14 +314,22 @@ class Catalog:
         finding can say why; empty for anything else."""
         if self.database is None or self._write_by_verb(pattern):
             return ()
-        return tuple(sorted(full for full, _, letter in self.database.matching(pattern)
-                            if letter in _WRITE_LETTERS))
+        found = self._behind.get(pattern)
+        if found is None:
+            found = tuple(sorted(full for full, _, letter in self.database.matching(pattern)
+                                 if letter in _WRITE_LETTERS))
+            self._behind[pattern] = found
+        return found
 
     def _write_by_level(self, lowered: str) -> bool | None:
         db = self.database
         service, colon, _ = lowered.partition(":")
         if db is None or not colon:
             return None
+        if not has_wildcard(lowered):
+            # A literal name (most patterns are): one dictionary lookup.
+            entry = db.entry(lowered)
+            return None if entry is None else entry[2] in _WRITE_LETTERS
         if not has_wildcard(service) and not db.has_service(service):
             return None
         matched = db.matching(lowered)
@@ -270,11 +341,16 @@ class Catalog:
         verb = pattern.split(":", 1)[1] if ":" in pattern else pattern
         if not verb or verb[0] in "*?":
             return True
-        lower = verb.lower()
-        return not any(lower.startswith(v.lower()) for v in self.read_verbs)
+        return not verb.lower().startswith(self._read_prefixes)
 
     def is_guard_key(self, key: str) -> bool:
-        lower = key.lower()
+        known = self._guard_keys.get(key)
+        if known is None:
+            known = self._guard_key(key.lower())
+            self._guard_keys[key] = known
+        return known
+
+    def _guard_key(self, lower: str) -> bool:
         for guard in self.guard_condition_keys:
             if guard.endswith("/*"):
                 if lower.startswith(guard[:-1].lower()):

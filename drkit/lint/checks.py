@@ -142,7 +142,11 @@ def _without_denied(statement: Statement, allowed: frozenset[str], index: _DenyI
 
 
 def allows(policy: Policy) -> Iterator[Statement]:
-    return (s for s in policy.statements if s.is_allow)
+    # Every rule walks the Allow statements: they are picked out once per document.
+    found: tuple[Statement, ...] | None = policy.memo.get("allows")
+    if found is None:
+        found = policy.memo["allows"] = tuple(s for s in policy.statements if s.is_allow)
+    return iter(found)
 
 
 def syntax(policy: Policy) -> Iterator[Hit]:

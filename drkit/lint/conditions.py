@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from drkit.lint.patterns import has_wildcard, matches, overlap
@@ -102,6 +103,7 @@ class Conditions:
 NONE = Conditions(())
 
 
+@lru_cache(maxsize=4096)
 def normalise_operator(name: str) -> tuple[str, bool, str]:
     """``(family, if_exists, qualifier)`` for an operator name in AWS or CAM spelling.
 

@@ -110,6 +110,55 @@ def display_path(path: Path) -> str:
     return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
 
 
+class _RunPaths:
+    """The real path and the shown name of each file of one run, each worked out once.
+
+    Resolving a path costs an ``lstat`` per component and a ``stat``; a file that is not a
+    symbolic link resolves to its folder's real path plus its name, so the folder is
+    resolved once for all its files and each file costs one ``lstat``. Keys are strings:
+    hashing a ``Path`` costs more than the lookup.
+    """
+
+    def __init__(self) -> None:
+        self._real: dict[str, str] = {}
+        self._folders: dict[str, str] = {}
+        self._shown_folders: dict[str, str | None] = {}
+
+    def real(self, path: Path) -> str:
+        """``str(path.resolve())``."""
+        key = os.fspath(path)
+        found = self._real.get(key)
+        if found is None:
+            folder, name = os.path.split(key)
+            if name in ("", os.curdir, os.pardir) or os.path.islink(key):
+                found = str(path.resolve())
+            else:
+                real_folder = self._folders.get(folder)
+                if real_folder is None:
+                    real_folder = self._folders[folder] = str(Path(folder).resolve())
+                found = os.path.join(real_folder, name)
+            self._real[key] = found
+        return found
+
+    def shown(self, path: Path) -> str:
+        """:func:`display_path`, with the folder's relative path computed once."""
+        folder, name = os.path.split(os.fspath(path))
+        if name in ("", os.curdir, os.pardir):
+            return display_path(path)
+        if folder in self._shown_folders:
+            rel_folder = self._shown_folders[folder]
+        else:
+            try:
+                rel_folder = os.path.relpath(folder or os.curdir)
+            except ValueError:  # pragma: no cover - other drive on Windows
+                rel_folder = None
+            self._shown_folders[folder] = rel_folder
+        if rel_folder is None:  # pragma: no cover - other drive on Windows
+            return path.as_posix()
+        rel = name if rel_folder == os.curdir else os.path.join(rel_folder, name)
+        return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
+
+
 def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     """Policy candidate files (``*.json``, recursively) and principals files in ``paths``."""
     files: list[Path] = []
@@ -118,15 +167,43 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*.json")
-                           if p.is_file() and not any(part.startswith(".")
-                                                      for part in p.relative_to(path).parts))
-            files.extend(found)
+            files.extend(_json_files(path))
             if (path / PRINCIPALS_FILE).is_file():
                 principals.append(path / PRINCIPALS_FILE)
         else:
             raise InputError(f"{path}: no such file or directory")
     return files, principals
+
+
+def _json_files(top: Path) -> list[Path]:
+    """``*.json`` files under ``top``, sorted, leaving out hidden files and folders (a name
+    starting with "."); symbolic links to files count, to folders are not followed.
+
+    One ``scandir`` per folder, whose entries know their type: globbing built a path for
+    every entry and ``stat``-ed each match again.
+    """
+    found: list[Path] = []
+    pending = [os.fspath(top)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except PermissionError:
+            continue
+        base = Path(folder)
+        for entry in listed:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    pending.append(entry.path)
+                elif os.path.normcase(name).endswith(".json") and entry.is_file():
+                    found.append(base / name)
+            except OSError:
+                continue
+    return sorted(found)
 
 
 class Linter:
@@ -206,7 +283,8 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
     suppressions = (load_suppressions(suppressions_file, display_path(suppressions_file))
                     if suppressions_file else [])
     files, found_principals = discover(paths)
-    explicit = {p.resolve() for p in paths if p.is_file()}
+    run_paths = _RunPaths()
+    explicit = {run_paths.real(p) for p in paths if p.is_file()}
     problems: dict[str, InputProblem] = {}
     principals_path = principals_file or (found_principals[0] if found_principals else None)
     shown_principals = display_path(principals_path) if principals_path else None
@@ -220,19 +298,23 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
     # Exports named in the principals file are linted too, once each.
     for export in listed:
         files.extend(discover([export])[0])
-    unique: dict[Path, Path] = {}
+    unique: dict[str, Path] = {}
     for file in files:
-        unique.setdefault(file.resolve(), file)
+        unique.setdefault(run_paths.real(file), file)
     files = list(unique.values())
-    cache: dict[Path, LoadedFile] = {}
+    # Parsed files are kept only when a principals file may name them again (its policy
+    # files, exports and CAM bundles are read after the loop below): holding every parsed
+    # document to the end of a large run made each garbage collection walk all of them.
+    cache: dict[str, LoadedFile] = {}
+    keep_loaded = principals_path is not None
 
     def load(path: Path) -> LoadedFile:
-        key = path.resolve()
+        key = run_paths.real(path)
         loaded = cache.get(key)
         if loaded is None:
-            shown = display_path(path)
+            shown = run_paths.shown(path)
             try:
-                text = path.read_text("utf-8")
+                text = _read_text(path)
             except UnicodeDecodeError:
                 loaded = _unreadable(shown, Problem("not UTF-8 text: not a policy document"))
             except OSError as exc:
@@ -246,7 +328,8 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
                     loaded = _unreadable(shown, Problem(f"drkit could not read it "
                                                         f"({type(exc).__name__}); please "
                                                         "report this"))
-            cache[key] = loaded
+            if keep_loaded:
+                cache[key] = loaded
         return loaded
 
     def load_noted(path: Path) -> Policy:
@@ -268,7 +351,7 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
         for path in files:
             loaded = load(path)
             task.advance()
-            if not loaded.recognised and path.resolve() not in explicit:
+            if not loaded.recognised and run_paths.real(path) not in explicit:
                 # JSON that is not a policy (package.json, a data array) beside policies.
                 log.info("skipping %s: not a policy document", loaded.file)
                 continue
@@ -320,6 +403,17 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
                       files=len(files), policies=policies, threshold=threshold,
                       principals_file=shown_principals, rules=linter.rules,
                       input_errors=errors)
+
+
+def _read_text(path: Path) -> str:
+    """``path.read_text("utf-8")``, read unbuffered and decoded in one go rather than through
+    a text stream set up per file, with the same universal newlines ("\\r\\n" and "\\r"
+    read as "\\n")."""
+    with open(path, "rb", buffering=0) as fh:
+        text = fh.read().decode("utf-8")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def _unreadable(shown: str, problem: Problem) -> LoadedFile:

@@ -251,9 +251,12 @@ class RepositoryWriter:
 
     # -- objects -------------------------------------------------------------------------
     def put_objects(self, items: Sequence[tuple[str, bytes]], *,
-                    embed: Sequence[str] = ()) -> list[ObjectInfo]:
+                    embed: Sequence[str] = (),
+                    notes: dict[str, dict[str, Any]] | None = None) -> list[ObjectInfo]:
         """Create each ``(key, data)`` after a signed intent naming them all (write-ahead);
-        the objects named in ``embed`` are carried whole in the intent."""
+        the objects named in ``embed`` are carried whole in the intent. ``notes`` adds
+        fields to the journal entry's ``note`` of the keys it names (a log segment's
+        catalogue entry, ``drkit.repo.logarchive``)."""
         intent = Intent(self.keys.repository_id, utc_iso(self.now), socket.gethostname(),
                         tuple((key, len(data), hashlib.sha256(data).hexdigest())
                               for key, data in items),
@@ -262,14 +265,15 @@ class RepositoryWriter:
         faults.point("writer.intent.before")
         self._put(content_key(INTENT_PREFIX, encoded), encoded)
         faults.point("writer.intent.after")
-        return [self._put(key, data) for key, data in items]
+        return [self._put(key, data, (notes or {}).get(key)) for key, data in items]
 
-    def put_object(self, key: str, data: bytes) -> ObjectInfo:
+    def put_object(self, key: str, data: bytes, *, note: dict[str, Any] | None = None
+                   ) -> ObjectInfo:
         """Create ``key`` with the primary region's storage class and retention (after its
-        intent); record it for the journal."""
-        return self.put_objects([(key, data)])[0]
+        intent); record it for the journal (with ``note`` merged into its entry's note)."""
+        return self.put_objects([(key, data)], notes={key: note} if note else None)[0]
 
-    def _put(self, key: str, data: bytes) -> ObjectInfo:
+    def _put(self, key: str, data: bytes, extra: dict[str, Any] | None = None) -> ObjectInfo:
         faults.point("writer.put.before")
         note: dict[str, Any] | None = self.retention
         try:
@@ -292,6 +296,8 @@ class RepositoryWriter:
                               sha256=hashlib.sha256(data).hexdigest(), md5=info.md5)
         faults.point("writer.put.after")
         entry = JournalEntry.from_info(info)
+        if extra:
+            note = {**(note or {}), **extra}
         if note is not None:
             entry = replace(entry, note=note)
         with self._state:

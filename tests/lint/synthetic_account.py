@@ -6,11 +6,11 @@ lint.synthetic_account: the verdicts on a small one). Imports nothing else from 
 folder. The managed policies are the real AWS documents of tests/lint/exports/aws.
 
 The account has teams: each a group whose members may assume the team's roles
-(``role/team-<k>-*``); roles trusting the account root, a team member, Lambda or EC2;
-operators holding RDS and S3 full access; and a few principals with an escalation path:
-administrators (``*`` on ``*``), users who may attach policies to themselves, pass
-another team's roles to new instances, create access keys for any user, or update any Lambda function's
-code (which runs as every role Lambda may assume).
+(``role/team-<k>-*``); roles trusting the account root, a member of another team,
+Lambda or EC2; operators holding RDS and S3 full access; and a few principals with an
+escalation path: administrators (``*`` on ``*``), users who may attach policies to
+themselves, pass another team's roles to new instances, create access keys for any user,
+or update any Lambda function's code (which runs as every role Lambda may assume).
 """
 
 from __future__ import annotations

