@@ -200,6 +200,13 @@ def test_stream_survives_kill_9_without_gap_or_duplicate_and_restores_to_a_time(
     summary = json.loads(out)
     assert summary["archive"] == "shop" and summary["last_lsn"]
 
+    # A lost spool (a new host): streaming resumes where the repository's archive ends.
+    shutil.rmtree(root / ".drkit/cache/wal-stream/shop")
+    shop.execute("INSERT INTO orders SELECT g, 'late' FROM generate_series(-5000, -1) g")
+    res = drkit("--json", "wal", "stream", "--source", "shop", "--once")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["partial_versions"] >= 1
+
     cat = catalog(root)
     segments = [s for s in cat.of("shop") if s.in_sequence]
     assert find_gaps(segments) == []
