@@ -72,6 +72,9 @@ pack_size_mib = 4
 [regions.beijing]
 url = "file:regions/beijing"
 
+[regions.shanghai]
+url = "file:regions/shanghai"
+
 [sources.shop]
 type = "postgres"
 host = "{base}"
@@ -214,6 +217,7 @@ def test_stream_survives_kill_9_without_gap_or_duplicate_and_restores_to_a_time(
     assert len(complete) == len(set(complete)) >= 2  # no segment twice
     assert complete == sorted(complete)
     assert last_name in complete
+    assert drkit("replicate").exit_code == 0
     res = drkit("--json", "verify", "--all", "--accept-first-contact")
     assert res.exit_code == 0, res.stdout + res.stderr
     assert json.loads(res.stdout)["findings"] == []
@@ -233,3 +237,18 @@ def test_stream_survives_kill_9_without_gap_or_duplicate_and_restores_to_a_time(
         assert "recovery stopping before commit" in (restored["recovery_stopped"] or "")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+    # The same point from the second region's copy alone (the primary is not read).
+    shutil.move(root / "regions/beijing", root / "beijing-away")
+    drill = subprocess.run(
+        [sys.executable, "-m", "drkit", "--config", str(root / "drkit.toml"), "--json", "drill",
+         "--region", "shanghai", "--to-time", marker.isoformat(), "--report", str(root / "drill")],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=600, check=False)
+    report = json.loads(drill.stdout)
+    assert drill.returncode == 0, drill.stderr + drill.stdout
+    assert report["passed"]
+    pit = report["point_in_time"]
+    assert pit["databases"]["shop"]["tables"]["public.orders"]["rows"] == len(before)
+    assert [s["name"] for s in report["steps"]] == ["verify region", "thaw and open",
+                                                  "restore to a point in time"]
