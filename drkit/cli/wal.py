@@ -104,6 +104,55 @@ def basebackup_command(database: str | None) -> None:
                            f"{result.bytes_total} bytes")
 
 
+@wal_group.command("stream")
+@click.option("--source", "--database", "database", metavar="NAME", default=None,
+              help="The PostgreSQL source ([sources.NAME]); default: the only one configured.")
+@click.option("--spool", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder pg_receivewal writes into (default: cache/wal-stream/NAME).")
+@click.option("--slot", default=None, metavar="SLOT",
+              help="Physical replication slot, created if absent (default: drkit_NAME).")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True,
+              help="Seconds between archived versions of the growing .partial segment.")
+@click.option("--once", is_flag=True,
+              help="Stream up to the server's current WAL position, archive it, and exit "
+                   "(for cron and tests).")
+@json_option
+def stream_command(database: str | None, spool: Path | None, slot: str | None,
+                   interval: float, once: bool) -> None:
+    """Stream WAL with pg_receivewal and archive it continuously (sub-minute RPO).
+
+    Runs until SIGTERM/SIGINT (then archives what was received and exits 0); exit 1 when
+    pg_receivewal stops on its own (the supervisor or systemd restarts it). Resumes after
+    a restart from the spool, or from where the repository's archive ends.
+    """
+    import signal
+    import threading
+    from types import FrameType
+
+    from drkit.pitr.stream import WalStream
+    from drkit.pitr.wal import wal_source
+
+    app = get_app()
+    config = app.config
+    archive = wal_source(config, database)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stream = WalStream(config, archive, clock=app.clock, spool=spool, slot=slot,
+                           interval=interval, once=once, stop=stop)
+        state = stream.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    data = state.to_dict()
+    emit(data, f"{archive}: {state.segments} segments and {state.partial_versions} partial "
+               f"versions archived; last LSN {data['last_lsn'] or 'none'}")
+
+
 @wal_group.command("status")
 @json_option
 def status_command() -> None:

@@ -222,9 +222,12 @@ def _shell(text: str) -> str:
 
 def restore_to_point(config: Config, archive: str, *, target_time: datetime | None,
                      target_lsn: int | None, scratch: Path, recovery: Any, repo: Any,
-                     keep_running: bool = False, timeout: float = 600.0) -> PitrResult:
+                     keep_running: bool = False, timeout: float = 600.0,
+                     region: str | None = None) -> PitrResult:
     """Restore ``archive`` as of ``target_time`` (exclusive) or ``target_lsn`` into a
-    scratch server under ``scratch`` (see the module docstring)."""
+    scratch server under ``scratch`` (see the module docstring). ``region``: the region
+    ``repo`` reads (the scratch server's ``restore_command`` then reads it too, never the
+    primary)."""
     from drkit.repo.restore import restore_snapshot
     from drkit.sources.postgres import _table_totals, settings_for
 
@@ -258,8 +261,10 @@ def restore_to_point(config: Config, archive: str, *, target_time: datetime | No
     spool.mkdir()
     fetched = _prefetch(repo, archive, base, spool, recovery, target_time)
     target: dict[str, str] = {}
+    where = f" --region {_shell(region)}" if region else ""
     settings = {"restore_command": f"{drkit_command(config)} wal fetch --database "
-                                   f"{_shell(archive)} --spool {_shell(str(spool))} %f %p",
+                                   f"{_shell(archive)}{where} --spool {_shell(str(spool))} "
+                                   "%f %p",
                 "recovery_target_action": "promote", "recovery_target_inclusive": "off",
                 "archive_mode": "off", "hot_standby": "off", "fsync": "off",
                 "logging_collector": "off",

@@ -142,10 +142,15 @@ class PushResult:
     written: bool
     size: int
     seconds: float
+    end: int | None = None  # LSN just past the archived bytes (None: not a segment)
+    partial: bool = False
+    last_commit: str | None = None  # newest commit time inside, when pg_waldump read it
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "key": self.key, "written": self.written,
-                "size": self.size, "seconds": round(self.seconds, 3)}
+                "size": self.size, "seconds": round(self.seconds, 3),
+                "end_lsn": format_lsn(self.end) if self.end is not None else None,
+                "partial": self.partial, "last_commit": self.last_commit}
 
 
 def push(config: Config, archive: str, path: Path, *, now: datetime, wait: float = 60.0,
@@ -175,7 +180,9 @@ def push(config: Config, archive: str, path: Path, *, now: datetime, wait: float
             time.sleep(0.25)
     log.info("%s: %s %s (%d bytes)", archive, "archived" if written else "already held",
              info.name, len(data))
-    return PushResult(info.name, segment.key, written, len(data), time.monotonic() - started)
+    return PushResult(info.name, segment.key, written, len(data), time.monotonic() - started,
+                      end=info.end[0] if info.end else None, partial=info.partial,
+                      last_commit=info.last_time)
 
 
 def fetch(repo: Any, archive: str, name: str, dest: Path, recovery: Any) -> bool:
