@@ -28,7 +28,7 @@ def network(text: str) -> IPNetwork | None:
 
 
 def overlaps(a: IPNetwork, b: IPNetwork) -> bool:
-    return a.version == b.version and a.overlaps(b)  # type: ignore[arg-type]
+    return a.version == b.version and a.overlaps(b)
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,11 @@ class Permission:
 
     @property
     def ref(self) -> str:
-        """``sg-0abc/ingress/3``: the rule as findings and suppressions name it."""
-        return f"{self.group}/{self.direction}/{self.index}"
+        """``sg-0abc/ingress/tcp:5432``: the rule as findings and suppressions name it, by
+        what it opens rather than its position (the clouds reorder and merge rules)."""
+        ports = "all" if self.ports == ALL_PORTS else ",".join(
+            str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ports)
+        return f"{self.group}/{self.direction}/{self.protocol}:{ports}"
 
     def covers(self, port: int) -> bool:
         if self.protocol not in ("all", "tcp", "udp"):

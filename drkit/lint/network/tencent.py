@@ -41,6 +41,7 @@ from drkit.lint.network.source import Lines
 log = logging.getLogger(__name__)
 
 _GROUP_ID = re.compile(r"\bsg-[0-9a-z]+\b")
+_INTEGER_PAGING = {"DescribeInstances", "DescribeVpcPeeringConnections"}
 _DEAD = {"DELETED", "REJECTED", "EXPIRED", "FAILED", "DELETING"}
 
 
@@ -284,9 +285,10 @@ def fetch_live(region: str, endpoint: str | None = None, *,
             request = getattr(models, f"{action}Request")()
             page_params = dict(params)
             if paged:
-                page_params.update({"Offset": offset if action == "DescribeInstances"
-                                    else str(offset), "Limit": 100 if action !=
-                                    "DescribeInstances" else 100})
+                # Some actions take Offset/Limit as strings, some as integers.
+                numeric = action in _INTEGER_PAGING
+                page_params.update({"Offset": offset if numeric else str(offset),
+                                    "Limit": 100 if numeric else "100"})
             request.from_json_string(json.dumps(page_params))
             try:
                 body = json.loads(getattr(client, action)(request).to_json_string())
@@ -320,6 +322,5 @@ def fetch_live(region: str, endpoint: str | None = None, *,
                 call(vpc, vpc_models, "DescribeRouteTables", "RouteTableSet", {})))
     out.append((f"tencent:{region}/DescribeInstances",
                 call(cvm, cvm_models, "DescribeInstances", "InstanceSet", {})))
-    for name, body in out:
-        log.info("%s: read", name)
+    log.info("tencent %s: %d responses read", region, len(out))
     return out

@@ -30,7 +30,7 @@ def check(model: NetworkModel) -> Iterator[Hit]:
                 yield Hit(
                     f"security group {group.id} ({group.name or 'unnamed'}) guards production "
                     f"and admits {peer} from {', '.join(others)} on {rule.port_text()}",
-                    statement=rule.ref, file=group.where.file, line=group.where.line,
+                    statement=f"{rule.ref}/{peer}", file=group.where.file, line=group.where.line,
                     cloud=group.cloud,
                     evidence=({"group": group.id, "rule": rule.ref, "peer": peer,
                                "environments": sorted(envs)},))
