@@ -155,6 +155,7 @@ def parse_transcript(text: str, *, origin: str, session: str | None = None,
                      source_ip: str | None = None) -> list[OpEvent]:
     """A ``script`` session transcript: one event per command typed at a prompt."""
     start: datetime | None = None
+    login: str | None = None
     out: list[OpEvent] = []
     session = session or f"transcript:{PurePosixPath(origin).name}"
     for number, raw in enumerate(text.splitlines(), 1):
@@ -174,10 +175,12 @@ def parse_transcript(text: str, *, origin: str, session: str | None = None,
         if start is None:
             raise InputError(f"{origin}: not a script transcript (no 'Script started on' "
                              "line before the first command)")
-        user = p["u1"] or p["u2"]
+        prompt_user = p["u1"] or p["u2"]
         host = p["h1"] or p["h2"]
-        run_as = "root" if line.split(p["cmd"], 1)[0].rstrip().endswith("#") else user
-        out.append(_shell_event(time=start, user=user, run_as=run_as, host=host,
+        # The session belongs to whoever logged in (the first prompt); after ``sudo -i`` or
+        # ``su`` the prompt names the user commands now run as.
+        login = login or prompt_user
+        out.append(_shell_event(time=start, user=login, run_as=prompt_user, host=host,
                                 session=session, command=p["cmd"].strip(),
                                 record_id=f"{session}:{number}", source="transcript",
                                 origin=origin, source_ip=source_ip))
