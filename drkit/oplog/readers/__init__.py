@@ -8,7 +8,8 @@
 ``cloudaudit:WHERE``   CloudAudit log files delivered to COS (folder, file or cos:// URL)
 ``cloudaudit-api:R``   CloudAudit ``LookUpEvents`` in region R
                        (tencentcloud-sdk-python-cloudaudit; TENCENTCLOUD_SECRET_ID/KEY)
-``auditd:PATH``        auditd's log (``?host=NAME`` when records carry no node=)
+``auditd:PATH``        auditd's log (``?host=NAME`` when records carry no node=,
+                       ``&users=1001:wang,0:root`` to name numeric ids)
 ``transcript:PATH``    a ``script`` transcript, or a folder of them (``?ip=ADDR``)
 ``history:PATH``       shell history with ``#EPOCH`` lines (``?user=U&host=H``)
 =====================  ===========================================================
@@ -120,9 +121,15 @@ def read_source(spec: SourceSpec, *, clock: Clock, since: datetime | None = None
     if spec.kind == "cloudaudit-api":
         return list(_cloudaudit_api(spec, start=start, end=now))
     if spec.kind == "auditd":
+        users = {}
+        for pair in filter(None, spec.options.get("users", "").split(",")):
+            uid, colon, name = pair.partition(":")
+            if not colon or not uid.isdigit() or not name:
+                raise InputError(f"{spec}: users= is a list of UID:NAME, e.g. 1001:wang,0:root")
+            users[uid] = name
         return [e for name, data in _local_files(spec.where)
                 for e in bastion.parse_auditd(_text(name, data), origin=name,
-                                              host=spec.options.get("host"))]
+                                              host=spec.options.get("host"), users=users)]
     if spec.kind == "transcript":
         return [e for name, data in _local_files(spec.where)
                 for e in bastion.parse_transcript(_text(name, data), origin=name,
