@@ -78,7 +78,10 @@ def cli_actions(words: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _catalog_dangers(cloud: str, action: str, rule_prefix: str) -> list[Danger]:
-    covered = catalog(cloud).covered(action)
+    cat = catalog(cloud)
+    covered = cat.covered(action)
+    # The catalogue's own spelling (a CLI's delete-db-snapshot is rds:DeleteDBSnapshot).
+    action = (cat.database.name(action) if cat.database is not None else None) or action
     return [Danger(cls, f"{rule_prefix}{action}", f"{action} ({cls.replace('_', ' ')})")
             for cls in WATCHED if cls in covered]
 

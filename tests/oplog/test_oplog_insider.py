@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-
 from moto_server import s3_client
 
 from drkit.clock import utc_iso
