@@ -193,7 +193,7 @@ class _Checker:
 
 
 _TOP = {"repository", "regions", "sources", "objectives", "verify", "ledger", "schedule",
-        "approval", "cloud"}
+        "approval", "cloud", "oplog"}
 _REPO = {"primary", "keys", "cache", "pack_size_mib"}
 _REGION = {"url", "storage_class", "lock_days", "retention_days", "max_lag_hours"}
 _SOURCE = {"type", "path", "exclude", "production", "database", "host", "port", "user",

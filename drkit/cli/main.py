@@ -57,6 +57,9 @@ LAZY_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
                "revenue."),
     "lint": (("lint",),
              "Lint AWS IAM and Tencent Cloud CAM policies (files or folders, recursively)."),
+    "oplog": (("oplog",),
+              "Watch the operators: cloud operation logs and bastion sessions against "
+              "approvals."),
     "prune": (("prune",),
               "Forget snapshots beyond retention and delete objects no remaining snapshot "
               "needs (needs an approved request; exit 3 without one)."),
@@ -91,7 +94,7 @@ LAZY_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
 # themselves; read-only and set-up commands (status, snapshots, config check, init, demo)
 # are not actions on the backups.
 AUDITED_COMMANDS = frozenset({"snapshot", "restore", "check", "replicate", "verify", "drill",
-                              "ledger", "lint", "keys", "cloud"})
+                              "ledger", "lint", "keys", "cloud", "oplog"})
 # 4 (verify's FIRST-CONTACT) is logged as findings: something a reader must look at.
 _RESULTS = {0: "ok", 1: "findings", 2: "error", 3: "refused", 4: "findings"}
 
