@@ -47,6 +47,9 @@ _DATA_FILES = {"aws": "aws_actions.toml", "tencent": "cam_actions.toml"}
 Entry = tuple[str, str, str]
 
 
+#: The ``/0,2`` after an action name in the data file: its resource types.
+_INDEXES = re.compile(r"/[0-9,]+")
+
 _E = TypeVar("_E", bound=tuple[str, ...])
 _EMPTY: frozenset[str] = frozenset()
 _NOTHING: Mapping[str, frozenset[str]] = MappingProxyType({})
@@ -97,17 +100,28 @@ class ActionIndex:
         found = self._per_service.get(service)
         if found is None:
             entries: list[Entry] = []
-            acts: dict[str, tuple[int, ...]] = {}
             for letter, names in self._raw.get(service, {}).items():
-                for name in names.split():
-                    name, _, types = name.partition("/")
+                # The resource-type indexes are read only when asked for (_acts_of):
+                # most services are loaded for their names and levels alone.
+                for name in _INDEXES.sub("", names).split():
                     full = f"{service}:{name}"
                     entries.append((full, full.lower(), letter))
-                    if types:
-                        acts[full.lower()] = tuple(int(i) for i in types.split(","))
             found = tuple(sorted(entries))
             self._per_service[service] = found
-            self._acts[service] = acts
+        return found
+
+    def _acts_of(self, service: str) -> dict[str, tuple[int, ...]]:
+        """{lower-case action name: indexes into the service's resource types}."""
+        found = self._acts.get(service)
+        if found is None:
+            found = {}
+            for names in self._raw.get(service, {}).values():
+                for token in names.split():
+                    name, _, types = token.partition("/")
+                    if types:
+                        found[f"{service}:{name}".lower()] = tuple(
+                            int(i) for i in types.split(","))
+            self._acts[service] = found
         return found
 
     def resource_patterns(self, action: str) -> tuple[str, ...] | None:
@@ -119,7 +133,7 @@ class ActionIndex:
         service = lowered.partition(":")[0]
         table = self._resource_types.get(service, [])
         return tuple(arn_pattern(service, table[i])
-                     for i in self._acts[service].get(lowered, ()))
+                     for i in self._acts_of(service).get(lowered, ()))
 
     def acts_on(self, action: str, resource: str) -> bool:
         """Whether ``action`` may act on ``resource`` (an ARN, wildcards allowed), judged by
