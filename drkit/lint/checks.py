@@ -177,9 +177,11 @@ def wildcard_resource(policy: Policy) -> Iterator[Hit]:
             writes = ["NotAction:" + ",".join(st.not_actions)]
         if writes:
             # Say why a read-looking pattern counts (cognito-identity:Get* covers GetId, a
-            # Write): the access level decides, not the verb.
+            # Write): the access level decides, not the verb. A literal name covers only
+            # itself, so it is simply a write.
             behind = {p: w for p in writes if (w := cat.writes_behind_read_verb(p))}
-            why = [f"{p} covers {names(w, 3)}" for p, w in behind.items()][:3]
+            why = [f"{p} covers {names(w, 3)}" if has_wildcard(p) else f"{p} is a write to AWS"
+                   for p, w in behind.items()][:3]
             # Only such patterns (AWS's own read-only policies hold them): a low finding,
             # so a medium threshold is not tripped by Get* minting an identity id.
             only_behind = st.not_actions is None and len(behind) == len(writes)

@@ -696,7 +696,14 @@ class Analysis:
         return order
 
     def tier_reach(self, principal: Principal, tier: Tier) -> list[Evidence]:
-        """Every catalogued destroy (and, for backups, unprotect) action on the tier."""
+        """Every catalogued destroy (and, for backups, unprotect) action on the tier.
+
+        An action counts on a resource only if it can act on it: same service, and (where
+        the action database knows the action's resource types) one of its resource types
+        can match the resource's ARN, so ``rds:DeleteDBSnapshot`` does not count against a
+        database instance. An action AWS lets be granted only on ``*`` cannot be scoped and
+        counts on every resource of its service.
+        """
         classes = ("destructive",) if tier.kind == "production" else ("destructive", "tampering")
         found: list[Evidence] = []
         for resource in tier.resources:
@@ -704,10 +711,13 @@ class Analysis:
             service = resource_service(resource)
             for c in (cloud,) if cloud else ("aws", "tencent"):
                 cat = catalog(c)
+                db = cat.database
                 for cls in classes:
                     for action in sorted(cat.actions(cls)):
                         if service and action.split(":", 1)[0].lower() != service:
                             continue  # an action of one service never acts on another's
+                        if db is not None and not db.acts_on(action, resource):
+                            continue
                         hit = self.can(principal, action, resource)
                         if hit is not None:
                             found.append(hit)
