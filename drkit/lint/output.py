@@ -28,6 +28,11 @@ _BUILTIN = {
 }
 
 
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 file``, ``2 files``: a number with its noun in the right form."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
 def printable(text: str) -> str:
     """``text`` safe to print in any encoding: lone surrogates (a Sid of "\\ud800", a file
     name that is not UTF-8) become backslash escapes instead of a UnicodeEncodeError."""
@@ -51,9 +56,9 @@ def render_text(report: LintReport) -> str:
     s = report.summary()
     counts = ", ".join(f"{n} {sev}" for sev, n in s["by_severity"].items() if n)
     lines.append(
-        f"{s['policies']} policies in {s['files']} files"
+        f"{count(s['policies'], 'policy', 'policies')} in {count(s['files'], 'file')}"
         + (f", principals from {s['principals_file']}" if s["principals_file"] else "")
-        + f": {s['findings']} findings" + (f" ({counts})" if counts else "")
+        + f": {count(s['findings'], 'finding')}" + (f" ({counts})" if counts else "")
         + (f", {s['suppressed']} suppressed" if s["suppressed"] else "")
         + (f", {len(report.expired)} expired suppressions" if report.expired else "")
         + (f", {len(report.input_errors)} input errors (files not checked)"

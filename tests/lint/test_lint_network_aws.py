@@ -255,4 +255,4 @@ def test_policy_lint_is_unchanged_beside_network(tmp_path: Path) -> None:
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
                                                  "Resource": "arn:aws:s3:::b/*"}]}), "utf-8")
     code, out, _ = run("lint", str(tmp_path / "network"))
-    assert code == 0 and "1 policies in 1 files" in out
+    assert code == 0 and "1 policy in 1 file" in out

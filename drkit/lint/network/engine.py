@@ -139,7 +139,7 @@ def lint_network(paths: Sequence[Path], *, now: datetime, threshold: str = "low"
 
 
 def render_network_text(report: NetworkReport) -> str:
-    from drkit.lint.output import printable
+    from drkit.lint.output import count, printable
 
     lines = [f"{e.file}:{e.line}: INPUT ERROR: {e.message} (file not checked)"
              for e in report.input_errors]
@@ -150,8 +150,7 @@ def render_network_text(report: NetworkReport) -> str:
                      f"{f.message}")
     s = report.summary()
     counts = ", ".join(f"{n} {sev}" for sev, n in s["by_severity"].items() if n)
-    resources = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report.resources.items()
-                          if n)
+    resources = ", ".join(_resource_count(n, k) for k, n in report.resources.items() if n)
     if report.unclassified_vpcs:
         lines.append(f"note: VPCs in no environment (not checked for isolation): "
                      f"{', '.join(report.unclassified_vpcs)}")
@@ -160,7 +159,8 @@ def render_network_text(report: NetworkReport) -> str:
                      f"non-production environments of their own): "
                      f"{', '.join(report.unknown_tag_values)}")
     lines.append(
-        f"{resources or 'no resources'} in {s['files']} responses: {s['findings']} findings"
+        f"{resources or 'no resources'} in {count(s['files'], 'response')}: "
+        f"{count(s['findings'], 'finding')}"
         + (f" ({counts})" if counts else "")
         + (f", {s['suppressed']} suppressed" if s["suppressed"] else "")
         + (f", {len(report.expired)} expired suppressions" if report.expired else "")
@@ -168,3 +168,12 @@ def render_network_text(report: NetworkReport) -> str:
            if report.input_errors else "")
         + f"; threshold {report.threshold}: {'FAIL' if report.failed else 'ok'}")
     return printable("\n".join(lines))
+
+
+def _resource_count(n: int, key: str) -> str:
+    """``1 database``, ``2 security groups`` (the counts are keyed by plural names)."""
+    plural = key.replace("_", " ")
+    singular = plural[:-1] if plural.endswith("s") else plural
+    from drkit.lint.output import count
+
+    return count(n, singular, plural)
