@@ -1,4 +1,4 @@
-"""A TEST DOUBLE of the Tencent Cloud API 3.0 for CBS and TencentDB for MySQL (cdb).
+"""A TEST DOUBLE of the Tencent Cloud API 3.0 for CBS, TencentDB for MySQL (cdb), VPC and CVM.
 
 This is not Tencent Cloud and not an emulator of it: it is a small HTTP server bound to
 127.0.0.1 that speaks the API 3.0 wire shape closely enough for the real
@@ -15,7 +15,16 @@ real SDK, real HTTP and real request signing in tests. What it does:
   service does;
 - implements, for CBS (2017-03-12): DescribeDisks, CreateSnapshot, DescribeSnapshots,
   CopySnapshotCrossRegions, DeleteSnapshots; for cdb (2017-03-20): DescribeDBInstances,
-  CreateBackup, DescribeBackups, DeleteBackup.
+  CreateBackup, DescribeBackups, DeleteBackup; for VPC (2017-03-12), read only:
+  DescribeVpcs, DescribeSubnets, DescribeSecurityGroups, DescribeSecurityGroupPolicies,
+  DescribeVpcPeeringConnections, DescribeRouteTables, DescribeCcnAttachedInstances; for CVM
+  (2017-03-12): DescribeInstances.
+
+The VPC and CVM lists page as the service does: ``Offset``/``Limit`` (strings for the VPC
+actions whose SDK model types them so, integers for the others), ``TotalCount`` of the
+whole list in every page, a ``Limit`` above ``max_limit`` (100, as documented) refused with
+``InvalidParameterValue.Range``. Their items are stored as given (``add_network``,
+``set_security_group_policies``), so tests put in fixtures shaped like the SDK's models.
 
 Time-dependent behaviour is simulated: a new snapshot or backup is ``CREATING``/``RUNNING``
 and advances by ``step`` percent each time it is described; ``stuck`` keeps it there for
@@ -82,6 +91,10 @@ class TencentDouble:
         self.instances: dict[str, dict[str, dict[str, Any]]] = {}
         self.backups: dict[str, list[dict[str, Any]]] = {}
         self.remote_regions: dict[str, list[str]] = {}
+        self.max_limit = 100
+        # region -> list action (DescribeVpcs, ...) -> items; region -> group -> policy set
+        self.network: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.policies: dict[str, dict[str, dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -143,6 +156,27 @@ class TencentDouble:
         self.remote_regions[inst_id] = list(remote_regions or [])
         return inst_id
 
+    def add_db_item(self, region: str, item: dict[str, Any]) -> str:
+        """A TencentDB for MySQL instance given as a whole ``DescribeDBInstances`` item."""
+        inst_id = str(item["InstanceId"])
+        self.instances.setdefault(region, {})[inst_id] = dict(item)
+        self.backups.setdefault(inst_id, [])
+        self.remote_regions.setdefault(inst_id, [])
+        return inst_id
+
+    def add_network(self, region: str, action: str, items: list[dict[str, Any]]) -> None:
+        """Append items to what a VPC/CVM list action (``DescribeVpcs``, ...) returns."""
+        if action not in _NETWORK_LISTS:
+            raise ValueError(f"{action} is not a list action of this double")
+        self.network.setdefault(region, {}).setdefault(action, []).extend(
+            dict(i) for i in items)
+
+    def set_security_group_policies(self, region: str, group_id: str,
+                                    policy_set: dict[str, Any]) -> None:
+        """What DescribeSecurityGroupPolicies returns for ``group_id``: a
+        ``SecurityGroupPolicySet`` (``Version``, ``Ingress``, ``Egress``)."""
+        self.policies.setdefault(region, {})[group_id] = dict(policy_set)
+
     def age_snapshot(self, region: str, snapshot_id: str, days: float) -> None:
         """Move a snapshot's CreateTime ``days`` into the past."""
         snap = self.snapshots[region][snapshot_id]
@@ -190,7 +224,7 @@ class TencentDouble:
             payload=body, timestamp=headers.get("x-tc-timestamp", "0"), service=service)
         if not hmac.compare_digest(expected, fields.get("Signature", "")):
             raise ApiError("AuthFailure.SignatureFailure", "the provided signature is invalid")
-        if service not in ("cbs", "cdb"):
+        if service not in ("cbs", "cdb", "vpc", "cvm"):
             raise ApiError("InvalidAction", f"service {service} is not in this test double")
         return service
 
@@ -330,3 +364,82 @@ class TencentDouble:
             raise ApiError("InvalidParameter", f"backup {wanted} not found")
         self.backups[inst["InstanceId"]] = [b for b in items if b["BackupId"] != wanted]
         return {}
+
+
+    # -- VPC and CVM (read only) -----------------------------------------------------------
+    def _page(self, region: str, action: str, params: dict[str, Any],
+              id_key: str, ids_param: str | None = None) -> dict[str, Any]:
+        offset_raw, limit_raw = params.get("Offset", 0), params.get("Limit", 20)
+        want = str if _NETWORK_LISTS[action] == "string" else int
+        for name, value in (("Offset", offset_raw), ("Limit", limit_raw)):
+            if name in params and not isinstance(value, want):
+                raise ApiError("InvalidParameter",
+                               f"{name} must be {'a String' if want is str else 'an Integer'}")
+        try:
+            offset, limit = int(offset_raw), int(limit_raw)
+        except ValueError:
+            raise ApiError("InvalidParameterValue", "Offset and Limit are numbers") from None
+        if offset < 0 or not 0 < limit <= self.max_limit:
+            raise ApiError("InvalidParameterValue.Range",
+                           f"Limit must be between 1 and {self.max_limit}")
+        items = list(self.network.get(region, {}).get(action, []))
+        wanted = params.get(ids_param) if ids_param else None
+        if wanted:
+            items = [i for i in items if i.get(id_key) in set(wanted)]
+        if action == "DescribeCcnAttachedInstances" and params.get("CcnId"):
+            items = [i for i in items if i.get("CcnId") == params["CcnId"]]
+        return {"TotalCount": len(items), _SET_KEYS[action]: items[offset:offset + limit]}
+
+    def _vpc_DescribeVpcs(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._page(region, "DescribeVpcs", params, "VpcId", "VpcIds")
+
+    def _vpc_DescribeSubnets(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._page(region, "DescribeSubnets", params, "SubnetId", "SubnetIds")
+
+    def _vpc_DescribeSecurityGroups(self, region: str, params: dict[str, Any]
+                                    ) -> dict[str, Any]:
+        return self._page(region, "DescribeSecurityGroups", params, "SecurityGroupId",
+                          "SecurityGroupIds")
+
+    def _vpc_DescribeSecurityGroupPolicies(self, region: str, params: dict[str, Any]
+                                           ) -> dict[str, Any]:
+        gid = params.get("SecurityGroupId")
+        if not gid:
+            raise ApiError("MissingParameter", "SecurityGroupId is required")
+        known = {g["SecurityGroupId"] for g in
+                 self.network.get(region, {}).get("DescribeSecurityGroups", [])}
+        if gid not in known:
+            raise ApiError("ResourceNotFound", f"security group {gid} not found")
+        policy_set = self.policies.get(region, {}).get(
+            gid, {"Version": "1", "Ingress": [], "Egress": []})
+        return {"SecurityGroupPolicySet": policy_set}
+
+    def _vpc_DescribeVpcPeeringConnections(self, region: str, params: dict[str, Any]
+                                           ) -> dict[str, Any]:
+        return self._page(region, "DescribeVpcPeeringConnections", params,
+                          "PeeringConnectionId", "PeeringConnectionIds")
+
+    def _vpc_DescribeRouteTables(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._page(region, "DescribeRouteTables", params, "RouteTableId",
+                          "RouteTableIds")
+
+    def _vpc_DescribeCcnAttachedInstances(self, region: str, params: dict[str, Any]
+                                          ) -> dict[str, Any]:
+        return self._page(region, "DescribeCcnAttachedInstances", params, "CcnId")
+
+    def _cvm_DescribeInstances(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._page(region, "DescribeInstances", params, "InstanceId", "InstanceIds")
+
+
+#: The VPC/CVM list actions and the type their SDK request models give Offset/Limit.
+_NETWORK_LISTS = {
+    "DescribeVpcs": "string", "DescribeSubnets": "string", "DescribeSecurityGroups": "string",
+    "DescribeRouteTables": "string", "DescribeVpcPeeringConnections": "integer",
+    "DescribeCcnAttachedInstances": "integer", "DescribeInstances": "integer",
+}
+_SET_KEYS = {
+    "DescribeVpcs": "VpcSet", "DescribeSubnets": "SubnetSet",
+    "DescribeSecurityGroups": "SecurityGroupSet", "DescribeRouteTables": "RouteTableSet",
+    "DescribeVpcPeeringConnections": "PeerConnectionSet",
+    "DescribeCcnAttachedInstances": "InstanceSet", "DescribeInstances": "InstanceSet",
+}

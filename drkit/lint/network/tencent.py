@@ -41,7 +41,11 @@ from drkit.lint.network.source import Lines
 log = logging.getLogger(__name__)
 
 _GROUP_ID = re.compile(r"\bsg-[0-9a-z]+\b")
-_INTEGER_PAGING = {"DescribeInstances", "DescribeVpcPeeringConnections"}
+#: List actions whose SDK request models type Offset/Limit as integers (the others: strings).
+_INTEGER_PAGING = {"DescribeInstances", "DescribeVpcPeeringConnections",
+                   "DescribeCcnAttachedInstances", "DescribeDBInstances"}
+#: The largest Limit the VPC and CVM list actions accept.
+PAGE_SIZE = 100
 _DEAD = {"DELETED", "REJECTED", "EXPIRED", "FAILED", "DELETING"}
 
 
@@ -243,11 +247,26 @@ READERS: dict[str, Callable[[Any, str, Lines, NetworkModel], None]] = {
 }
 
 
-def fetch_live(region: str, endpoint: str | None = None, *,
-               protocol: str = "https") -> list[tuple[str, dict[str, Any]]]:
+def _endpoint(endpoint: str | None, protocol: str) -> tuple[str | None, str]:
+    """``http://host:port`` -> (``host:port``, ``http``): the SDK takes them apart."""
+    if endpoint and "://" in endpoint:
+        scheme, _, rest = endpoint.partition("://")
+        if scheme not in ("http", "https") or not rest.strip("/"):
+            raise InputError(f"--endpoint {endpoint!r}: use host[:port] or "
+                             "http(s)://host[:port]")
+        return rest.strip("/"), scheme
+    return endpoint, protocol
+
+
+def fetch_live(region: str, endpoint: str | None = None, *, protocol: str = "https",
+               page_size: int = PAGE_SIZE) -> list[tuple[str, dict[str, Any]]]:
     """The same responses, live through tencentcloud-sdk-python (credentials from
-    ``TENCENTCLOUD_SECRET_ID``/``TENCENTCLOUD_SECRET_KEY``). Every list is paged to its
-    ``TotalCount``; each group's policies get a response of their own carrying its id."""
+    ``TENCENTCLOUD_SECRET_ID``/``TENCENTCLOUD_SECRET_KEY``). Every list is paged
+    (``Offset``/``Limit`` of ``page_size``) to its ``TotalCount``; each group's policies get
+    a response of their own carrying its id. ``endpoint`` (one host for every service, a
+    test server) may carry its scheme: ``http://127.0.0.1:8080``."""
+    from tencentcloud.cdb.v20170320 import cdb_client
+    from tencentcloud.cdb.v20170320 import models as cdb_models
     from tencentcloud.common import credential
     from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
         TencentCloudSDKException,
@@ -259,6 +278,9 @@ def fetch_live(region: str, endpoint: str | None = None, *,
     from tencentcloud.vpc.v20170312 import models as vpc_models
     from tencentcloud.vpc.v20170312 import vpc_client
 
+    if not 1 <= page_size <= PAGE_SIZE:
+        raise InputError(f"page size {page_size}: use 1 to {PAGE_SIZE}")
+    endpoint, protocol = _endpoint(endpoint, protocol)
     try:
         cred = credential.EnvironmentVariableCredential().get_credential()
     except TencentCloudSDKException:
@@ -274,6 +296,7 @@ def fetch_live(region: str, endpoint: str | None = None, *,
 
     vpc = vpc_client.VpcClient(cred, region, profile("vpc"))
     cvm = cvm_client.CvmClient(cred, region, profile("cvm"))
+    cdb = cdb_client.CdbClient(cred, region, profile("cdb"))
     out: list[tuple[str, dict[str, Any]]] = []
 
     def call(client: Any, models: Any, action: str, key: str, params: dict[str, Any],
@@ -288,7 +311,7 @@ def fetch_live(region: str, endpoint: str | None = None, *,
                 # Some actions take Offset/Limit as strings, some as integers.
                 numeric = action in _INTEGER_PAGING
                 page_params.update({"Offset": offset if numeric else str(offset),
-                                    "Limit": 100 if numeric else "100"})
+                                    "Limit": page_size if numeric else str(page_size)})
             request.from_json_string(json.dumps(page_params))
             try:
                 body = json.loads(getattr(client, action)(request).to_json_string())
@@ -299,15 +322,23 @@ def fetch_live(region: str, endpoint: str | None = None, *,
             page = body.get(key) or []
             items.extend(page)
             offset += len(page)
-            if not page or offset >= int(body.get("TotalCount", 0)):
+            total = int(body.get("TotalCount") or 0)
+            if not page or offset >= total:
+                log.debug("%s: %d items in %d pages", name, len(items),
+                          -(-offset // page_size))
+                if len(items) < total:
+                    raise InputError(f"{name}: the list ended at {len(items)} of its "
+                                     f"TotalCount {total}")
                 return {key: items, "TotalCount": len(items)}
 
-    out.append((f"tencent:{region}/DescribeVpcs",
-                call(vpc, vpc_models, "DescribeVpcs", "VpcSet", {})))
-    out.append((f"tencent:{region}/DescribeSubnets",
-                call(vpc, vpc_models, "DescribeSubnets", "SubnetSet", {})))
-    groups = call(vpc, vpc_models, "DescribeSecurityGroups", "SecurityGroupSet", {})
-    out.append((f"tencent:{region}/DescribeSecurityGroups", groups))
+    def add(client: Any, models: Any, action: str, key: str) -> dict[str, Any]:
+        body = call(client, models, action, key, {})
+        out.append((f"tencent:{region}/{action}", body))
+        return body
+
+    add(vpc, vpc_models, "DescribeVpcs", "VpcSet")
+    add(vpc, vpc_models, "DescribeSubnets", "SubnetSet")
+    groups = add(vpc, vpc_models, "DescribeSecurityGroups", "SecurityGroupSet")
     for group in groups["SecurityGroupSet"]:
         gid = group["SecurityGroupId"]
         body = call(vpc, vpc_models, "DescribeSecurityGroupPolicies", "",
@@ -315,12 +346,10 @@ def fetch_live(region: str, endpoint: str | None = None, *,
         out.append((f"tencent:{region}/DescribeSecurityGroupPolicies/{gid}",
                     {"SecurityGroupId": gid,
                      "SecurityGroupPolicySet": body.get("SecurityGroupPolicySet") or {}}))
-    out.append((f"tencent:{region}/DescribeVpcPeeringConnections",
-                call(vpc, vpc_models, "DescribeVpcPeeringConnections", "PeerConnectionSet",
-                     {})))
-    out.append((f"tencent:{region}/DescribeRouteTables",
-                call(vpc, vpc_models, "DescribeRouteTables", "RouteTableSet", {})))
-    out.append((f"tencent:{region}/DescribeInstances",
-                call(cvm, cvm_models, "DescribeInstances", "InstanceSet", {})))
+    add(vpc, vpc_models, "DescribeVpcPeeringConnections", "PeerConnectionSet")
+    add(vpc, vpc_models, "DescribeRouteTables", "RouteTableSet")
+    add(vpc, vpc_models, "DescribeCcnAttachedInstances", "InstanceSet")
+    add(cvm, cvm_models, "DescribeInstances", "InstanceSet")
+    add(cdb, cdb_models, "DescribeDBInstances", "Items")
     log.info("tencent %s: %d responses read", region, len(out))
     return out

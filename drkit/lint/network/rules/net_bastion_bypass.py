@@ -1,4 +1,7 @@
-"""SSH or RDP into production from anything other than the bastion."""
+"""SSH or RDP into production from anything other than the bastion.
+
+Ordered policies (Tencent) are evaluated first match wins: a source an earlier DROP keeps
+off the SSH/RDP ports is not let in (drkit.lint.network.order)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Iterator
 from drkit.lint.findings import Hit
 from drkit.lint.network.checks import is_world
 from drkit.lint.network.model import NetworkModel
+from drkit.lint.network.order import reach
 from drkit.lint.network.ports import ADMIN_PORTS
 
 ID = "net_bastion_bypass"
@@ -34,15 +38,19 @@ def check(model: NetworkModel) -> Iterator[Hit]:
         if _is_bastion_group(model, group.id):
             continue  # the bastion's own front door: exposure is the world-open rule's
         for rule in group.ingress():
-            ports = [f"{p} ({n})" for p, n in ADMIN_PORTS.items() if rule.covers(p)]
-            if not ports:
+            if not any(rule.covers(p) for p in ADMIN_PORTS):
                 continue
-            peers = [p for p in (*rule.groups, *rule.cidrs)
-                     if not is_world(p) and not model.is_bastion_source(rule, p)]
-            if any(is_world(c) for c in rule.cidrs):
+            sources = [p for p in (*rule.groups, *rule.cidrs)
+                       if is_world(p) or not model.is_bastion_source(rule, p)]
+            admitted = [r for r in (reach(group, rule, p) for p in sources)
+                        if any(r.covers(p) for p in ADMIN_PORTS)]
+            if not admitted:
+                continue
+            peers = [r.source for r in admitted if not is_world(r.source)]
+            if any(is_world(r.source) for r in admitted):
                 peers.append("the internet")
-            if not peers:
-                continue
+            ports = [f"{p} ({n})" for p, n in ADMIN_PORTS.items()
+                     if any(r.covers(p) for r in admitted)]
             yield Hit(
                 f"security group {group.id} ({group.name or 'unnamed'}) guards production "
                 f"and admits {', '.join(ports)} from {', '.join(peers)}, not only the bastion"
@@ -50,4 +58,6 @@ def check(model: NetworkModel) -> Iterator[Hit]:
                    else " (no bastion is named)"),
                 statement=rule.ref, file=group.where.file, line=group.where.line,
                 cloud=group.cloud,
-                evidence=({"group": group.id, "rule": rule.ref, "sources": peers},))
+                evidence=({"group": group.id, "rule": rule.ref, "sources": peers,
+                           "dropped_before": sorted({d for r in admitted
+                                                     for d in r.dropped_by})},))

@@ -1,4 +1,7 @@
-"""A security-group rule on production admits a development or test CIDR or group."""
+"""A security-group rule on production admits a development or test CIDR or group.
+
+Ordered policies (Tencent) are evaluated first match wins: traffic an earlier DROP takes
+away is not admitted (drkit.lint.network.order)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Iterator
 from drkit.lint.findings import Hit
 from drkit.lint.network.checks import non_prod, peer_envs
 from drkit.lint.network.model import NetworkModel
+from drkit.lint.network.order import reach
 
 ID = "net_nonprod_to_prod"
 CATEGORY = "network-isolation"
@@ -27,10 +31,14 @@ def check(model: NetworkModel) -> Iterator[Hit]:
                 others = non_prod(model, envs)
                 if not others:
                     continue
+                admitted = reach(group, rule, peer)
+                if admitted.dead:
+                    continue  # an earlier DROP takes all of it
                 yield Hit(
                     f"security group {group.id} ({group.name or 'unnamed'}) guards production "
-                    f"and admits {peer} from {', '.join(others)} on {rule.port_text()}",
+                    f"and admits {peer} from {', '.join(others)} on {admitted.port_text()}",
                     statement=f"{rule.ref}/{peer}", file=group.where.file, line=group.where.line,
                     cloud=group.cloud,
                     evidence=({"group": group.id, "rule": rule.ref, "peer": peer,
-                               "environments": sorted(envs)},))
+                               "environments": sorted(envs),
+                               "dropped_before": list(admitted.dropped_by)},))

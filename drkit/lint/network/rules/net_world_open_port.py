@@ -1,4 +1,7 @@
-"""A production data port, SSH or RDP open to the whole internet."""
+"""A production data port, SSH or RDP open to the whole internet.
+
+Ordered policies (Tencent) are evaluated first match wins: a port an earlier DROP closes to
+the world is not open (drkit.lint.network.order)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Iterator
 from drkit.lint.findings import Hit
 from drkit.lint.network.checks import is_world
 from drkit.lint.network.model import NetworkModel
+from drkit.lint.network.order import reach
 from drkit.lint.network.ports import ADMIN_PORTS, DATA_PORTS
 
 ID = "net_world_open_port"
@@ -26,22 +30,28 @@ def check(model: NetworkModel) -> Iterator[Hit]:
         db_ports = {h.port: f"{h.engine or 'database'} {h.id}"
                     for h in model.hosts_with_group(group.id) if h.port}
         for rule in group.ingress():
-            world = [c for c in rule.cidrs if is_world(c)]
-            if not world:
+            open_to = [reach(group, rule, c) for c in rule.cidrs if is_world(c)]
+            open_to = [r for r in open_to if not r.dead]
+            if not open_to:
                 continue
+            world = [r.source for r in open_to]
             data = sorted({p: n for p, n in {**DATA_PORTS, **db_ports}.items()
-                           if rule.covers(p)}.items())
-            admin = sorted((p, n) for p, n in ADMIN_PORTS.items() if rule.covers(p))
+                           if any(r.covers(p) for r in open_to)}.items())
+            admin = sorted((p, n) for p, n in ADMIN_PORTS.items()
+                           if any(r.covers(p) for r in open_to))
             if not data and not admin:
                 continue
+            opened = "; ".join(dict.fromkeys(r.port_text() for r in open_to))
+            dropped = sorted({d for r in open_to for d in r.dropped_by})
             named = [f"{p} ({n})" for p, n in (data + admin)[:6]]
             more = len(data) + len(admin) - len(named)
             yield Hit(
                 f"security group {group.id} ({group.name or 'unnamed'}) guards production "
-                f"and opens {rule.port_text()} to {', '.join(world)}: "
+                f"and opens {opened} to {', '.join(world)}: "
                 f"{', '.join(named)}" + (f" and {more} more" if more > 0 else ""),
                 statement=rule.ref, file=group.where.file, line=group.where.line,
                 cloud=group.cloud, severity="critical" if data else "high",
                 evidence=({"group": group.id, "rule": rule.ref, "sources": world,
                            "data_ports": [p for p, _ in data],
-                           "admin_ports": [p for p, _ in admin]},))
+                           "admin_ports": [p for p, _ in admin],
+                           "dropped_before": dropped},))
