@@ -54,8 +54,8 @@ def parse_spec(text: str) -> SourceSpec:
     options: dict[str, str] = {}
     where = rest
     # A bucket URL keeps its own query (region, endpoint, credentials); elsewhere the query
-    # carries this reader's options.
-    if "://" not in rest and "?" in rest:
+    # carries this reader's options (which may themselves hold a URL: ?endpoint=http://...).
+    if "://" not in rest.partition("?")[0] and "?" in rest:
         where, _, query = rest.partition("?")
         options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
     return SourceSpec(kind, where, options, text)
