@@ -145,7 +145,7 @@ def check_command(targets: tuple[str, ...], since: str, no_gaps: bool) -> None:
     texts = targets or load_settings(app.config).trails
     parsed = [parse_target(t) for t in texts]
     start = parse_since(since, app.clock.now())
-    result = run_check(app.config, app.clock, parsed, since=start, gaps=not no_gaps)
+    result = run_check(None if no_gaps else app.config, app.clock, parsed, since=start)
 
     def text() -> str:
         checked = ", ".join(result.targets) or "no trails"

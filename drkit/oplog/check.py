@@ -193,15 +193,19 @@ def _cloudaudit_client(target: CheckTarget) -> tuple[Any, Any]:
     secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY")
     if not secret_id or not secret_key:
         raise InputError(f"{target}: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
-    http = HttpProfile()
-    endpoint = target.options.get("endpoint")
-    if endpoint:
-        scheme, sep, host = endpoint.partition("://")
-        http.protocol = scheme if sep else "https"
-        http.endpoint = host if sep else endpoint
+    http = http_profile(HttpProfile, target.options.get("endpoint"))
     client = cloudaudit_client.CloudauditClient(credential.Credential(secret_id, secret_key),
                                                 target.where, ClientProfile(httpProfile=http))
     return client, models
+
+
+def http_profile(profile: Any, endpoint: str | None) -> Any:
+    """An SDK ``HttpProfile`` for ``endpoint`` (``host`` or ``http://host:port``); the
+    scheme must be given to the constructor, which derives the URL scheme from it."""
+    if not endpoint:
+        return profile()
+    scheme, sep, host = endpoint.partition("://")
+    return profile(protocol=scheme if sep else "https", endpoint=host if sep else endpoint)
 
 
 def _call(client: Any, models: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -338,17 +342,18 @@ class CheckResult:
                 "gaps": self.gaps, "findings": [f.to_dict() for f in self.findings]}
 
 
-def run_check(config: Config, clock: Clock, targets: Sequence[CheckTarget], *,
-              since: datetime, gaps: bool = True) -> CheckResult:
+def run_check(config: Config | None, clock: Clock, targets: Sequence[CheckTarget], *,
+              since: datetime) -> CheckResult:
+    """Check ``targets``; with a ``config``, also the bastion log gaps of its repository."""
     from drkit.oplog.settings import load_settings
     from drkit.oplog.store import read_summaries
 
-    settings = load_settings(config)
     until = clock.now()
     findings = check_trails(targets, clock=clock)
     found_gaps: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
-    if gaps:
+    if config is not None:
+        settings = load_settings(config)
         summaries = read_summaries(config, clock)
         found_gaps = log_gaps(summaries, settings, since=since, until=until)
         findings += gap_findings(found_gaps, settings)
