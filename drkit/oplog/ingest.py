@@ -73,6 +73,7 @@ class IngestResult:
     read: int = 0
     new: int = 0
     stored: str | None = None
+    summary: str | None = None
     approved: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
@@ -83,7 +84,8 @@ class IngestResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"sources": self.sources, "read": self.read, "new": self.new,
-                "stored": self.stored, "approved": self.approved, "findings": self.findings,
+                "stored": self.stored, "summary": self.summary, "approved": self.approved,
+                "findings": self.findings,
                 "notifications": [d.to_dict() for d in self.deliveries]}
 
 
@@ -187,9 +189,31 @@ def notify_critical(config: Config, findings: Sequence[dict[str, Any]], *,
 
 
 # -- the command ------------------------------------------------------------------------------
+#: Sources whose silence is a log gap (``drkit oplog check``): the bastion's own logs.
+BASTION_KINDS = ("auditd", "transcript", "history")
+
+
+def bastion_activity(specs: Sequence[SourceSpec], spec_of: dict[str, str],
+                     new: Sequence[OpEvent]) -> dict[str, dict[str, Any]]:
+    """Per bastion source read: its kind and the minutes (UTC) in which it had new events.
+    A source read with nothing new is listed with no minutes."""
+    out: dict[str, dict[str, Any]] = {str(s): {"kind": s.kind, "minutes": []}
+                                      for s in specs if s.kind in BASTION_KINDS}
+    for event in new:
+        slot = out.get(spec_of.get(event.id, ""))
+        if slot is not None:
+            minute = utc_iso(event.time.replace(second=0, microsecond=0))
+            if not slot["minutes"] or slot["minutes"][-1] != minute:
+                slot["minutes"].append(minute)
+    for slot in out.values():
+        slot["minutes"] = sorted(set(slot["minutes"]))
+    return out
+
+
 def ingest(config: Config, clock: Clock, specs: Sequence[SourceSpec], *,
            store: bool = True, notify: bool = True, webhook: str | None = None,
            wecom: str | None = None) -> IngestResult:
+    from drkit.oplog.store import store_ingest
     from drkit.repo.keys import load_trusted_writer_keys, read_repository_id
     from drkit.storage.url import open_store
 
@@ -197,9 +221,11 @@ def ingest(config: Config, clock: Clock, specs: Sequence[SourceSpec], *,
     now = clock.now()
     result = IngestResult([str(s) for s in specs])
     events: dict[str, OpEvent] = {}
+    spec_of: dict[str, str] = {}
     for spec in specs:
         for event in read_source(spec, clock=clock):
             events.setdefault(event.id, event)
+            spec_of.setdefault(event.id, str(spec))
     result.read = len(events)
     primary = open_store(config.primary_region.url, base_dir=config.base_dir, clock=clock)
     repository_id = read_repository_id(primary, load_trusted_writer_keys(config, primary))
@@ -207,11 +233,11 @@ def ingest(config: Config, clock: Clock, specs: Sequence[SourceSpec], *,
     seen = _load_seen(seen_path)
     new = sorted((e for i, e in events.items() if i not in seen), key=lambda e: e.time)
     result.new = len(new)
-    if not new:
-        return result
-    executed = load_executed(config, clock) if any(
-        dangers(e, data_paths=settings.data_paths) for e in new) else []
-    assessed = assess(new, executed, settings)
+    assessed: list[Assessed] = []
+    if new:
+        executed = load_executed(config, clock) if any(
+            dangers(e, data_paths=settings.data_paths) for e in new) else []
+        assessed = assess(new, executed, settings)
     by_id = {a.event.id: a for a in assessed}
     result.approved = [{"event": a.event.to_dict(), **a.to_dict()}
                        for a in assessed if a.status == APPROVED]
@@ -225,9 +251,11 @@ def ingest(config: Config, clock: Clock, specs: Sequence[SourceSpec], *,
                 doc["assessment"] = by_id[e.id].to_dict()
             records.append(doc)
         try:
-            result.stored = store_batch_for(config, records, result.findings, result.sources,
-                                            now)
-            _add_seen(seen_path, [e.id for e in new])
+            result.stored, result.summary = store_ingest(
+                config, events=records, findings=result.findings, sources=result.sources,
+                activity=bastion_activity(specs, spec_of, new), read=result.read, now=now)
+            if new:
+                _add_seen(seen_path, [e.id for e in new])
         except DrkitError as exc:
             # The alarm matters more than the archive: announce first, then fail.
             failure = exc
@@ -237,11 +265,3 @@ def ingest(config: Config, clock: Clock, specs: Sequence[SourceSpec], *,
     if failure is not None:
         raise failure
     return result
-
-
-def store_batch_for(config: Config, records: list[dict[str, Any]],
-                    findings: list[dict[str, Any]], sources: list[str], now: Any) -> str:
-    from drkit.oplog.store import store_batch
-
-    return store_batch(config, events=records, findings=findings, sources=sources,
-                       now=now).key

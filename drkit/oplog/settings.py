@@ -6,6 +6,8 @@
     work_days = "mon-fri"          # or a list such as "mon,tue,wed,thu,fri,sat"
     data_paths = ["/data", "/var/lib/mysql"]  # where rm -rf is destruction (default: a list)
     slack_minutes = 15             # an approved execution covers events this much around it
+    max_log_gap = "4h"             # bastion silence inside working hours that is a finding
+    trails = ["cloudtrail:us-east-1", "cloudaudit:ap-guangzhou"]  # what `oplog check` checks
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from drkit.errors import ConfigError
 from drkit.oplog.rules import DEFAULT_DATA_PATHS
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_KEYS = {"timezone", "work_hours", "work_days", "data_paths", "slack_minutes"}
+_KEYS = {"timezone", "work_hours", "work_days", "data_paths", "slack_minutes",
+         "max_log_gap", "trails"}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|h|d)?")
+_DURATION_UNITS = {None: 60.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+DEFAULT_MAX_LOG_GAP = timedelta(hours=4)
 
 
 @dataclass(frozen=True)
@@ -33,15 +39,35 @@ class OplogSettings:
     days: frozenset[int]  # 0 = Monday
     data_paths: tuple[str, ...]
     slack: timedelta
+    max_log_gap: timedelta = DEFAULT_MAX_LOG_GAP
+    trails: tuple[str, ...] = ()
 
     def off_hours(self, when: datetime) -> bool:
         local = when.astimezone(self.zone)
         return local.weekday() not in self.days or not (self.start <= local.time() < self.end)
 
+    def working_time(self, start: datetime, end: datetime) -> timedelta:
+        """How much of ``start``..``end`` falls inside working hours."""
+        if end <= start:
+            return timedelta(0)
+        total = timedelta(0)
+        day = start.astimezone(self.zone).date()
+        last = end.astimezone(self.zone).date()
+        while day <= last:
+            if day.weekday() in self.days:
+                opens = datetime.combine(day, self.start, self.zone)
+                closes = datetime.combine(day, self.end, self.zone)
+                overlap = min(closes, end) - max(opens, start)
+                if overlap > timedelta(0):
+                    total += overlap
+            day += timedelta(days=1)
+        return total
+
     def to_dict(self) -> dict[str, Any]:
         return {"timezone": self.zone_name, "work_hours": f"{self.start:%H:%M}-{self.end:%H:%M}",
                 "work_days": [_DAYS[d] for d in sorted(self.days)],
-                "slack_minutes": self.slack.total_seconds() / 60}
+                "slack_minutes": self.slack.total_seconds() / 60,
+                "max_log_gap_minutes": self.max_log_gap.total_seconds() / 60}
 
 
 def _days(text: str) -> frozenset[int]:
@@ -88,5 +114,28 @@ def load_settings(config: Config | None) -> OplogSettings:
     slack = raw.get("slack_minutes", 15)
     if not isinstance(slack, int | float) or isinstance(slack, bool) or not 0 <= slack <= 1440:
         raise fail("slack_minutes", "must be a number of minutes from 0 to 1440")
+    gap_raw = raw.get("max_log_gap", "4h")
+    gap = _duration(gap_raw)
+    if gap is None or not timedelta(minutes=1) <= gap <= timedelta(days=7):
+        raise fail("max_log_gap", f"{gap_raw!r}: use a duration such as \"90m\" or \"4h\" "
+                                  "(1 minute to 7 days)")
+    trails = raw.get("trails", [])
+    if not isinstance(trails, list) or not all(isinstance(t, str) for t in trails):
+        raise fail("trails", "must be a list such as [\"cloudtrail:us-east-1\", "
+                             "\"cloudaudit:ap-guangzhou\"]")
     return OplogSettings(zone, zone_name, time(int(m[1]), int(m[2])), end, days,
-                         tuple(paths), timedelta(minutes=float(slack)))
+                         tuple(paths), timedelta(minutes=float(slack)), gap, tuple(trails))
+
+
+def _duration(value: Any) -> timedelta | None:
+    """``"90m"``, ``"4h"``, ``"1d"``, or a number of minutes."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return timedelta(minutes=float(value))
+    if not isinstance(value, str):
+        return None
+    m = _DURATION.fullmatch(value.strip().lower())
+    if not m:
+        return None
+    return timedelta(seconds=float(m[1]) * _DURATION_UNITS[m[2]])

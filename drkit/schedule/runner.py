@@ -163,6 +163,13 @@ def plan_commands(settings: ScheduleSettings, name: str, store: RunStore) -> lis
                 for r in settings.regions]
     if name == "cloud-snapshot":
         return [CommandRun("cloud-snapshot", "", ("cloud", "snapshot"))]
+    if name == "oplog-report":
+        # The summary needs no recovery key (docs/oplog.md); the file stays on this host.
+        return [CommandRun("oplog-report", "",
+                           ("oplog", "summary", "--since", "7d", "--send",
+                            "--out-dir", str(settings.state_dir / "reports")))]
+    if name == "oplog-check":
+        return [CommandRun("oplog-check", "", ("oplog", "check", "--since", "1d"))]
     if name == "prune-request":
         return [CommandRun("prune-request", "",
                            ("request", "prune", "--reason", PRUNE_REASON))]

@@ -38,6 +38,10 @@ DEFAULTS: dict[str, str] = {
     "prune_request": "0 9 * * sun",
     # Daily cloud disk/database snapshots; only on when drkit.toml has a [cloud] section.
     "cloud_snapshot": "30 1 * * *",
+    # Only on when drkit.toml has an [oplog] section: the weekly security audit summary
+    # (sent through the webhook) and the hourly audit-trail guardrail check.
+    "oplog_report": "0 8 * * mon",
+    "oplog_check": "45 * * * *",
 }
 # config key -> job name (job names are what users type: `drkit schedule run-job NAME`)
 JOB_NAMES: dict[str, str] = {
@@ -50,6 +54,8 @@ JOB_NAMES: dict[str, str] = {
     "drill_all": "drill-all",
     "prune_request": "prune-request",
     "cloud_snapshot": "cloud-snapshot",
+    "oplog_report": "oplog-report",
+    "oplog_check": "oplog-check",
 }
 # Jobs of one kind share a lock: never two verifications or two drills at once.
 LOCK_KIND: dict[str, str] = {
@@ -62,6 +68,8 @@ LOCK_KIND: dict[str, str] = {
     "drill-all": "drill",
     "prune-request": "prune-request",
     "cloud-snapshot": "cloud-snapshot",
+    "oplog-report": "oplog",
+    "oplog-check": "oplog",
 }
 _KEYS = set(DEFAULTS) | {"timezone", "misfire_grace_seconds", "jobstore", "metrics_file",
                          "state_dir", "read_data_sample", "ledger_sources", "on_sigterm",
@@ -167,6 +175,8 @@ def load_schedule(config: Config) -> ScheduleSettings:
     jobs: list[JobSpec] = []
     for key, default in DEFAULTS.items():
         if key == "cloud_snapshot" and "cloud" not in config.raw:
+            default = OFF
+        if key.startswith("oplog_") and "oplog" not in config.raw:
             default = OFF
         expr = text(key, default)
         name = JOB_NAMES[key]

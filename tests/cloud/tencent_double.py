@@ -18,7 +18,8 @@ real SDK, real HTTP and real request signing in tests. What it does:
   CreateBackup, DescribeBackups, DeleteBackup; for VPC (2017-03-12), read only:
   DescribeVpcs, DescribeSubnets, DescribeSecurityGroups, DescribeSecurityGroupPolicies,
   DescribeVpcPeeringConnections, DescribeRouteTables, DescribeCcnAttachedInstances; for CVM
-  (2017-03-12): DescribeInstances.
+  (2017-03-12): DescribeInstances; for CloudAudit (2019-03-19): ListAudits, DescribeAudit,
+  LookUpEvents (``CloudAuditDouble``).
 
 The VPC and CVM lists page as the service does: ``Offset``/``Limit`` (strings for the VPC
 actions whose SDK model types them so, integers for the others), ``TotalCount`` of the
@@ -76,7 +77,95 @@ def tc3_signature(secret_key: str, *, method: str, uri: str, query: str, content
     return hmac.new(k_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-class TencentDouble:
+class CloudAuditDouble:
+    """CloudAudit (2019-03-19) for the test double: tracking sets (``ListAudits``,
+    ``DescribeAudit``) and the operation events ``LookUpEvents`` pages through.
+
+    Kept apart from the CBS/cdb handlers: its state is created on first use, so the
+    double's constructor is unchanged. ``add_audit`` makes a tracking set (``status`` 1 on,
+    0 off; ``read_write`` 1 reads only, 2 writes only, 3 all); ``add_audit_event`` records
+    one event in the shape of a LookUpEvents ``Events`` item, with the ``CloudAuditEvent``
+    JSON string inside as the service returns it.
+    """
+
+    def _cloudaudit_state(self) -> dict[str, Any]:
+        state: dict[str, Any] | None = self.__dict__.get("_cloudaudit")
+        if state is None:
+            state = {"audits": {}, "events": []}
+            self.__dict__["_cloudaudit"] = state
+        return state
+
+    def add_audit(self, name: str, *, bucket: str, cos_region: str, status: int = 1,
+                  read_write: int = 3, prefix: str = "cloudaudit") -> None:
+        self._cloudaudit_state()["audits"][name] = {
+            "AuditName": name, "AuditStatus": status, "CosBucketName": bucket,
+            "CosRegion": cos_region, "LogFilePrefix": prefix, "ReadWriteAttribute": read_write,
+            "IsEnableCmqNotify": 0, "CmqQueueName": "", "CmqRegion": "",
+            "IsEnableKmsEncry": 0, "KeyId": "", "KmsAlias": "", "KmsRegion": ""}
+
+    def set_audit_status(self, name: str, status: int) -> None:
+        self._cloudaudit_state()["audits"][name]["AuditStatus"] = status
+
+    def add_audit_event(self, *, at: datetime, name: str, resource_type: str,
+                        resource: str = "", user: str = "", secret_id: str = "",
+                        source_ip: str = "", region: str = "ap-guangzhou",
+                        account: int = 100000000001, error_code: int = 0,
+                        identity_type: str = "CAMUser") -> str:
+        event_id = str(uuid.uuid4())
+        request_id = str(uuid.uuid4())
+        inner = {
+            "userIdentity": {"principalId": str(account + 1), "accountId": str(account),
+                             "secretId": secret_id, "type": identity_type,
+                             "userName": user, "sessionContext": ""},
+            "eventTime": str(int(at.timestamp())), "eventVersion": 2,
+            "eventSource": f"{resource_type}.api.qcloud.com", "eventType": "ApiCall",
+            "eventName": name, "eventRegion": region, "resourceType": resource_type,
+            "resourceName": resource, "errorCode": error_code, "errorMessage": "",
+            "requestID": request_id, "sourceIPAddress": source_ip, "apiVersion": "",
+            "actionType": "Write", "eventId": event_id}
+        self._cloudaudit_state()["events"].append({
+            "EventId": event_id, "Username": user, "EventTime": str(int(at.timestamp())),
+            "CloudAuditEvent": json.dumps(inner), "ResourceTypeCn": resource_type,
+            "ErrorCode": error_code, "EventName": name, "SecretId": secret_id,
+            "EventSource": f"{resource_type}.api.qcloud.com", "RequestID": request_id,
+            "ResourceRegion": region, "AccountID": account, "SourceIPAddress": source_ip,
+            "EventNameCn": name, "EventRegion": region, "Location": "",
+            "Resources": {"ResourceType": resource_type, "ResourceName": resource}})
+        return event_id
+
+    def _cloudaudit_ListAudits(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {"AuditSummarys": [
+            {k: a[k] for k in ("AuditName", "AuditStatus", "CosBucketName", "LogFilePrefix")}
+            for a in self._cloudaudit_state()["audits"].values()]}
+
+    def _cloudaudit_DescribeAudit(self, region: str, params: dict[str, Any]
+                                  ) -> dict[str, Any]:
+        audit = self._cloudaudit_state()["audits"].get(params.get("AuditName", ""))
+        if audit is None:
+            raise ApiError("ResourceNotFound.AuditNotExist",
+                           f"tracking set {params.get('AuditName')} does not exist")
+        return dict(audit)
+
+    def _cloudaudit_LookUpEvents(self, region: str, params: dict[str, Any]
+                                 ) -> dict[str, Any]:
+        start, end = int(params.get("StartTime", 0)), int(params.get("EndTime", 0))
+        if end <= start:
+            raise ApiError("InvalidParameterValue.Time", "EndTime must be after StartTime")
+        limit = int(params.get("MaxResults", 10))
+        if not 1 <= limit <= 50:
+            raise ApiError("InvalidParameterValue.MaxResult", "MaxResults is 1 to 50")
+        # Newest first, as the service returns them; NextToken is an offset here.
+        chosen = sorted((e for e in self._cloudaudit_state()["events"]
+                         if start <= int(e["EventTime"]) <= end),
+                        key=lambda e: int(e["EventTime"]), reverse=True)
+        offset = int(params.get("NextToken") or 0)
+        page = chosen[offset:offset + limit]
+        over = offset + limit >= len(chosen)
+        return {"Events": page, "ListOver": over, "TotalCount": len(chosen),
+                "NextToken": "" if over else str(offset + limit)}
+
+
+class TencentDouble(CloudAuditDouble):
     """The test double's state and HTTP server. Use ``start()``/``stop()``."""
 
     def __init__(self, secret_id: str, secret_key: str, *, step: float = 50.0) -> None:
@@ -224,7 +313,7 @@ class TencentDouble:
             payload=body, timestamp=headers.get("x-tc-timestamp", "0"), service=service)
         if not hmac.compare_digest(expected, fields.get("Signature", "")):
             raise ApiError("AuthFailure.SignatureFailure", "the provided signature is invalid")
-        if service not in ("cbs", "cdb", "vpc", "cvm"):
+        if service not in ("cbs", "cdb", "vpc", "cvm", "cloudaudit"):
             raise ApiError("InvalidAction", f"service {service} is not in this test double")
         return service
 

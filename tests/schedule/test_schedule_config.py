@@ -19,7 +19,8 @@ def test_defaults(make_config: Callable[..., Path], tmp_path: Path) -> None:
                        "verify": "15 * * * *", "verify-read-data": "30 4 * * *",
                        "ledger": "off", "drill": "0 6 1 * *",
                        "drill-all": "0 8 15 1,4,7,10 *", "prune-request": "0 9 * * sun",
-                       "cloud-snapshot": "off"}  # on by default only with a [cloud] section
+                       "cloud-snapshot": "off",  # on by default only with a [cloud] section
+                       "oplog-report": "off", "oplog-check": "off"}  # ... with [oplog]
     assert [j.name for j in s.jobs] == ["snapshot", "verify", "verify-read-data", "drill",
                                         "drill-all", "prune-request"]
     assert s.replicate_after_snapshot

@@ -54,8 +54,8 @@ def parse_spec(text: str) -> SourceSpec:
     options: dict[str, str] = {}
     where = rest
     # A bucket URL keeps its own query (region, endpoint, credentials); elsewhere the query
-    # carries this reader's options.
-    if "://" not in rest and "?" in rest:
+    # carries this reader's options (which may themselves hold a URL: ?endpoint=http://...).
+    if "://" not in rest.partition("?")[0] and "?" in rest:
         where, _, query = rest.partition("?")
         options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
     return SourceSpec(kind, where, options, text)
@@ -155,12 +155,9 @@ def _cloudaudit_api(spec: SourceSpec, *, start: datetime, end: datetime) -> Iter
     secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY")
     if not secret_id or not secret_key:
         raise InputError(f"{spec}: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
-    http = HttpProfile()
-    endpoint = spec.options.get("endpoint")
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        http.protocol = scheme or "https"
-        http.endpoint = host or endpoint
+    from drkit.oplog.check import http_profile
+
+    http = http_profile(HttpProfile, spec.options.get("endpoint"))
     client = cloudaudit_client.CloudauditClient(credential.Credential(secret_id, secret_key),
                                                 spec.where, ClientProfile(httpProfile=http))
     yield from cloudaudit.lookup_events(client, models, start=start, end=end,
