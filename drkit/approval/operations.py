@@ -85,8 +85,8 @@ def prune_params(config_retention_days: int, *, keep_last: int | None,
 
 
 def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
-    """The snapshots beyond retention, and every object no remaining snapshot needs."""
-    from drkit.repo.formats import key_digest
+    """The snapshots beyond retention, the archived log segments no kept base needs (and
+    superseded in-progress versions), and every object nothing remaining needs."""
     from drkit.repo.keys import load_trusted_writer_keys
     from drkit.repo.repository import Repository
 
@@ -103,38 +103,20 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
     # (a manifest still under lock stays visible)
     forget_ids = {s.id for s in forget}
     kept = [s for s in snapshots if s.id not in forget_ids]
-    # A snapshot names the packs its data (and its tree) lives in; a pack, its index file
-    # and a session key are kept while any remaining snapshot needs them.
-    needed_packs: set[str] = set()
-    needed_sessions: set[str] = set()
-    needed_chunks: set[bytes] = set()
-    for snap in kept:
-        manifest: Any = snap.manifest
-        needed_sessions.add(str(manifest.session))
-        if hasattr(manifest, "packs"):
-            needed_packs.update(str(p) for p in manifest.packs)
-        else:  # manifests that list chunk ids instead of packs
-            needed_chunks.update(bytes.fromhex(c) for c in manifest.chunks)
-    # The archived database log (WAL, binlog) keeps its packs and session keys: pruning
-    # log segments is a decision of its own, never a side effect of forgetting snapshots.
-    from drkit.repo.logarchive import needed_objects
+    # The archived database log (WAL, binlog): segments before every kept base and
+    # superseded in-progress versions go (drkit.repo.logretention); every other segment
+    # keeps its packs and session keys.
+    from drkit.repo.logarchive import LogCatalog
+    from drkit.repo.logretention import plan_log_prune
 
-    log_packs, log_sessions = needed_objects(repo.visible.values())
-    needed_packs |= log_packs
-    needed_sessions |= log_sessions
-    doomed: set[str] = {s.key for s in forget}
-    if forget:
-        for index_key, index in repo.index_files():
-            if key_digest(index.pack) in needed_packs or any(
-                    cid in needed_chunks for cid, _o, _n, _r in index.chunks):
-                needed_sessions.add(index.session)
-                continue
-            doomed.add(index_key)
-            if index.pack in repo.visible:
-                doomed.add(index.pack)
-        for key in repo.keys_under("sessions/"):
-            if key.split("/", 1)[1] not in needed_sessions:
-                doomed.add(key)
+    catalog = LogCatalog.from_entries(repo.visible.values())
+    logs = plan_log_prune(catalog, kept,
+                          newest_snapshot=snapshots[-1].manifest.time if snapshots else None,
+                          locked=lambda seg: _locked(ctx, seg.key, repo.visible.get(seg.key)))
+    doomed: set[str] = {s.key for s in forget} | logs.keys
+    if doomed:
+        doomed |= _unneeded(repo, kept, [s for s in catalog.segments
+                                         if s.key not in logs.keys])
     delete = []
     retained = []
     for key in sorted(doomed):
@@ -157,9 +139,76 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
         "forget": [{"id": s.id, "time": s.manifest.time,
                     "sources": [x.name for x in s.manifest.sources]} for s in forget],
         "keep": [s.id for s in kept],
+        "logs": logs.to_dict(),
         "delete": delete,
         "retained": retained,
     }
+
+
+def _needed(kept: list[Any], segments: list[Any]) -> tuple[set[str], set[str], set[bytes]]:
+    """Pack digests, session ids and chunk ids that ``kept`` snapshots and ``segments`` of
+    the archived log need."""
+    packs: set[str] = set()
+    sessions: set[str] = set()
+    chunks: set[bytes] = set()
+    for snap in kept:
+        manifest: Any = snap.manifest
+        sessions.add(str(manifest.session))
+        if hasattr(manifest, "packs"):
+            packs.update(str(p) for p in manifest.packs)
+        else:  # manifests that list chunk ids instead of packs
+            chunks.update(bytes.fromhex(c) for c in manifest.chunks)
+    for seg in segments:
+        packs.update(seg.packs)
+        sessions.add(seg.session)
+    return packs, sessions, chunks
+
+
+def _unneeded(repo: Any, kept: list[Any], segments: list[Any]) -> set[str]:
+    """Index files, packs and session keys nothing in ``kept`` or ``segments`` needs: a
+    pack, its index file and a session key are kept while anything remaining needs them
+    (partially used packs are kept whole)."""
+    from drkit.repo.formats import key_digest
+
+    packs, sessions, chunks = _needed(kept, segments)
+    out: set[str] = set()
+    for index_key, index in repo.index_files():
+        if key_digest(index.pack) in packs or any(
+                cid in chunks for cid, _o, _n, _r in index.chunks):
+            sessions.add(index.session)
+            continue
+        out.add(index_key)
+        if index.pack in repo.visible:
+            out.add(index.pack)
+    for key in repo.keys_under("sessions/"):
+        if key.split("/", 1)[1] not in sessions:
+            out.add(key)
+    return out
+
+
+def _still_unneeded(ctx: ApprovalContext, plan: dict[str, Any]) -> None:
+    """Under the repository lock, just before anything is journaled or deleted: refuse if
+    a writer that ran since the plan was computed now needs an object the plan deletes
+    (a new log version whose chunks deduplicated into a pack about to go)."""
+    from drkit.repo.keys import load_trusted_writer_keys
+    from drkit.repo.logarchive import LogCatalog
+    from drkit.repo.repository import Repository
+
+    repo = Repository.open(ctx.store, load_trusted_writer_keys(ctx.config),
+                           region=ctx.config.primary)
+    forget = {str(f["id"]) for f in plan["forget"]}
+    deleting = {str(i["key"]) for i in plan["delete"]}
+    kept = [s for s in repo.snapshots() if s.id not in forget]
+    segments = [s for s in LogCatalog.from_entries(repo.visible.values()).segments
+                if s.key not in deleting]
+    needed = {s.key for s in kept} | {s.key for s in segments}
+    unneeded = _unneeded(repo, kept, segments)
+    for key in sorted(deleting):
+        if key in needed or (key in repo.visible and key not in unneeded
+                             and not key.startswith(("snapshots/", "logs/"))):
+            raise IntegrityError(f"refused, nothing deleted: {key} is needed by what was "
+                                 "written since the plan was computed; file a new prune "
+                                 "request")
 
 
 def _locked(ctx: ApprovalContext, key: str, entry: Any = None) -> bool:
@@ -190,7 +239,8 @@ def region_binding(ctx: ApprovalContext, region: str, store: Store) -> dict[str,
 
 
 def _tombstone_and_delete(ctx: ApprovalContext, items: list[dict[str, Any]], grant: Grant,
-                          *, operation: str, region: str) -> int:
+                          *, operation: str, region: str,
+                          recheck: Callable[[], None] | None = None) -> int:
     """Log the deletions as proven tombstones for ``region`` in the primary journal first
     (so a crash leaves the log saying "absent" rather than an unexplained hole), then
     delete in that region only."""
@@ -212,6 +262,8 @@ def _tombstone_and_delete(ctx: ApprovalContext, items: list[dict[str, Any]], gra
     if logged and grant.registry is None:
         raise ApprovalRequired("a deletion needs the registry version it was approved under")
     with RepositoryLock(ctx.config.cache_dir, ctx.repository_id, now=ctx.now()) as lock:
+        if recheck is not None:
+            recheck()
         if logged:
             assert grant.registry is not None
             entries = tombstone_entries(ctx.store, logged, request_id=grant.request_id,
@@ -232,8 +284,10 @@ def _tombstone_and_delete(ctx: ApprovalContext, items: list[dict[str, Any]], gra
 def run_prune(ctx: ApprovalContext, params: dict[str, Any], plan: dict[str, Any],
               grant: Grant) -> dict[str, Any]:
     deleted = _tombstone_and_delete(ctx, list(plan["delete"]), grant, operation="prune",
-                                    region=str(plan["region"]))
+                                    region=str(plan["region"]),
+                                    recheck=lambda: _still_unneeded(ctx, plan))
     return {"forgotten": len(plan["forget"]), "deleted": deleted,
+            "log_segments": len((plan.get("logs") or {}).get("segments", [])),
             "bytes": sum(int(i["size"]) for i in plan["delete"])}
 
 

@@ -10,6 +10,7 @@ from drkit.cli.common import emit, get_app, info, json_option
 from drkit.cli.keys import passphrase_file_option
 from drkit.cli.snapshot import recovery_key_option, unlock
 from drkit.clock import utc_iso
+from drkit.config import Config
 from drkit.drill import DrillOptions, DrillReport, run_drill
 from drkit.errors import ExitCode, InputError
 from drkit.numbers import THAW_SECONDS
@@ -38,6 +39,24 @@ def write_reports(report: DrillReport, base: Path) -> list[Path]:
     return written
 
 
+def pitr_source(config: Config, name: str | None) -> str:
+    """The database source a point-in-time drill is about: ``name`` (a PostgreSQL or
+    MySQL/MariaDB source), or the only one configured."""
+    from drkit.drill.runner import PITR_TYPES
+
+    if name is not None:
+        kind = config.source(name).type
+        if kind not in PITR_TYPES:
+            raise InputError(f"source {name!r} is a {kind} source; --to-time is for "
+                             "PostgreSQL and MySQL/MariaDB sources")
+        return name
+    names = sorted(n for n, s in config.sources.items() if s.type in PITR_TYPES)
+    if len(names) != 1:
+        raise InputError("name the database source with --database "
+                         f"(PostgreSQL and MySQL/MariaDB sources: {', '.join(names) or 'none'})")
+    return names[0]
+
+
 @click.command("drill")
 @click.option("--region", required=True, metavar="NAME",
               help="The region to restore from (only this region is read).")
@@ -61,10 +80,12 @@ def write_reports(report: DrillReport, base: Path) -> list[Path]:
               help="This host's verify state (default: verify.state_dir or the user state "
                    "folder).")
 @click.option("--to-time", "to_time", default=None, metavar="TIME",
-              help="Point-in-time drill of a PostgreSQL source: its base backup plus the "
-                   "archived WAL up to TIME (ISO 8601), from this region alone.")
+              help="Point-in-time drill of a PostgreSQL or MySQL/MariaDB source: its base "
+                   "(base backup, or the dump that records its binlog position) plus the "
+                   "archived log up to TIME (ISO 8601), from this region alone.")
 @click.option("--database", "database", default=None, metavar="NAME",
-              help="With --to-time: the PostgreSQL source (default: the only one).")
+              help="With --to-time: the PostgreSQL or MySQL/MariaDB source (default: the "
+                   "only one).")
 @recovery_key_option
 @passphrase_file_option
 @json_option
@@ -78,8 +99,9 @@ def drill_command(region: str, snapshot: str, scratch: Path | None, report_path:
     Verifies the region, thaws archived objects, restores into a scratch folder checking
     every hash, checks database control totals, recomputes the compensation ledger from
     the restored data and reconciles it with the stored ledger, and measures RTO and RPO.
-    With --to-time: restore a PostgreSQL source's base backup plus its archived WAL up to
-    that moment, from this region's copy alone, into a private scratch server.
+    With --to-time: restore a PostgreSQL source's base backup plus its archived WAL (a
+    MySQL/MariaDB source's dump plus its archived binlog) up to that moment, from this
+    region's copy alone, into a private scratch server.
     Exit 0 when everything reconciles, 1 when anything does not, 2 on error.
     """
     app = get_app()
@@ -89,10 +111,9 @@ def drill_command(region: str, snapshot: str, scratch: Path | None, report_path:
     source = None
     if to_time is not None:
         from drkit.cli.incident import parse_time
-        from drkit.pitr.wal import wal_source
 
         when = parse_time(to_time, "--to-time")
-        source = wal_source(config, database)
+        source = pitr_source(config, database)
     elif database is not None:
         raise InputError("--database is for a point-in-time drill: give --to-time too")
     recovery = unlock(config, recovery_key, passphrase_file)

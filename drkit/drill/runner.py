@@ -376,27 +376,37 @@ def run_pitr_drill(config: Config, options: DrillOptions, recovery: X25519Privat
                    progress: Progress = NULL_PROGRESS,
                    monotonic: Callable[[], float] = time.monotonic,
                    sleep: Callable[[float], None] = time.sleep) -> DrillReport:
-    """A point-in-time drill of PostgreSQL source ``source`` from one region alone: verify
-    the region, thaw the base backups' and the archived WAL's objects, restore the newest
-    base backup before ``target_time`` plus the WAL up to it into a private scratch
-    server (``drkit.pitr.postgres.restore_to_point``, reading only this region), and read
-    every table's row count and control totals there. RPO: the age of the region's newest
-    archived WAL (objective ``objectives.log_rpo_seconds``)."""
-    from drkit.pitr.postgres import BASE_TYPE, restore_to_point
+    """A point-in-time drill of database source ``source`` from one region alone: verify
+    the region, thaw the bases' and the archived log's objects, restore the newest base
+    before ``target_time`` plus the log up to it into a private scratch server (reading
+    only this region), and read every table's row count and control totals there.
+
+    PostgreSQL (``postgres``): the base backup plus the archived WAL
+    (``drkit.pitr.postgres.restore_to_point``, whose ``restore_command`` reads this
+    region). MySQL/MariaDB (``mysql``): the daily dump that records its binlog position,
+    its control totals checked in the scratch server, plus the archived binlog replayed
+    on top (``drkit.pitr.mysql.restore_to_point``). RPO: the age of the region's newest
+    archived log segment (objective ``objectives.log_rpo_seconds``)."""
     from drkit.repo.logarchive import LogCatalog
 
+    kind = config.source(source).type
+    if kind not in PITR_TYPES:
+        raise InputError(f"source {source!r} is a {kind} source; a point-in-time drill is "
+                         "for PostgreSQL and MySQL/MariaDB sources")
     region = config.region(options.region)
     start = monotonic()
     report = DrillReport(region=region.name, started_at=utc_iso(clock.now()),
                          rto_objective_seconds=config.objectives.rto_minutes * 60,
                          rpo_objective_seconds=config.objectives.log_rpo_seconds)
-    report.point_in_time = {"source": source, "target": utc_iso(target_time)}
+    report.point_in_time = {"source": source, "kind": PITR_TYPES[kind],
+                            "target": utc_iso(target_time)}
     run = _Run(report, monotonic, sleep, progress)
     scratch_owned = options.scratch is None
     scratch = options.scratch or Path(tempfile.mkdtemp(prefix="drkit-drill-"))
     if not scratch_owned and scratch.exists() and any(scratch.iterdir()):
         raise InputError(f"{scratch}: scratch folder is not empty")
     trusted = load_trusted_writer_keys(config)
+    newest: str | None = None
     try:
         try:
             run.store = open_store(region.url, base_dir=config.base_dir, clock=clock)
@@ -410,35 +420,26 @@ def run_pitr_drill(config: Config, options: DrillOptions, recovery: X25519Privat
                                "metadata", options)
                 run.repo = Repository.open(run.store, trusted, region=region.name)
                 catalog = LogCatalog.from_entries(run.repo.visible.values())
-                wanted = {p for seg in catalog.of(source) for p in seg.packs}
+                segments = catalog.of(source)
+                wanted = {p for seg in segments for p in seg.packs}
+                base_type = _BASE_TYPES[kind]
                 for snap in run.repo.snapshots():
-                    if any(s.name == source and s.type == BASE_TYPE
+                    if any(s.name == source and s.type == base_type
                            for s in snap.manifest.sources):
                         wanted.update(snap.manifest.packs)
                 thawed += _thaw(run, [k for k in live if k.startswith("packs/")
                                       and k.rsplit("/", 1)[-1] in wanted], "packs", options)
-                newest = max((seg.archived for seg in catalog.of(source) if seg.in_sequence),
+                newest = max((seg.archived for seg in segments if seg.in_sequence),
                              default=None)
-                info["detail"] = (f"{len(catalog.of(source))} archived WAL files of "
-                                  f"{source}; {thawed} archived objects thawed")
-                info["data"] = {"thawed": thawed, "wal_files": len(catalog.of(source))}
+                what = "WAL" if kind == "postgres" else "binlog"
+                info["detail"] = (f"{len(segments)} archived {what} files of {source}; "
+                                  f"{thawed} archived objects thawed")
+                info["data"] = {"thawed": thawed, "log_files": len(segments)}
             with run.step("restore to a point in time") as info:
                 run.restored = scratch / "pitr"
-                result = restore_to_point(config, source, target_time=target_time,
-                                          target_lsn=None, scratch=run.restored,
-                                          recovery=recovery, repo=run.repo,
-                                          region=region.name)
-                rows = sum(db["rows"] for db in result.databases.values())
-                report.snapshot = result.base_backup
-                report.point_in_time.update({
-                    "base_backup": result.base_backup, "wal_files": result.segments_fetched,
-                    "recovery_stopped": result.stopped_at, "rows": rows,
-                    "databases": result.databases})
-                info["detail"] = (f"base backup {result.base_backup[:12]} + "
-                                  f"{result.segments_fetched} WAL files; {rows} rows in "
-                                  f"{len(result.databases)} database(s); "
-                                  f"{result.stopped_at or 'recovery ended'}")
-                info["data"] = {"rows": rows, "wal_files": result.segments_fetched}
+                restore = _restore_wal_point if kind == "postgres" else _restore_binlog_point
+                info["detail"], files = restore(run, config, source, target_time, recovery)
+                info["data"] = {"rows": report.point_in_time["rows"], "log_files": files}
             report.rto_seconds = monotonic() - start
             if newest is not None:
                 report.rpo_seconds = (clock.now() - parse_iso(newest)).total_seconds()
@@ -457,6 +458,56 @@ def run_pitr_drill(config: Config, options: DrillOptions, recovery: X25519Privat
             elif run.restored is not None:
                 shutil.rmtree(run.restored, ignore_errors=True)
     return report
+
+
+#: Source types a point-in-time drill handles, with the kind of log they archive.
+PITR_TYPES = {"postgres": "postgres-wal", "mysql": "mysql-binlog"}
+#: The snapshot source type that holds each one's bases.
+_BASE_TYPES = {"postgres": "postgres-base", "mysql": "mysql"}
+
+
+def _restore_wal_point(run: _Run, config: Config, source: str, target_time: datetime,
+                       recovery: X25519PrivateKey) -> tuple[str, int]:
+    """The base backup plus the WAL, fetched by the scratch server from this region.
+    Returns the step's detail and the number of log files used."""
+    from drkit.pitr.postgres import restore_to_point
+
+    assert run.restored is not None and run.report.point_in_time is not None
+    result = restore_to_point(config, source, target_time=target_time, target_lsn=None,
+                              scratch=run.restored, recovery=recovery, repo=run.repo,
+                              region=run.report.region)
+    rows = sum(db["rows"] for db in result.databases.values())
+    run.report.snapshot = result.base_backup
+    run.report.point_in_time.update({
+        "base_backup": result.base_backup, "wal_files": result.segments_fetched,
+        "recovery_stopped": result.stopped_at, "rows": rows, "databases": result.databases})
+    return (f"base backup {result.base_backup[:12]} + {result.segments_fetched} WAL files; "
+            f"{rows} rows in {len(result.databases)} database(s); "
+            f"{result.stopped_at or 'recovery ended'}", result.segments_fetched)
+
+
+def _restore_binlog_point(run: _Run, config: Config, source: str, target_time: datetime,
+                          recovery: X25519PrivateKey) -> tuple[str, int]:
+    """The dump that records its binlog position, loaded into a private server with its
+    control totals checked, plus this region's archived binlog up to the target."""
+    from drkit.pitr.mysql import restore_to_point
+
+    assert run.restored is not None and run.report.point_in_time is not None
+    result = restore_to_point(config, source, target_time=target_time, target_position=None,
+                              target_gtid=None, scratch=run.restored, recovery=recovery,
+                              repo=run.repo)
+    rows = sum(db["rows"] for db in result.databases.values())
+    checked = all(db["base_totals_checked"] for db in result.databases.values())
+    run.report.snapshot = result.base_snapshot
+    run.report.point_in_time.update({
+        "base_snapshot": result.base_snapshot, "base_position": result.base_position,
+        "binlog_files": result.files_replayed, "base_totals_checked": checked,
+        "rows": rows, "databases": result.databases})
+    return (f"snapshot {result.base_snapshot[:12]} (dump at "
+            f"{', '.join(sorted(set(result.base_position.values())))}"
+            f"{'; its control totals match' if checked else ''}) + "
+            f"{len(result.files_replayed)} binlog files; {rows} rows in "
+            f"{len(result.databases)} database(s)", len(result.files_replayed))
 
 
 def _ledger_source(config: Config, dbs: dict[str, Path]) -> str:
@@ -492,4 +543,4 @@ def _summarise(d: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["DrillOptions", "StorageError", "run_drill", "run_pitr_drill"]
+__all__ = ["PITR_TYPES", "DrillOptions", "StorageError", "run_drill", "run_pitr_drill"]

@@ -213,6 +213,9 @@ class Archived:
     partial: bool
     written: bool
     size: int
+    end: tuple[int, ...] = ()  # position just past the archived bytes
+    last_time: str | None = None  # newest commit time inside (UTC ISO)
+    last_gtid: str | None = None  # the last transaction's GTID inside
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "partial": self.partial, "written": self.written,
@@ -239,7 +242,8 @@ def archive_file(config: Config, archive: str, name: str, data: bytes, *, closed
     if written:
         log.info("%s: archived %s%s (%d bytes)", archive, name,
                  " (in progress)" if info.partial else "", len(body))
-    return Archived(name, info.partial, written, len(body))
+    return Archived(name, info.partial, written, len(body), info.end, info.last_time,
+                    info.extra.get("gtid_last"))
 
 
 def resume_point(repo: Any, archive: str) -> str | None:
@@ -285,6 +289,53 @@ def _die_with_parent() -> None:
 
 
 @dataclass
+class BinlogStreamState:
+    """What the stream has archived so far: written to ``<schedule state_dir>/streams/
+    <source>.json`` after each archived version, for the metrics
+    (``drkit.schedule.runner.stream_families``) and the supervisor."""
+
+    archive: str
+    started: str
+    kind: str = KIND
+    last_file: str | None = None
+    last_position: list[int] = field(default_factory=list)  # [file number, offset]
+    last_gtid: str | None = None
+    last_archived: str | None = None
+    last_commit: str | None = None
+    lag_seconds: float | None = None
+    complete: int = 0
+    partial_versions: int = 0
+    restarts: int = 0  # by the supervisor (its environment) plus of the reader here
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"archive": self.archive, "kind": self.kind, "started": self.started,
+                "last_file": self.last_file, "last_position": self.last_position,
+                "last_gtid": self.last_gtid, "last_archived": self.last_archived,
+                "last_commit": self.last_commit, "lag_seconds": self.lag_seconds,
+                "complete": self.complete, "partial_versions": self.partial_versions,
+                "restarts": self.restarts}
+
+    def record(self, done: Archived, now: datetime) -> None:
+        """Account for one archived version (nothing when it was held already)."""
+        from drkit.clock import parse_iso, utc_iso
+
+        if not done.written:
+            return
+        if done.partial:
+            self.partial_versions += 1
+        else:
+            self.complete += 1
+        if done.end and list(done.end) >= self.last_position:
+            self.last_file = done.name
+            self.last_position = list(done.end)
+            self.last_archived = utc_iso(now)
+            self.last_gtid = done.last_gtid or self.last_gtid
+            if done.last_time:
+                self.last_commit = done.last_time
+                self.lag_seconds = round((now - parse_iso(done.last_time)).total_seconds(), 3)
+
+
+@dataclass
 class StreamResult:
     archive: str
     started_from: str
@@ -320,6 +371,16 @@ class BinlogStreamer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._partial_sent: dict[str, tuple[int, float]] = {}
         self._stop = False
+        from drkit.clock import utc_iso
+        from drkit.pitr.stream import RESTARTS_ENV, stream_state_dir
+
+        restarts = os.environ.get(RESTARTS_ENV, "")
+        self._restarts_before = int(restarts) if restarts.isdigit() else 0
+        self.state = BinlogStreamState(archive, utc_iso(clock.now()),
+                                       restarts=self._restarts_before)
+        self._state_dir = stream_state_dir(config)
+        self._metrics_written = 0.0
+        self._reader_restarts = 0
 
     # -- the reader process ---------------------------------------------------------------
     def _start_reader(self, first: str, *, follow: bool, folder: Path) -> None:
@@ -381,8 +442,8 @@ class BinlogStreamer:
                 closed = False
             now = self.clock.now()
             if closed:
-                result.archived.append(archive_file(self.config, self.archive, path.name,
-                                                    data, closed=True, now=now))
+                self._archived(result, archive_file(self.config, self.archive, path.name,
+                                                    data, closed=True, now=now), now)
                 path.unlink()
                 self._partial_sent.pop(path.name, None)
                 continue
@@ -390,9 +451,43 @@ class BinlogStreamer:
             sent, when = self._partial_sent.get(path.name, (0, 0.0))
             due = final or time.monotonic() - when >= self.partial_every
             if whole > sent and whole > 4 and due:
-                result.archived.append(archive_file(self.config, self.archive, path.name,
-                                                    data, closed=False, now=now))
+                self._archived(result, archive_file(self.config, self.archive, path.name,
+                                                    data, closed=False, now=now), now)
                 self._partial_sent[path.name] = (whole, time.monotonic())
+
+    def _archived(self, result: StreamResult, done: Archived, now: datetime) -> None:
+        result.archived.append(done)
+        self.state.record(done, now)
+        if done.written:
+            self.save_state()
+
+    def save_state(self, *, force: bool = False) -> None:
+        """The state file after every archived version; the metrics file at most every
+        10 s (and with ``force``). Neither ever stops the stream."""
+        import json
+
+        self.state.restarts = self._restarts_before + self._reader_restarts
+        try:
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+            path = self._state_dir / f"{self.archive}.json"
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(self.state.to_dict()) + "\n", encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("%s: cannot write stream state: %s", self.archive, exc.strerror)
+            return
+        if not force and time.monotonic() - self._metrics_written < 10.0:
+            return
+        self._metrics_written = time.monotonic()
+        try:
+            from drkit.schedule.runner import write_metrics
+            from drkit.schedule.spec import load_schedule
+            from drkit.schedule.state import RunStore
+
+            settings = load_schedule(self.config)
+            write_metrics(settings, RunStore(settings.state_dir), self.clock)
+        except Exception as exc:  # metrics never stop the stream
+            log.warning("%s: cannot write metrics: %s", self.archive, exc)
 
     @contextlib.contextmanager
     def _locked_spool(self) -> Iterator[None]:
@@ -447,13 +542,17 @@ class BinlogStreamer:
                     self._stop_reader()
                 self.sweep(result, final=True)
                 if once:
+                    self.save_state(force=True)
                     if rc:
                         raise InputError(f"{self.settings.where}: {Path(self.tool).name} "
                                          f"failed: {self._reader_error()}")
                     return result
                 if self._stop:
+                    self.save_state(force=True)
                     return result
                 result.restarts += 1
+                self._reader_restarts = result.restarts
+                self.save_state(force=True)
                 if max_restarts is not None and result.restarts > max_restarts:
                     raise InputError(f"{self.settings.where}: binlog reader keeps failing: "
                                      f"{self._reader_error()}")

@@ -17,6 +17,8 @@ from drkit.errors import InputError
 from drkit.progress import Progress
 from drkit.repo.chunking import ChunkStore
 from drkit.repo.formats import Manifest, SourceSummary, content_key, encode_tree, key_digest
+from drkit.repo.logretention import STATS_KEY as LOG_BASES
+from drkit.repo.logretention import describe_bases
 from drkit.repo.writer import RepositoryWriter
 from drkit.sources.base import Source, SourceResult, make_source
 from drkit.storage.base import Store
@@ -103,10 +105,16 @@ def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
                       for c in e.get("chunks", ())}
             chunks.update(tree.chunks)
             packs = sorted({key_digest(writer.known[c].pack) for c in chunks})
-            stats = {"files": sum(r.files for r in results),
-                     "bytes_total": sum(r.bytes_total for r in results),
-                     "bytes_read": sum(r.bytes_read for r in results),
-                     "bytes_new": writer.bytes_new, "bytes_stored": writer.bytes_stored}
+            stats: dict[str, Any] = {
+                "files": sum(r.files for r in results),
+                "bytes_total": sum(r.bytes_total for r in results),
+                "bytes_read": sum(r.bytes_read for r in results),
+                "bytes_new": writer.bytes_new, "bytes_stored": writer.bytes_stored}
+            # Where each database base stands in its log, readable without the recovery
+            # key: what the approved prune keeps of the archived log (drkit.repo.logretention).
+            bases = describe_bases(results)
+            if bases:
+                stats[LOG_BASES] = bases
             manifest = Manifest(
                 repository_id=writer.keys.repository_id, time=utc_iso(now),
                 host=socket.gethostname(),

@@ -94,21 +94,28 @@ def crontab_text(settings: ScheduleSettings, lines: list[CrontabLine]) -> str:
 
 
 def stream_notes(settings: ScheduleSettings, python: str | None = None) -> list[str]:
-    """WAL streams are long-running, not cron jobs: how to run each under systemd."""
-    if not settings.wal_streams:
+    """Log streams are long-running, not cron jobs: how to run each under systemd (one
+    template unit per kind: ``drkit-wal-stream@.service``, ``drkit-binlog-stream@.service``)."""
+    if not settings.streams:
         return []
     drkit = " ".join(shlex.quote(part) for part in drkit_command(python))
-    out = ["#", "# schedule.wal_stream: these run continuously, not from cron. 'drkit schedule "
-           "run' supervises them;", "# without it, run each as a systemd service "
-           "(restarted with backoff), e.g. /etc/systemd/system/drkit-wal-stream@.service:"]
-    unit = ["[Unit]", "Description=drkit WAL stream of source %i",
-            "After=network-online.target", "Wants=network-online.target", "",
-            "[Service]", f"WorkingDirectory={settings.config_file.parent}",
-            f"ExecStart={drkit} --config {shlex.quote(str(settings.config_file))} "
-            "wal stream --source %i",
-            "Restart=always", "RestartSec=5", "KillSignal=SIGTERM", "TimeoutStopSec=90", "",
-            "[Install]", "WantedBy=multi-user.target"]
-    out += [f"#   {line}" if line else "#" for line in unit]
-    out.append("# then: systemctl enable --now " + " ".join(
-        f"drkit-wal-stream@{name}.service" for name in settings.wal_streams))
+    out = ["#", "# schedule.log_stream / wal_stream: these run continuously, not from cron. "
+           "'drkit schedule run' supervises them;", "# without it, run each as a systemd "
+           "service (restarted with backoff):"]
+    kinds = (("wal", "WAL", settings.wal_streams), ("binlog", "binlog",
+                                                     settings.binlog_streams))
+    for group, what, names in kinds:
+        if not names:
+            continue
+        out.append(f"# /etc/systemd/system/drkit-{group}-stream@.service:")
+        unit = ["[Unit]", f"Description=drkit {what} stream of source %i",
+                "After=network-online.target", "Wants=network-online.target", "",
+                "[Service]", f"WorkingDirectory={settings.config_file.parent}",
+                f"ExecStart={drkit} --config {shlex.quote(str(settings.config_file))} "
+                f"{group} stream --source %i",
+                "Restart=always", "RestartSec=5", "KillSignal=SIGTERM", "TimeoutStopSec=90", "",
+                "[Install]", "WantedBy=multi-user.target"]
+        out += [f"#   {line}" if line else "#" for line in unit]
+        out.append("# then: systemctl enable --now " + " ".join(
+            f"drkit-{group}-stream@{name}.service" for name in names))
     return out

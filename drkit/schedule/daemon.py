@@ -217,8 +217,9 @@ def run_daemon(config: Config, settings: ScheduleSettings, clock: Clock) -> None
         log.info("drkit scheduler starting: %d job(s), job store %s", len(settings.jobs),
                  _redact_store(settings.jobstore_url))
         streams.start()
-        if settings.wal_streams:
-            log.info("supervising WAL streams: %s", ", ".join(settings.wal_streams))
+        if settings.streams:
+            log.info("supervising log streams: %s", ", ".join(
+                f"{group} stream {name}" for group, name in settings.streams))
         scheduler.start(paused=True)
         # The loop ended on a signal: wait for running jobs, then close the job store.
         if scheduler.state != STATE_STOPPED:

@@ -537,8 +537,8 @@ def metric_families(store: RunStore, clock: Clock) -> list[MetricFamily]:
 
 
 def stream_families(state_dir: Path) -> list[MetricFamily]:
-    """Metrics of the WAL streams (``drkit wal stream`` writes its state after each
-    archived version; the daemon's supervisor adds its restarts)."""
+    """Metrics of the log streams (``drkit wal stream`` and ``drkit binlog stream`` write
+    their state after each archived version; the daemon's supervisor adds its restarts)."""
     from drkit.pitr.stream import STREAMS_DIR, read_stream_states
 
     lsn = MetricFamily("drkit_wal_stream_last_archived_lsn",
@@ -552,19 +552,62 @@ def stream_families(state_dir: Path) -> list[MetricFamily]:
     restarts = MetricFamily("drkit_wal_stream_restarts", "Restarts of the stream by the "
                             "scheduler's supervisor since the scheduler started.",
                             type="counter")
+    b_file = MetricFamily("drkit_binlog_stream_last_archived_file",
+                          "Number of the binlog file the stream has archived up to.")
+    b_offset = MetricFamily("drkit_binlog_stream_last_archived_offset",
+                            "Offset in that file up to which the stream has archived (0: "
+                            "the file before it is complete).")
+    b_gtid = MetricFamily("drkit_binlog_stream_last_gtid_sequence",
+                          "Sequence number of the newest archived transaction's GTID, by "
+                          "GTID domain (MariaDB) or server UUID (MySQL).")
+    b_when = MetricFamily("drkit_binlog_stream_last_archived_timestamp_seconds",
+                          "When the stream last archived new binlog (Unix time).")
+    b_commit = MetricFamily("drkit_binlog_stream_last_commit_timestamp_seconds",
+                            "Newest commit time inside the archived binlog (Unix time).")
+    b_lag = MetricFamily("drkit_binlog_stream_lag_seconds",
+                         "Seconds between the newest archived commit and its archiving.")
+    b_restarts = MetricFamily("drkit_binlog_stream_restarts", "Restarts of the stream (by "
+                              "the scheduler's supervisor, and of its binlog reader).",
+                              type="counter")
     for st in read_stream_states(state_dir / STREAMS_DIR):
         labels = {"source": str(st.get("archive", ""))}
-        if (v := _num(st.get("last_lsn_bytes"))) is not None:
-            lsn.add(v, **labels)
+        if st.get("kind") == "mysql-binlog":
+            position = st.get("last_position")
+            if isinstance(position, list) and len(position) == 2:
+                if (v := _num(position[0])) is not None:
+                    b_file.add(v, **labels)
+                if (v := _num(position[1])) is not None:
+                    b_offset.add(v, **labels)
+            if isinstance(st.get("last_gtid"), str):
+                domain, seq = _gtid_parts(st["last_gtid"])
+                if seq is not None:
+                    b_gtid.add(seq, domain=domain, **labels)
+            families = (b_when, b_commit, b_lag, b_restarts)
+        else:
+            if (v := _num(st.get("last_lsn_bytes"))) is not None:
+                lsn.add(v, **labels)
+            families = (when, commit, lag, restarts)
+        f_when, f_commit, f_lag, f_restarts = families
         if isinstance(st.get("last_archived"), str):
-            when.add(_ts(st["last_archived"]), **labels)
+            f_when.add(_ts(st["last_archived"]), **labels)
         if isinstance(st.get("last_commit"), str):
-            commit.add(_ts(st["last_commit"]), **labels)
+            f_commit.add(_ts(st["last_commit"]), **labels)
         if (v := _num(st.get("lag_seconds"))) is not None:
-            lag.add(v, **labels)
+            f_lag.add(v, **labels)
         if (v := _num(st.get("restarts"))) is not None:
-            restarts.add(v, **labels)
-    return [lsn, when, commit, lag, restarts]
+            f_restarts.add(v, **labels)
+    return [lsn, when, commit, lag, restarts, b_file, b_offset, b_gtid, b_when, b_commit,
+            b_lag, b_restarts]
+
+
+def _gtid_parts(gtid: str) -> tuple[str, float | None]:
+    """(domain, sequence number) of a GTID: MariaDB ``0-1-8812`` -> ("0", 8812), MySQL
+    ``3e11fa47-...:23`` -> ("3e11fa47-...", 23)."""
+    if ":" in gtid:
+        domain, _sep, seq = gtid.rpartition(":")
+    else:
+        domain, _server, seq = (gtid.split("-", 2) + ["", ""])[:3]
+    return domain, float(seq) if seq.isdigit() else None
 
 
 def write_metrics(settings: ScheduleSettings, store: RunStore, clock: Clock) -> None:

@@ -73,7 +73,8 @@ LOCK_KIND: dict[str, str] = {
 }
 _KEYS = set(DEFAULTS) | {"timezone", "misfire_grace_seconds", "jobstore", "metrics_file",
                          "state_dir", "read_data_sample", "ledger_sources", "on_sigterm",
-                         "webhook", "recovery_key", "passphrase_file", "wal_stream"}
+                         "webhook", "recovery_key", "passphrase_file", "wal_stream",
+                         "log_stream"}
 _WEBHOOK_KEYS = {"url", "wecom", "timeout_seconds"}
 _SAMPLE = re.compile(r"^(\d+(?:\.\d+)?)%$")
 
@@ -122,9 +123,18 @@ class ScheduleSettings:
     # inherits $DRKIT_RECOVERY_PASSPHRASE; it never gets a terminal to prompt on).
     recovery_key: Path | None = None
     passphrase_file: Path | None = None
-    # PostgreSQL sources whose WAL ``drkit wal stream`` follows as a supervised child of
-    # the daemon (``drkit.schedule.streams``).
+    # Sources whose log a supervised child of the daemon follows (``drkit.schedule.
+    # streams``): PostgreSQL sources with ``drkit wal stream``, MySQL/MariaDB sources with
+    # ``drkit binlog stream``. ``log_stream`` lists both kinds (the source's type decides);
+    # ``wal_stream`` (PostgreSQL only) is read too.
     wal_streams: tuple[str, ...] = ()
+    binlog_streams: tuple[str, ...] = ()
+
+    @property
+    def streams(self) -> list[tuple[str, str]]:
+        """(command group, source) of every supervised stream: ``("wal", "shop")``."""
+        return ([("wal", name) for name in self.wal_streams]
+                + [("binlog", name) for name in self.binlog_streams])
 
     @property
     def replicate_after_snapshot(self) -> bool:
@@ -259,14 +269,7 @@ def load_schedule(config: Config) -> ScheduleSettings:
     if problem:
         raise _fail(config, "webhook.timeout_seconds", problem)
 
-    streams_raw = raw.get("wal_stream", [])
-    if not isinstance(streams_raw, list) or not all(isinstance(s, str) for s in streams_raw):
-        raise _fail(config, "wal_stream", "must be a list of PostgreSQL source names")
-    for name in streams_raw:
-        if name not in config.sources or config.sources[name].type != "postgres":
-            pg = sorted(n for n, s in config.sources.items() if s.type == "postgres")
-            raise _fail(config, "wal_stream", f"{name!r} is not a PostgreSQL source "
-                                              f"(configured: {', '.join(pg) or 'none'})")
+    wal_streams, binlog_streams = _streams(config, raw)
 
     recovery_key = text("recovery_key", "")
     passphrase_file = text("passphrase_file", "")
@@ -289,8 +292,40 @@ def load_schedule(config: Config) -> ScheduleSettings:
         webhook=WebhookSettings(url=urls["url"], wecom=urls["wecom"],
                                 timeout_seconds=float(timeout)),
         regions=tuple(sorted(config.regions)),
-        wal_streams=tuple(dict.fromkeys(streams_raw)),
+        wal_streams=wal_streams,
+        binlog_streams=binlog_streams,
     )
+
+
+#: Source types whose log the scheduler can stream, with the command group that does it.
+STREAM_COMMANDS = {"postgres": "wal", "mysql": "binlog"}
+
+
+def _streams(config: Config, raw: dict[str, Any]
+             ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``log_stream`` (PostgreSQL and MySQL/MariaDB sources) and ``wal_stream``
+    (PostgreSQL only): the sources whose WAL and whose binlog are streamed."""
+    def names(key: str, what: str) -> list[str]:
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise _fail(config, key, f"must be a list of {what} source names")
+        return value
+
+    wal = names("wal_stream", "PostgreSQL")
+    for name in wal:
+        if name not in config.sources or config.sources[name].type != "postgres":
+            pg = sorted(n for n, s in config.sources.items() if s.type == "postgres")
+            raise _fail(config, "wal_stream", f"{name!r} is not a PostgreSQL source "
+                                              f"(configured: {', '.join(pg) or 'none'})")
+    both = names("log_stream", "PostgreSQL or MySQL/MariaDB")
+    for name in both:
+        if name not in config.sources or config.sources[name].type not in STREAM_COMMANDS:
+            known = sorted(n for n, s in config.sources.items() if s.type in STREAM_COMMANDS)
+            raise _fail(config, "log_stream", f"{name!r} is not a PostgreSQL or MySQL/MariaDB "
+                                              f"source (configured: {', '.join(known) or 'none'})")
+    chosen = list(dict.fromkeys(wal + both))
+    return (tuple(n for n in chosen if config.sources[n].type == "postgres"),
+            tuple(n for n in chosen if config.sources[n].type == "mysql"))
 
 
 def drill_rotation(regions: tuple[str, ...], last_drilled: dict[str, datetime | None],

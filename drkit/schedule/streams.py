@@ -1,13 +1,15 @@
 """Long-lived streaming jobs of ``drkit schedule run``: one supervised child per source in
-``schedule.wal_stream`` (``drkit wal stream --source NAME``).
+``schedule.log_stream`` / ``schedule.wal_stream``: ``drkit wal stream --source NAME`` for a
+PostgreSQL source, ``drkit binlog stream --source NAME`` for a MySQL/MariaDB one.
 
 A stream never "finishes" the way a cron job does, so it is not an APScheduler job: a
 thread per source starts the child, waits for it, records its end like any run (run
-record ``wal-stream:<source>``, audit event, metrics, a webhook when it failed) and starts
-it again after a backoff that doubles from ``base_delay`` up to ``max_delay`` seconds and
-starts over once a child has run ``healthy_after`` seconds. The child writes its own
-progress (last archived LSN, lag) to ``<state_dir>/streams/<source>.json`` and the
-metrics file; the supervisor passes it the restart count.
+record ``wal-stream:<source>`` or ``binlog-stream:<source>``, audit event, metrics, a
+webhook when it failed) and starts it again after a backoff that doubles from
+``base_delay`` up to ``max_delay`` seconds and starts over once a child has run
+``healthy_after`` seconds. The child writes its own progress (last archived LSN, or
+binlog position and GTID; lag) to ``<state_dir>/streams/<source>.json`` and the metrics
+file; the supervisor passes it the restart count.
 
 Stopping (SIGTERM/SIGINT to the daemon): each child gets SIGTERM, archives what it has
 received and exits; the supervisor waits for it.
@@ -32,18 +34,29 @@ from drkit.schedule.state import SCHEDULED_ENV, RunRecord, RunStore, outcome_for
 
 log = logging.getLogger(__name__)
 TASK = "wal-stream"
+BINLOG_TASK = "binlog-stream"
 
 
 @dataclass
 class StreamChild:
     source: str
+    group: str = "wal"  # the command group: "wal" (PostgreSQL) or "binlog" (MySQL)
     restarts: int = 0
     delays: list[float] = field(default_factory=list)  # backoff waits so far
     proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def task(self) -> str:
+        return f"{self.group}-stream"
+
+    @property
+    def command(self) -> list[str]:
+        return [self.group, "stream", "--source", self.source]
+
 
 class StreamSupervisor:
-    """Runs and restarts ``drkit wal stream`` for every source of ``settings.wal_streams``."""
+    """Runs and restarts ``drkit wal stream`` / ``drkit binlog stream`` for every source of
+    ``settings.streams``."""
 
     def __init__(self, config: Config, settings: ScheduleSettings, clock: Clock, *,
                  base_delay: float = 1.0, max_delay: float = 60.0,
@@ -56,14 +69,14 @@ class StreamSupervisor:
         self.healthy_after = healthy_after
         self.python = python
         self.stopping = threading.Event()
-        self.children = {name: StreamChild(name) for name in settings.wal_streams}
+        self.children = {name: StreamChild(name, group) for group, name in settings.streams}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
         for child in self.children.values():
             thread = threading.Thread(target=self._supervise, args=(child,),
-                                      name=f"wal-stream-{child.source}", daemon=True)
+                                      name=f"{child.task}-{child.source}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -83,8 +96,7 @@ class StreamSupervisor:
     def _supervise(self, child: StreamChild) -> None:
         failures = 0
         store = RunStore(self.settings.state_dir)
-        argv = child_argv(self.settings.config_file,
-                          ("wal", "stream", "--source", child.source), self.python)
+        argv = child_argv(self.settings.config_file, tuple(child.command), self.python)
         while not self.stopping.is_set():
             started = self.clock.now()
             t0 = time.monotonic()
@@ -100,7 +112,8 @@ class StreamSupervisor:
                         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                         stderr=subprocess.PIPE, cwd=self.config.base_dir,
                         start_new_session=True, env=env)
-                log.info("wal stream %s started (pid %d)", child.source, child.proc.pid)
+                log.info("%s stream %s started (pid %d)", child.group, child.source,
+                         child.proc.pid)
                 _out, stderr = child.proc.communicate()
                 code = child.proc.returncode
             except OSError as exc:
@@ -116,20 +129,19 @@ class StreamSupervisor:
             message = _last_line(stderr.decode("utf-8", "replace"))
             if code is not None and code < 0 and not message:
                 message = f"killed by signal {-code}"
-            rec = RunRecord(task=TASK, target=child.source,
-                            command=["wal", "stream", "--source", child.source],
+            rec = RunRecord(task=child.task, target=child.source, command=child.command,
                             origin="daemon", started=utc_iso(started),
                             finished=utc_iso(self.clock.now()),
                             duration_seconds=round(ran, 3), exit_code=code,
                             outcome=outcome, message=message)
             report(self.config, self.settings, store, rec, clock=self.clock,
-                   result=JobResult(TASK))
+                   result=JobResult(child.task))
             if stopped:
                 break
             failures = 1 if ran >= self.healthy_after else failures + 1
             delay = min(self.max_delay, self.base_delay * 2 ** (failures - 1))
             child.delays.append(delay)
             child.restarts += 1
-            log.warning("wal stream %s ended (%s); restarting in %.0f s", child.source,
-                        outcome, delay)
+            log.warning("%s stream %s ended (%s); restarting in %.0f s", child.group,
+                        child.source, outcome, delay)
             self.stopping.wait(delay)
