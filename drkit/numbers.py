@@ -144,3 +144,8 @@ class Number(click.ParamType):
 KEEP_LAST = Number(-MAX_INTEGER, 1_000_000, integer=True)
 AGE_DAYS = Number(0, 36500)
 THAW_SECONDS = Number(0, 30 * 86400)
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 file``, ``2 files``: a number with its noun in the right form."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"

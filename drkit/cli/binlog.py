@@ -10,6 +10,7 @@ import click
 
 from drkit.cli.common import emit, get_app, json_option
 from drkit.config import Config
+from drkit.numbers import count
 
 
 @click.group("binlog")
@@ -55,7 +56,7 @@ def stream_command(source: str | None, once: bool, start: str | None,
     result = streamer.run(once=once, start=start)
     data = result.to_dict()
     emit(data, f"{archive}: streamed from {result.started_from}; archived "
-               f"{data['complete']} complete and {data['partial']} in-progress versions")
+               f"{data['complete']} complete and {count(data['partial'], 'in-progress version')}")
 
 
 def restore_binlog_point(config: Config, source: str, to_time: str | None,
@@ -113,7 +114,7 @@ def find_binlog_incidents(config: Config, source: str, since: str | None, min_ro
                             min_rows=min_rows, min_share=min_share)
 
     def text() -> str:
-        out = [f"{source}: read {report['files_read']} binlog files from "
+        out = [f"{source}: read {count(report['files_read'], 'binlog file')} from "
                f"{report['from_position']}"]
         for i in report["incidents"]:
             rows = f" ({i['rows']} rows)" if i["rows"] is not None else ""

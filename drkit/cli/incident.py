@@ -74,7 +74,7 @@ def find_command(database: str | None, since: str | None, min_rows: int, min_sha
                        f"{i['relation']}{rows}")
         proposal = report["proposal"]
         if proposal:
-            out.append(f"recover to just before {proposal['to_lsn']} ({proposal['why']}):")
+            out.append(f"recover to just before {proposal['to_lsn']}, {proposal['why']}:")
             out.append(f"  {proposal['command']}")
         else:
             out.append("no destructive event found")

@@ -65,12 +65,16 @@ def unlock(config: Config, recovery_key: Path | None, passphrase_file: Path | No
 @click.command("snapshot")
 @click.option("--source", "sources", multiple=True, metavar="NAME",
               help="Only this source (repeatable; default: every source in drkit.toml).")
+@click.option("--wait", "lock_wait", type=click.FloatRange(0, 86400), default=0.0,
+              show_default=True, metavar="SECONDS",
+              help="Wait this long for the repository lock while another drkit process "
+                   "(a WAL or binlog push) holds it, instead of failing at once.")
 @json_option
-def snapshot_command(sources: tuple[str, ...]) -> None:
+def snapshot_command(sources: tuple[str, ...], lock_wait: float) -> None:
     """Take an encrypted, deduplicated snapshot of the configured sources."""
     app = get_app()
     result = take_snapshot(app.config, clock=app.clock, progress=app.progress(),
-                           source_names=list(sources) or None)
+                           source_names=list(sources) or None, lock_wait=lock_wait)
     rate = result.bytes_read / result.duration_s if result.duration_s > 0 else 0
     emit(result.to_dict(),
          f"snapshot {result.snapshot_id[:12]}: {result.files} files, "

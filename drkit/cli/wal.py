@@ -9,6 +9,7 @@ import click
 
 from drkit.cli.common import emit, get_app, json_option
 from drkit.cli.keys import passphrase_file_option
+from drkit.numbers import count
 
 database_option = click.option(
     "--database", "database", metavar="NAME", default=None,
@@ -149,8 +150,9 @@ def stream_command(database: str | None, spool: Path | None, slot: str | None,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     data = state.to_dict()
-    emit(data, f"{archive}: {state.segments} segments and {state.partial_versions} partial "
-               f"versions archived; last LSN {data['last_lsn'] or 'none'}")
+    emit(data, f"{archive}: {count(state.segments, 'segment')} and "
+               f"{count(state.partial_versions, 'partial version')} archived; "
+               f"last LSN {data['last_lsn'] or 'none'}")
 
 
 @wal_group.command("status")
@@ -165,9 +167,9 @@ def status_command() -> None:
     def text() -> str:
         if not rows:
             return "no archived logs"
-        return "\n".join(f"{r['archive']}: {r['segments']} segments, newest {r['newest']}, "
-                         f"archived {r['newest_archived']}, RPO {r['rpo_seconds']} s, "
-                         f"{len(r['gaps'])} gaps" for r in rows)
+        return "\n".join(f"{r['archive']}: {count(r['segments'], 'segment')}, newest "
+                         f"{r['newest']}, archived {r['newest_archived']}, RPO "
+                         f"{r['rpo_seconds']} s, {count(len(r['gaps']), 'gap')}" for r in rows)
     emit({"archives": rows}, text)
     if any(r["gaps"] for r in rows):
         click.get_current_context().exit(1)

@@ -110,9 +110,10 @@ class DrillReport:
 
     def to_text(self) -> str:
         lines = []
+        width = max([22, *(len(step.name) for step in self.steps)])
         for step in self.steps:
             mark = "ok  " if step.ok else "FAIL"
-            lines.append(f"  [{mark}] {step.name:<22} {step.seconds:8.2f}s  {step.detail}")
+            lines.append(f"  [{mark}] {step.name:<{width}} {step.seconds:8.2f}s  {step.detail}")
         if self.error:
             lines.append(f"  error: {self.error}")
         for m in self.mismatched[:10]:

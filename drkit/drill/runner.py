@@ -38,6 +38,7 @@ from drkit.errors import DrkitError, InputError, IntegrityError, StorageError
 from drkit.journal import LogView, read_log
 from drkit.ledger import compute_ledger, reconcile
 from drkit.ledger.store import LEDGER_PREFIX, latest_ledger
+from drkit.numbers import count
 from drkit.progress import NULL_PROGRESS, Progress
 from drkit.repo.keys import load_trusted_writer_keys
 from drkit.repo.repository import Repository, SnapshotInfo
@@ -506,7 +507,7 @@ def _restore_binlog_point(run: _Run, config: Config, source: str, target_time: d
     return (f"snapshot {result.base_snapshot[:12]} (dump at "
             f"{', '.join(sorted(set(result.base_position.values())))}"
             f"{'; its control totals match' if checked else ''}) + "
-            f"{len(result.files_replayed)} binlog files; {rows} rows in "
+            f"{count(len(result.files_replayed), 'binlog file')}; {rows} rows in "
             f"{len(result.databases)} database(s)", len(result.files_replayed))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from drkit import __version__
 from drkit.lint.engine import LintReport
 from drkit.lint.findings import INPUT_ERROR, LINTER_ERROR, SUPPRESSION_EXPIRED, Finding
+from drkit.numbers import count
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note",
@@ -28,10 +29,6 @@ _BUILTIN = {
 }
 
 
-
-def count(n: int, singular: str, plural: str | None = None) -> str:
-    """``1 file``, ``2 files``: a number with its noun in the right form."""
-    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
 
 def printable(text: str) -> str:
     """``text`` safe to print in any encoding: lone surrogates (a Sid of "\\ud800", a file

@@ -509,8 +509,8 @@ def find_incidents(config: Config, archive: str, *, repo: Any, recovery: Any,
         first = incidents[0]
         proposal = {"to_time": first.time, "to_lsn": first.lsn,
                     "command": f"drkit restore --database {archive} --to-lsn {first.lsn}",
-                    "why": f"just before the commit of transaction {first.xid} "
-                           f"({first.kind} {first.relation})"}
+                    "why": f"the commit of transaction {first.xid}: "
+                           f"{first.kind} {first.relation}"}
     return {"archive": archive, "base_backup": base.snapshot.id, "from_segment": start_name,
             "segments_read": count, "incidents": [i.to_dict() for i in incidents],
             "proposal": proposal, "waldump_end": (err.strip().splitlines() or [""])[-1],

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -94,7 +95,20 @@ class RepositoryLock:
         finally:
             os.close(fd)
 
-    def acquire(self) -> None:
+    def acquire(self, wait: float = 0.0) -> None:
+        """Take the lock; while another live process holds it, retry for ``wait`` seconds
+        (a WAL push holds it for a moment; a daily snapshot should wait, not fail)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self._acquire_once()
+                return
+            except LockedError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    def _acquire_once(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._guarded():
             if self._create():

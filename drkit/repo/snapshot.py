@@ -56,18 +56,20 @@ class SnapshotResult:
 def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
                   source_names: list[str] | None = None, store: Store | None = None,
                   workers: int = WORKERS,
-                  make_sources: Callable[[str], list[Source]] | None = None
-                  ) -> SnapshotResult:
+                  make_sources: Callable[[str], list[Source]] | None = None,
+                  lock_wait: float = 0.0) -> SnapshotResult:
     """Snapshot the named sources (all by default) into the primary region.
 
     ``make_sources(repository_id)`` replaces the configured sources with others (a
-    PostgreSQL base backup, ``drkit.pitr.postgres``)."""
+    PostgreSQL base backup, ``drkit.pitr.postgres``). ``lock_wait``: seconds to wait for
+    the repository lock while another live process (a WAL push) holds it."""
     started = time.monotonic()
     now = clock.now()
     names = source_names or sorted(config.sources)
     # The keys first: after 'drkit init' the next step is 'drkit keys init', whatever the
     # sources say.
     writer = RepositoryWriter.for_config(config, now=now, store=store)
+    writer.lock_wait = lock_wait
     if not names and make_sources is None:
         raise InputError(f"{config.path}: no sources configured (add a [sources.NAME] table; "
                          "'drkit init' wrote commented examples)")

@@ -114,6 +114,8 @@ class RepositoryWriter:
         self.now = now
         self.pack_size = pack_size
         self.lock = RepositoryLock(cache_dir, keys.repository_id, now=now)
+        # Seconds to wait for a lock another live process holds (0: refuse at once).
+        self.lock_wait = 0.0
         self.cache_dir = cache_dir
         self.written: list[JournalEntry] = []
         self.reused: list[JournalEntry] = []
@@ -155,7 +157,7 @@ class RepositoryWriter:
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> RepositoryWriter:
-        self.lock.acquire()
+        self.lock.acquire(wait=self.lock_wait)
         try:
             self.repo = Repository.open(self.store, self.trusted, region=self.region.name)
             if self.repo.repository_id != self.keys.repository_id:

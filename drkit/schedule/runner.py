@@ -139,7 +139,9 @@ def kind_lock(lock_dir: Path, kind: str, job: str) -> Iterator[bool]:
 def plan_commands(settings: ScheduleSettings, name: str, store: RunStore) -> list[CommandRun]:
     """The drkit commands job ``name`` runs now (drill rotation reads the run records)."""
     if name == "snapshot":
-        return [CommandRun("snapshot", "", ("snapshot",))]
+        # A log stream or archive_command push holds the lock for moments at a time: the
+        # daily snapshot waits for it rather than fail.
+        return [CommandRun("snapshot", "", ("snapshot", "--wait", "900"))]
     if name == "replicate":
         return [CommandRun("replicate", "", ("replicate",))]
     if name == "verify":

@@ -111,3 +111,28 @@ def test_lock_is_written_whole_with_boot_id_and_start_time(crash_project: CrashP
         assert oct(lock_path.stat().st_mode & 0o777) == oct(0o600)
         assert list(lock_path.parent.glob("*.tmp")) == []
     assert not lock_path.exists()
+
+
+def test_snapshot_waits_for_a_live_lock_when_asked(crash_project: CrashProject) -> None:
+    # A WAL push (archive_command) holds the lock for moments at a time: `snapshot --wait`
+    # (what the scheduler runs) takes it once the holder lets go instead of failing.
+    p = crash_project
+    lock = _lock_path(p)
+    lock.write_text(json.dumps(_me()))
+    env = dict(os.environ, DRKIT_RECOVERY_PASSPHRASE="unused")
+    releaser = subprocess.Popen(
+        [sys.executable, "-c", "import pathlib, sys, time; time.sleep(3); "
+         "pathlib.Path(sys.argv[1]).unlink()", str(lock)], env=env)
+    try:
+        res = p.run("snapshot", "--wait", "60")
+    finally:
+        releaser.wait(timeout=30)
+    assert res.exit_code == 0, res.stderr
+    assert "taking over" not in res.stderr  # it waited; the holder was alive
+    assert not lock.exists()
+    # Without --wait the same live lock is refused at once (test above); with a short wait
+    # it is refused after the wait, naming the holder.
+    lock.write_text(json.dumps(_me()))
+    res = p.run("snapshot", "--wait", "0.5")
+    assert res.exit_code == 2 and "still running on this host" in res.stderr
+    lock.unlink()

@@ -139,7 +139,8 @@ def lint_network(paths: Sequence[Path], *, now: datetime, threshold: str = "low"
 
 
 def render_network_text(report: NetworkReport) -> str:
-    from drkit.lint.output import count, printable
+    from drkit.lint.output import printable
+    from drkit.numbers import count
 
     lines = [f"{e.file}:{e.line}: INPUT ERROR: {e.message} (file not checked)"
              for e in report.input_errors]
@@ -174,6 +175,6 @@ def _resource_count(n: int, key: str) -> str:
     """``1 database``, ``2 security groups`` (the counts are keyed by plural names)."""
     plural = key.replace("_", " ")
     singular = plural[:-1] if plural.endswith("s") else plural
-    from drkit.lint.output import count
+    from drkit.numbers import count
 
     return count(n, singular, plural)
