@@ -36,7 +36,7 @@ def ingest_command(sources: tuple[str, ...], no_store: bool, no_notify: bool,
 
     Sources: cloudtrail:FOLDER|FILE|s3://..., cloudtrail-api:REGION, cloudaudit:FOLDER|
     FILE|cos://..., cloudaudit-api:REGION, auditd:PATH, transcript:PATH,
-    history:PATH?user=NAME&host=HOST.
+    history:PATH?user=NAME&host=HOST, bh:FILE|FOLDER, bh-api:REGION, sudoio:FOLDER.
     """
     from drkit.oplog.ingest import ingest
     from drkit.oplog.readers import parse_spec

@@ -190,7 +190,7 @@ def notify_critical(config: Config, findings: Sequence[dict[str, Any]], *,
 
 # -- the command ------------------------------------------------------------------------------
 #: Sources whose silence is a log gap (``drkit oplog check``): the bastion's own logs.
-BASTION_KINDS = ("auditd", "transcript", "history")
+BASTION_KINDS = ("auditd", "transcript", "history", "bh", "bh-api", "sudoio")
 
 
 def bastion_activity(specs: Sequence[SourceSpec], spec_of: dict[str, str],

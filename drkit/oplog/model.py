@@ -10,7 +10,7 @@ from typing import Any
 from drkit.clock import parse_iso, utc_iso
 
 #: Where events come from (the ``source`` field).
-SOURCES = ("cloudtrail", "cloudaudit", "auditd", "transcript", "history")
+SOURCES = ("cloudtrail", "cloudaudit", "auditd", "transcript", "history", "bh", "sudoio")
 #: ``cloud`` of a shell event: the command ran on a host, not against a cloud API.
 HOST = "host"
 

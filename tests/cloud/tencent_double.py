@@ -19,7 +19,9 @@ real SDK, real HTTP and real request signing in tests. What it does:
   DescribeVpcs, DescribeSubnets, DescribeSecurityGroups, DescribeSecurityGroupPolicies,
   DescribeVpcPeeringConnections, DescribeRouteTables, DescribeCcnAttachedInstances; for CVM
   (2017-03-12): DescribeInstances; for CloudAudit (2019-03-19): ListAudits, DescribeAudit,
-  LookUpEvents (``CloudAuditDouble``).
+  LookUpEvents (``CloudAuditDouble``); for Bastion Host (bh 2023-04-18, and the same
+  actions under its former name dasb 2019-10-18): SearchCommand, SearchCommandBySid,
+  SearchSession (``BastionHostDouble``).
 
 The VPC and CVM lists page as the service does: ``Offset``/``Limit`` (strings for the VPC
 actions whose SDK model types them so, integers for the others), ``TotalCount`` of the
@@ -165,7 +167,132 @@ class CloudAuditDouble:
                 "NextToken": "" if over else str(offset + limit)}
 
 
-class TencentDouble(CloudAuditDouble):
+class BastionHostDouble:
+    """Bastion Host (bh 2023-04-18; dasb 2019-10-18 answers the same) for the test double:
+    the command and session search an auditor pages through.
+
+    Kept apart like ``CloudAuditDouble``: state created on first use. ``add_bastion_session``
+    records a session (``SessionResult`` fields), ``add_bastion_command`` one command typed
+    in it (``SearchCommandResult`` fields: ``Action`` 1 ran, 2 blocked, 3 held for
+    confirmation). Times are ISO 8601 in UTC+8 as the service returns them; the searches
+    take ``StartTime``/``EndTime`` in ISO 8601 and page with ``Offset``/``Limit`` (default
+    20, at most 200, a larger ``Limit`` refused as the service does).
+    """
+
+    def _bastion_state(self) -> dict[str, Any]:
+        state: dict[str, Any] | None = self.__dict__.get("_bastion")
+        if state is None:
+            state = {"sessions": {}, "commands": []}
+            self.__dict__["_bastion"] = state
+        return state
+
+    def add_bastion_session(self, *, at: datetime, user: str, account: str = "root",
+                            device: str = "db-prod-1", instance_id: str = "ins-0000001",
+                            private_ip: str = "10.0.1.20", from_ip: str = "10.0.8.15",
+                            real_name: str = "", minutes: float = 30.0,
+                            region: str = "ap-guangzhou") -> str:
+        sid = str(uuid.uuid4())
+        self._bastion_state()["sessions"][sid] = {
+            "Id": sid, "UserName": user, "RealName": real_name, "Account": account,
+            "StartTime": at.astimezone(SHANGHAI).isoformat(timespec="seconds"),
+            "EndTime": (at + timedelta(minutes=minutes)).astimezone(SHANGHAI).isoformat(
+                timespec="seconds"),
+            "Size": 4096, "InstanceId": instance_id, "DeviceName": device,
+            "PrivateIp": private_ip, "PublicIp": "", "FromIp": from_ip,
+            "Duration": minutes * 60, "Count": 0, "DangerCount": 0, "Status": 2,
+            "ApCode": region, "Protocol": "ssh", "DeviceKind": "Linux"}
+        return sid
+
+    def add_bastion_command(self, sid: str, *, at: datetime, cmd: str, action: int = 1,
+                            confirmed: datetime | None = None) -> None:
+        session = self._bastion_state()["sessions"][sid]
+        start = datetime.fromisoformat(session["StartTime"])
+        session["Count"] += 1
+        self._bastion_state()["commands"].append({
+            "Time": at.astimezone(SHANGHAI).isoformat(timespec="seconds"),
+            "UserName": session["UserName"], "RealName": session["RealName"],
+            "InstanceId": session["InstanceId"], "DeviceName": session["DeviceName"],
+            "PublicIp": session["PublicIp"], "PrivateIp": session["PrivateIp"], "Cmd": cmd,
+            "Action": action, "Sid": sid,
+            "TimeOffset": int((at - start).total_seconds() * 1000),
+            "Account": session["Account"], "FromIp": session["FromIp"],
+            "SessionTime": session["StartTime"], "SessTime": session["StartTime"],
+            "ConfirmTime": confirmed.astimezone(SHANGHAI).isoformat(timespec="seconds")
+            if confirmed else "",
+            "UserDepartmentId": "1", "UserDepartmentName": "ops", "DeviceDepartmentId": "1",
+            "DeviceDepartmentName": "ops", "Size": 0, "SignValue": "", "DeviceKind": "Linux"})
+
+    @staticmethod
+    def _bastion_window(params: dict[str, Any], *, required: bool = True
+                        ) -> tuple[datetime, datetime]:
+        try:
+            if "StartTime" not in params:
+                if required:
+                    raise ApiError("MissingParameter", "StartTime is required")
+                return datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+            start = datetime.fromisoformat(params["StartTime"])
+            end = (datetime.fromisoformat(params["EndTime"]) if params.get("EndTime")
+                   else datetime.now(UTC))
+        except (TypeError, ValueError):
+            raise ApiError("InvalidParameterValue.Time",
+                           "StartTime and EndTime are ISO 8601 times") from None
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ApiError("InvalidParameterValue.Time", "times need a UTC offset")
+        return start, end
+
+    @staticmethod
+    def _bastion_page(items: list[dict[str, Any]], params: dict[str, Any]
+                      ) -> tuple[int, list[dict[str, Any]]]:
+        offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
+        if offset < 0 or not 1 <= limit <= 200:
+            raise ApiError("InvalidParameterValue", "Limit is 1 to 200")
+        return len(items), [dict(i) for i in items[offset:offset + limit]]
+
+    def _bh_SearchCommand(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        start, end = self._bastion_window(params)
+        chosen = [c for c in self._bastion_state()["commands"]
+                  if start <= datetime.fromisoformat(c["Time"]) <= end]
+        if params.get("AuditAction"):
+            chosen = [c for c in chosen if c["Action"] in set(params["AuditAction"])]
+        if params.get("UserName"):
+            chosen = [c for c in chosen if c["UserName"] == params["UserName"]]
+        total, page = self._bastion_page(chosen, params)
+        return {"TotalCount": total, "Commands": page}
+
+    def _bh_SearchCommandBySid(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        sid = params.get("Sid")
+        if not sid:
+            raise ApiError("MissingParameter", "Sid is required")
+        keys = ("Cmd", "Time", "TimeOffset", "Action", "Sid", "UserName", "Account",
+                "InstanceId", "FromIp", "SessionTime", "SessTime", "ConfirmTime",
+                "UserDepartmentId", "UserDepartmentName", "DeviceDepartmentId",
+                "DeviceDepartmentName", "Size", "SignValue", "DeviceKind")
+        chosen = [{k: c[k] for k in keys} for c in self._bastion_state()["commands"]
+                  if c["Sid"] == sid]
+        total, page = self._bastion_page(chosen, params)
+        return {"TotalCount": total, "CommandSet": page}
+
+    def _bh_SearchSession(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        sessions = list(self._bastion_state()["sessions"].values())
+        if params.get("Id"):
+            chosen = [s for s in sessions if s["Id"] == params["Id"]]
+        else:
+            if "Kind" not in params:
+                raise ApiError("MissingParameter", "Kind is required unless Id is given")
+            start, end = self._bastion_window(params)
+            chosen = [s for s in sessions
+                      if start <= datetime.fromisoformat(s["StartTime"]) <= end]
+            if params.get("UserName"):
+                chosen = [s for s in chosen if s["UserName"] == params["UserName"]]
+        total, page = self._bastion_page(chosen, params)
+        return {"TotalCount": total, "SessionSet": page}
+
+    _dasb_SearchCommand = _bh_SearchCommand
+    _dasb_SearchCommandBySid = _bh_SearchCommandBySid
+    _dasb_SearchSession = _bh_SearchSession
+
+
+class TencentDouble(CloudAuditDouble, BastionHostDouble):
     """The test double's state and HTTP server. Use ``start()``/``stop()``."""
 
     def __init__(self, secret_id: str, secret_key: str, *, step: float = 50.0) -> None:
@@ -313,7 +440,7 @@ class TencentDouble(CloudAuditDouble):
             payload=body, timestamp=headers.get("x-tc-timestamp", "0"), service=service)
         if not hmac.compare_digest(expected, fields.get("Signature", "")):
             raise ApiError("AuthFailure.SignatureFailure", "the provided signature is invalid")
-        if service not in ("cbs", "cdb", "vpc", "cvm", "cloudaudit"):
+        if service not in ("cbs", "cdb", "vpc", "cvm", "cloudaudit", "bh", "dasb"):
             raise ApiError("InvalidAction", f"service {service} is not in this test double")
         return service
 

@@ -12,6 +12,12 @@
                        ``&users=1001:wang,0:root`` to name numeric ids)
 ``transcript:PATH``    a ``script`` transcript, or a folder of them (``?ip=ADDR``)
 ``history:PATH``       shell history with ``#EPOCH`` lines (``?user=U&host=H``)
+``bh:PATH``            saved Tencent Cloud Bastion Host search responses (``tccli bh
+                       SearchCommand ...`` output; a file or a folder of them)
+``bh-api:R``           Bastion Host ``SearchCommand`` in region R
+                       (tencentcloud-sdk-python-bh; TENCENTCLOUD_SECRET_ID/KEY)
+``sudoio:PATH``        sudo I/O logs: sudo's iolog folder or one session folder
+                       (``?host=NAME`` when ``log.json`` does not name it, ``&ip=ADDR``)
 =====================  ===========================================================
 """
 
@@ -27,10 +33,10 @@ from urllib.parse import parse_qs
 from drkit.clock import Clock
 from drkit.errors import InputError
 from drkit.oplog.model import OpEvent
-from drkit.oplog.readers import bastion, cloudaudit, cloudtrail
+from drkit.oplog.readers import bastion, bastionhost, cloudaudit, cloudtrail, sudoio
 
 KINDS = ("cloudtrail", "cloudtrail-api", "cloudaudit", "cloudaudit-api", "auditd",
-         "transcript", "history")
+         "transcript", "history", "bh", "bh-api", "sudoio")
 #: How far back an API source looks when nothing earlier was read (CloudTrail keeps 90 days).
 API_LOOKBACK = timedelta(days=7)
 
@@ -134,12 +140,53 @@ def read_source(spec: SourceSpec, *, clock: Clock, since: datetime | None = None
         return [e for name, data in _local_files(spec.where)
                 for e in bastion.parse_transcript(_text(name, data), origin=name,
                                                   source_ip=spec.options.get("ip"))]
+    if spec.kind == "bh":
+        return bastionhost.parse_saved(_local_files(spec.where, suffixes=(".json",)))
+    if spec.kind == "bh-api":
+        return _bastionhost_api(spec, start=start, end=now)
+    if spec.kind == "sudoio":
+        return sudoio.read(spec.where, host=spec.options.get("host"),
+                           source_ip=spec.options.get("ip"))
     user = spec.options.get("user")
     if not user:
         raise InputError(f"{spec}: say whose history it is: history:PATH?user=NAME&host=HOST")
     return [e for name, data in _local_files(spec.where)
             for e in bastion.parse_history(_text(name, data), origin=name, user=user,
                                            host=spec.options.get("host"))]
+
+
+def _tencent_credential(spec: SourceSpec) -> object:
+    from tencentcloud.common import credential
+
+    secret_id = os.environ.get("TENCENTCLOUD_SECRET_ID")
+    secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY")
+    if not secret_id or not secret_key:
+        raise InputError(f"{spec}: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
+    return credential.Credential(secret_id, secret_key)
+
+
+def _bastionhost_api(spec: SourceSpec, *, start: datetime, end: datetime) -> list[OpEvent]:
+    try:
+        from tencentcloud.bh.v20230418 import bh_client, models
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+            TencentCloudSDKException,
+        )
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
+    except ImportError:
+        raise InputError(f"{spec}: needs the Bastion Host SDK "
+                         "(pip install tencentcloud-sdk-python-bh)") from None
+    from drkit.oplog.check import http_profile
+
+    cred = _tencent_credential(spec)
+    http = http_profile(HttpProfile, spec.options.get("endpoint"))
+    client = bh_client.BhClient(cred, spec.where, ClientProfile(httpProfile=http))
+    try:
+        return bastionhost.search_commands(client, models, start=start, end=end,
+                                           origin=f"bh-api:{spec.where}", region=spec.where)
+    except TencentCloudSDKException as exc:
+        raise InputError(f"{spec}: SearchCommand failed: {exc.get_code()}: "
+                         f"{exc.get_message()}") from None
 
 
 def _cloudaudit_api(spec: SourceSpec, *, start: datetime, end: datetime) -> Iterator[OpEvent]:
