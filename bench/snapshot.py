@@ -334,6 +334,8 @@ def main() -> None:
                         help="Copy this data folder (kept from an earlier run) instead of "
                              "generating one.")
     parser.add_argument("--keep", action="store_true", help="Keep the bench folder.")
+    parser.add_argument("--only-drkit", action="store_true",
+                        help="Leave restic and borg out (for profiling drkit alone).")
     args = parser.parse_args()
     base: Path = args.dir
     if base.exists():
@@ -362,6 +364,8 @@ def main() -> None:
            "RESTIC_CACHE_DIR": str(base / "restic-cache"), "DRKIT_CONFIG": str(base / "drkit.toml")}
     (base / "drkit.toml").write_text(DRKIT_CONFIG)
     found, notes = tools(base, drkit)
+    if args.only_drkit:
+        found, notes = found[:1], ["--only-drkit: restic and borg left out"]
     for tool in found:
         run(tool.init, env, base, base / f"{tool.name}.log")
     load_before = os.getloadavg()
