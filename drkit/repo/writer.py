@@ -129,6 +129,7 @@ class RepositoryWriter:
         self._adding: set[bytes] = set()
         self._uploads: list[Future[None]] = []
         self._pool = ThreadPoolExecutor(max(1, upload_threads), thread_name_prefix="upload")
+        self._in_flight = 1 if store.url.startswith("file:") else max(1, upload_threads)
         self._session_lock = threading.Lock()
         self._upload_lock = threading.Lock()
         self._session: str | None = None
@@ -381,17 +382,23 @@ class RepositoryWriter:
                 self._pack_parts = []
                 self._pack_chunks = []
         if full is not None:
-            self._submit_pack(b"".join(full[0]), full[1])
+            self._submit_pack(*full)
         return True
 
-    def _submit_pack(self, data: bytes, chunks: list[tuple[bytes, int, int, int]]) -> None:
-        # Bound memory: at most three packs wait for upload; a failed upload surfaces here.
+    def _submit_pack(self, parts: list[bytes | bytearray],
+                     chunks: list[tuple[bytes, int, int, int]]) -> None:
+        # Bound memory: a full pack waits (as its blobs) until fewer than ``_in_flight``
+        # packs are uploading, and is joined into one object only then. A local store
+        # writes a pack faster than the chunkers fill the next, so one is enough there;
+        # a remote one keeps several requests going. A failed upload surfaces here.
         with self._upload_lock:
             for done in [f for f in self._uploads if f.done()]:
                 done.result()
                 self._uploads.remove(done)
-            while len(self._uploads) >= 3:
+            while len(self._uploads) >= self._in_flight:
                 self._uploads.pop(0).result()
+            data = b"".join(parts)
+            parts.clear()
             self._uploads.append(self._pool.submit(self._upload_pack, data, chunks))
 
     def _upload_pack(self, data: bytes, chunks: list[tuple[bytes, int, int, int]]) -> None:
@@ -418,7 +425,7 @@ class RepositoryWriter:
             self._pack_parts = []
             self._pack_chunks = []
         if rest is not None:
-            self._submit_pack(b"".join(rest[0]), rest[1])
+            self._submit_pack(*rest)
         with self._upload_lock:
             while self._uploads:
                 self._uploads.pop(0).result()

@@ -365,17 +365,19 @@ def table_layouts(con: sqlite3.Connection, path: Path, names: Iterable[str]
             pages.sort()
             whole = hashlib.sha256()
             overflow: dict[str, Any] = {}
+            # (path, first rowid, last rowid, SHA-256 of the page): only digests are kept.
             leaves: list[tuple[str, int, int, bytes]] = []
             for where, number, kind in pages:
                 data = os.pread(fd, page_size, (number - 1) * page_size)
                 if len(data) != page_size:
                     raise sqlite3.DatabaseError(f"page {number} lies beyond the end of the file")
-                whole.update(number.to_bytes(4, "big") + hashlib.sha256(data).digest())
+                digest = hashlib.sha256(data).digest()
+                whole.update(number.to_bytes(4, "big") + digest)
                 if kind == "overflow":
                     # "<leaf path><cell, 3 hex digits>+<overflow page, 6 hex digits>"
                     cut = where.index("+")
                     leaf_path = where[:where.rindex("/", 0, cut) + 1]
-                    overflow.setdefault(leaf_path, hashlib.sha256()).update(data)
+                    overflow.setdefault(leaf_path, hashlib.sha256()).update(digest)
                 elif kind == "leaf" and data[0] == 0x0D:  # a table (rowid) leaf page
                     cells = int.from_bytes(data[3:5], "big")
                     if cells == 0:
@@ -385,13 +387,12 @@ def table_layouts(con: sqlite3.Connection, path: Path, names: Iterable[str]
                     # A cell: varint payload size, varint rowid, payload.
                     first = _varint(data, _varint(data, first_ptr)[1])[0]
                     last = _varint(data, _varint(data, last_ptr)[1])[0]
-                    leaves.append((where, _signed(first), _signed(last), data))
+                    leaves.append((where, _signed(first), _signed(last), digest))
             out = []
-            for where, first, last, data in leaves:
-                h = hashlib.sha256(data)
+            for where, first, last, digest in leaves:
                 if where in overflow:
-                    h.update(overflow[where].digest())
-                out.append(Leaf(first, last, h.digest()))
+                    digest = hashlib.sha256(digest + overflow[where].digest()).digest()
+                out.append(Leaf(first, last, digest))
             out.sort(key=lambda leaf: leaf.first)
             layouts[name] = TableLayout(out, whole.digest())
     finally:
