@@ -29,7 +29,7 @@ from drkit.repo.formats import PACK_MAGIC, ChunkLocation, key_digest
 from drkit.repo.repository import Repository, SnapshotInfo
 
 WORKERS = 2
-BUFFER_LIMIT = 128 << 20
+BUFFER_LIMIT = 32 << 20  # out-of-order chunks held for running file hashes
 
 
 class _Budget:
