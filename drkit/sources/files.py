@@ -65,6 +65,7 @@ class FilesSource(Source):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._new_cache: dict[str, list[Any]] = {}
+        self._old_cache: dict[str, list[Any]] | None = None
         self._skipped: list[dict[str, str]] = []
 
     @property
@@ -138,7 +139,7 @@ class FilesSource(Source):
         self._skipped.append({"path": rel, "reason": reason})
 
     def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
-        old_cache = self._load_cache()
+        old_cache = self._old_cache = self._load_cache()
         result = SourceResult(self.name, self.type, str(self.root))
         self._skipped = result.skipped
         root_st = self.root.stat()
@@ -217,6 +218,8 @@ class FilesSource(Source):
         return result
 
     def committed(self) -> None:
+        if self._new_cache == self._old_cache and self._owner_only():
+            return  # nothing changed: the file on disk already says exactly this
         # The cache names every path with its SHA-256: readable by the owner only, like the
         # keys (0600 in a 0700 folder), whatever the umask.
         self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -230,6 +233,13 @@ class FilesSource(Source):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.cache_path)
+
+    def _owner_only(self) -> bool:
+        try:
+            return (stat.S_IMODE(os.stat(self.cache_path).st_mode) == 0o600
+                    and stat.S_IMODE(os.stat(self.cache_dir).st_mode) == 0o700)
+        except OSError:
+            return False
 
     def cleanup(self) -> None:
         with contextlib.suppress(FileNotFoundError):
