@@ -16,6 +16,7 @@ test: $(STAMP)
 	$(BIN)/ruff check drkit tests bench
 	$(BIN)/mypy
 	$(BIN)/drkit lint policies/ --severity-threshold medium
+	$(BIN)/drkit lint network policies/network/
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

@@ -11,8 +11,8 @@ import hashlib
 import json
 from typing import Any
 
-# One encoder for every call (json.dumps with options builds a new one each time, which
-# costs more than encoding a small document such as a snapshot tree's line).
+# One encoder for every call (json.dumps with options builds a new one each time; it holds
+# no state between calls, so sharing it across threads is safe).
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                             allow_nan=False)
 

@@ -75,6 +75,8 @@ class SourceConfig:
 class Objectives:
     rto_minutes: float = 240.0
     rpo_hours: float = 26.0
+    # For an archived database log (WAL, binlog): the newest segment's age allowed.
+    log_rpo_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -191,12 +193,12 @@ class _Checker:
 
 
 _TOP = {"repository", "regions", "sources", "objectives", "verify", "ledger", "schedule",
-        "approval", "cloud"}
+        "approval", "cloud", "oplog"}
 _REPO = {"primary", "keys", "cache", "pack_size_mib"}
 _REGION = {"url", "storage_class", "lock_days", "retention_days", "max_lag_hours"}
 _SOURCE = {"type", "path", "exclude", "production", "database", "host", "port", "user",
-           "databases", "secrets_file", "tables", "dump_tool"}
-_OBJECTIVES = {"rto_minutes", "rpo_hours"}
+           "databases", "secrets_file", "tables", "dump_tool", "pg_bin"}
+_OBJECTIVES = {"rto_minutes", "rpo_hours", "log_rpo_seconds"}
 _VERIFY = {"state_dir", "writer_keys", "anchor_file"}
 
 
@@ -328,6 +330,8 @@ def check_config_text(text: str, path: Path) -> tuple[Config | None, list[Proble
                                maximum=MAX_HOURS * 60),
         rpo_hours=chk.number(obj, "objectives.", "rpo_hours", 26.0, minimum=0.001,
                              maximum=MAX_HOURS),
+        log_rpo_seconds=chk.number(obj, "objectives.", "log_rpo_seconds", 300.0,
+                                   minimum=0.001, maximum=MAX_HOURS * 3600),
     )
     ver = chk.table(data, "", "verify")
     chk.unknown(ver, "verify.", _VERIFY)

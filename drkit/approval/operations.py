@@ -115,6 +115,13 @@ def plan_prune(ctx: ApprovalContext, params: dict[str, Any]) -> dict[str, Any]:
             needed_packs.update(str(p) for p in manifest.packs)
         else:  # manifests that list chunk ids instead of packs
             needed_chunks.update(bytes.fromhex(c) for c in manifest.chunks)
+    # The archived database log (WAL, binlog) keeps its packs and session keys: pruning
+    # log segments is a decision of its own, never a side effect of forgetting snapshots.
+    from drkit.repo.logarchive import needed_objects
+
+    log_packs, log_sessions = needed_objects(repo.visible.values())
+    needed_packs |= log_packs
+    needed_sessions |= log_sessions
     doomed: set[str] = {s.key for s in forget}
     if forget:
         for index_key, index in repo.index_files():

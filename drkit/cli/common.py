@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from drkit.clock import Clock, SystemClock
-from drkit.config import Config, config_path, load_config
 from drkit.progress import NULL_PROGRESS, Progress, ProgressTask
+
+if TYPE_CHECKING:
+    from drkit.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,11 +35,16 @@ class AppContext:
 
     @property
     def config_path(self) -> Path:
+        # Imported here: 'drkit --help' and '--version' need no configuration code.
+        from drkit.config import config_path
+
         return config_path(self.config_file)
 
     @property
     def config(self) -> Config:
         if self._config is None:
+            from drkit.config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 

@@ -60,28 +60,53 @@ def write_reports(report: DrillReport, base: Path) -> list[Path]:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="This host's verify state (default: verify.state_dir or the user state "
                    "folder).")
+@click.option("--to-time", "to_time", default=None, metavar="TIME",
+              help="Point-in-time drill of a PostgreSQL source: its base backup plus the "
+                   "archived WAL up to TIME (ISO 8601), from this region alone.")
+@click.option("--database", "database", default=None, metavar="NAME",
+              help="With --to-time: the PostgreSQL source (default: the only one).")
 @recovery_key_option
 @passphrase_file_option
 @json_option
 def drill_command(region: str, snapshot: str, scratch: Path | None, report_path: Path | None,
                   keep: bool, accept_findings: bool, thaw_timeout: float,
-                  ledger_source: str | None, state_dir: Path | None,
-                  recovery_key: Path | None, passphrase_file: Path | None) -> None:
+                  ledger_source: str | None, state_dir: Path | None, to_time: str | None,
+                  database: str | None, recovery_key: Path | None,
+                  passphrase_file: Path | None) -> None:
     """Restore a snapshot from one region's copy and reconcile every merchant.
 
     Verifies the region, thaws archived objects, restores into a scratch folder checking
     every hash, checks database control totals, recomputes the compensation ledger from
     the restored data and reconciles it with the stored ledger, and measures RTO and RPO.
+    With --to-time: restore a PostgreSQL source's base backup plus its archived WAL up to
+    that moment, from this region's copy alone, into a private scratch server.
     Exit 0 when everything reconciles, 1 when anything does not, 2 on error.
     """
     app = get_app()
     config = app.config
     config.region(region)
+    when = None
+    source = None
+    if to_time is not None:
+        from drkit.cli.incident import parse_time
+        from drkit.pitr.wal import wal_source
+
+        when = parse_time(to_time, "--to-time")
+        source = wal_source(config, database)
+    elif database is not None:
+        raise InputError("--database is for a point-in-time drill: give --to-time too")
     recovery = unlock(config, recovery_key, passphrase_file)
     options = DrillOptions(region=region, snapshot=snapshot, scratch=scratch, keep=keep,
                            accept_findings=accept_findings, thaw_timeout=thaw_timeout,
                            state_dir=state_dir, ledger_source=ledger_source)
-    report = run_drill(config, options, recovery, clock=app.clock, progress=app.progress())
+    if when is not None and source is not None:
+        from drkit.drill.runner import run_pitr_drill
+
+        report = run_pitr_drill(config, options, recovery, source=source, target_time=when,
+                                clock=app.clock, progress=app.progress())
+    else:
+        report = run_drill(config, options, recovery, clock=app.clock,
+                           progress=app.progress())
     stamp = utc_iso(app.clock.now()).replace(":", "").replace("-", "")
     base = report_path or config.base_dir / "drill-reports" / f"{stamp}-{region}"
     written = write_reports(report, base)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,11 +11,35 @@ from drkit.cli.common import get_app
 from drkit.errors import ExitCode, InputError
 from drkit.lint.engine import INPUT_ERROR_MODES, lint_paths
 from drkit.lint.findings import SEVERITIES
-from drkit.lint.output import printable, render_sarif, render_text
+from drkit.lint.output import printable, render_sarif, render_text, to_json
 from drkit.progress import NULL_PROGRESS
 
 
-@click.command("lint")
+class LintCommand(click.Command):
+    """``drkit lint PATH...`` as always; ``drkit lint network ...`` runs the network
+    isolation check (drkit/cli/lint_network.py). A folder named ``network`` is linted as a
+    policy folder when written ``./network``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args[:1] == ["network"]:
+            ctx.meta["drkit.lint.network"] = args[1:]
+            return []
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        rest = ctx.meta.pop("drkit.lint.network", None)
+        if rest is None:
+            return super().invoke(ctx)
+        from drkit.cli.lint_network import network_command
+
+        # Beside this command rather than under it, so usage reads "drkit lint network".
+        with network_command.make_context("lint network", rest, parent=ctx.parent) as sub:
+            return network_command.invoke(sub)
+
+
+@click.command("lint", cls=LintCommand,
+               epilog="Network isolation (dev/test must not reach production): "
+                      "drkit lint network --help")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default=None,
               help="Output format (default text; --json means --format json).")
@@ -54,9 +78,9 @@ def lint_command(paths: tuple[Path, ...], fmt: str | None, json_output: bool,
                         progress=app.progress() if fmt == "text" else NULL_PROGRESS,
                         input_errors=input_errors)
     if fmt == "json":
-        text = json.dumps(report.to_dict(), indent=2)
+        text = to_json(report.to_dict())
     elif fmt == "sarif":
-        text = json.dumps(render_sarif(report), indent=2)
+        text = to_json(render_sarif(report))
     else:
         text = render_text(report)
     if output is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import pkgutil
 import re
 import sys
 import traceback
@@ -19,7 +18,75 @@ from drkit.errors import DrkitError, ExitCode
 from drkit.redact import redact_text
 
 log = logging.getLogger(__name__)
-_SKIP = {"main", "common"}
+
+#: Every command of the tree: name -> (the ``drkit.cli`` modules that define it, its summary
+#: as ``drkit --help`` lists it). A command's module is imported only when the command is
+#: run or its own help is asked for, so ``drkit --version`` and ``drkit --help`` load click
+#: and this module, not boto3, cryptography or the lint catalogue. The summary is the first
+#: sentence of the command's help; tests/cli/test_startup.py checks both columns against
+#: the real commands (a command missing here, or a summary that drifted, fails it).
+#: ``config apply`` lives in the approval module, so ``config`` needs both modules.
+LAZY_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "approve": (("approval",),
+                "Approve request ID with your enrolled key (review its plan first: drkit "
+                "requests)."),
+    "approvers": (("approval",),
+                  "Enrol approvers and show the approver registry pinned in the repository."),
+    "audit": (("audit",), "drkit's own tamper-evident audit log."),
+    "binlog": (("binlog",), "Archive MySQL/MariaDB binlogs for point-in-time recovery."),
+    "check": (("snapshot",),
+              "Check the repository structure and, with --read-data, every byte of it."),
+    "cloud": (("cloud",),
+              "Daily snapshots of tagged cloud disks and databases, copied to other regions."),
+    "config": (("setup", "approval"), "Inspect and validate drkit.toml."),
+    "delete-object": (("approval",), "Delete KEY in REGION (needs an approved request)."),
+    "demo": (("demo",), "Play the insider disaster on local folders and recover from it."),
+    "deny": (("approval",),
+             "Deny request ID; a single denial by an enrolled person vetoes it."),
+    "drill": (("drill",),
+              "Restore a snapshot from one region's copy and reconcile every merchant."),
+    "execute": (("approval",),
+                "Run an approved request: checks quorum, denials, expiry, single use and "
+                "that the plan recomputed now is exactly the approved one."),
+    "incident": (("incident",), "Look for what destroyed data, in the archived log."),
+    "init": (("setup",),
+             "Write a commented drkit.toml for the embedded default (three local regions)."),
+    "keys": (("keys",), "Create and show the repository keys."),
+    "ledger": (("ledger",),
+               "The compensation ledger: each merchant's compensation from pre-incident "
+               "revenue."),
+    "lint": (("lint",),
+             "Lint AWS IAM and Tencent Cloud CAM policies (files or folders, recursively)."),
+    "oplog": (("oplog",),
+              "Watch the operators: cloud operation logs and bastion sessions against "
+              "approvals."),
+    "prune": (("prune",),
+              "Forget snapshots beyond retention and delete objects no remaining snapshot "
+              "needs (needs an approved request; exit 3 without one)."),
+    "replicate": (("replicate",),
+                  "Copy every logged object each region lacks, then the journal."),
+    "request": (("approval",),
+                "File an approval request for a dangerous operation (its exact plan is "
+                "computed now)."),
+    "requests": (("approval",),
+                 "List approval requests: pending, approved, denied, expired, executed."),
+    "restore": (("snapshot",),
+                "Restore SNAPSHOT (an id prefix or 'latest') bit for bit into --to."),
+    "schedule": (("schedule",), "Run drkit on a schedule: as a daemon, or as crontab lines."),
+    "snapshot": (("snapshot",),
+                 "Take an encrypted, deduplicated snapshot of the configured sources."),
+    "snapshots": (("snapshot",), "List the snapshots (id, time, sources, size, new data)."),
+    "status": (("status",),
+               "Show how old the last snapshot, copy, verify and drill are; exit 1 if any is "
+               "too old."),
+    "thaw": (("thaw",),
+             "Thaw an archive-class region: every metadata object (manifests, indexes, "
+             "session keys, ledgers), and with SNAPSHOT (an id prefix or 'latest') the packs "
+             "it needs, so a restore or drill can read it."),
+    "verify": (("verify",),
+               "Prove every region still holds everything ever logged, unchanged."),
+    "wal": (("wal",), "Archive PostgreSQL's write-ahead log for point-in-time recovery."),
+}
 
 
 # Commands whose outcome the central hook records in the audit log. The approval commands
@@ -27,7 +94,7 @@ _SKIP = {"main", "common"}
 # themselves; read-only and set-up commands (status, snapshots, config check, init, demo)
 # are not actions on the backups.
 AUDITED_COMMANDS = frozenset({"snapshot", "restore", "check", "replicate", "verify", "drill",
-                              "ledger", "lint", "keys", "cloud"})
+                              "ledger", "lint", "keys", "cloud", "oplog"})
 # 4 (verify's FIRST-CONTACT) is logged as findings: something a reader must look at.
 _RESULTS = {0: "ok", 1: "findings", 2: "error", 3: "refused", 4: "findings"}
 
@@ -112,7 +179,41 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 class DrkitGroup(click.Group):
     """Maps drkit's exceptions to one line on stderr and their exit code, and records
-    every action's outcome in the audit log."""
+    every action's outcome in the audit log. Subcommands load lazily (``LAZY_COMMANDS``),
+    as in click's documentation "Lazily loading subcommands"."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(LAZY_COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            self._load(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def _load(self, cmd_name: str) -> None:
+        modules = [importlib.import_module(f"drkit.cli.{name}")
+                   for name in LAZY_COMMANDS[cmd_name][0]]
+        for module in modules:
+            for command in getattr(module, "COMMANDS", []):
+                if command.name == cmd_name:
+                    self.add_command(command)
+                    return
+        raise RuntimeError(f"drkit.cli.{LAZY_COMMANDS[cmd_name][0][0]} defines no command "
+                           f"{cmd_name!r}")
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``drkit --help`` from the summaries, without importing
+        any command's module (the same text click makes from each command's help)."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name) or click.Command(name,
+                                                               help=LAZY_COMMANDS[name][1])
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(list(args)))
@@ -196,20 +297,6 @@ def cli(ctx: click.Context, config_file: str | None, json_output: bool, verbose:
     app.verbose = verbose
     app.quiet = quiet
     setup_logging(verbose, quiet)
-
-
-def _register_commands() -> None:
-    import drkit.cli as package
-
-    for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if module_info.name in _SKIP or module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"drkit.cli.{module_info.name}")
-        for command in getattr(module, "COMMANDS", []):
-            cli.add_command(command)
-
-
-_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

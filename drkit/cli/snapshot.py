@@ -13,7 +13,7 @@ import click
 from drkit.cli.common import emit, get_app, human_bytes, json_option
 from drkit.cli.keys import passphrase_file_option, read_passphrase
 from drkit.config import Config
-from drkit.errors import CheckFailed, ExitCode, InputError, IntegrityError
+from drkit.errors import CheckFailed, ExitCode, InputError, IntegrityError, UsageError
 from drkit.repo import keys as keyfiles
 from drkit.repo.check import check_repository
 from drkit.repo.region_identity import check_identity
@@ -112,9 +112,10 @@ def snapshots_command(region: str | None) -> None:
 
 
 @click.command("restore")
-@click.argument("snapshot")
-@click.option("--to", "target", required=True, type=click.Path(path_type=Path),
-              help="Folder to restore into (must be empty unless --force).")
+@click.argument("snapshot", required=False)
+@click.option("--to", "target", type=click.Path(path_type=Path),
+              help="Folder to restore into (must be empty unless --force; with --database "
+                   "the scratch folder, default a new temporary one).")
 @click.option("--path", "paths", multiple=True, metavar="GLOB",
               help="Only entries matching this glob (SOURCE/PATH or PATH; repeatable).")
 @click.option("--force", is_flag=True, help="Restore into a non-empty folder.")
@@ -125,12 +126,29 @@ def snapshots_command(region: str | None) -> None:
 @click.option("--approval", "approval_id", metavar="ID", default=None,
               help="An approved 'restore-production' request (needed when --to is, holds or "
                    "lies inside a production source).")
+@click.option("--database", "pitr_source", metavar="NAME", default=None,
+              help="Point-in-time recovery of this PostgreSQL or MySQL/MariaDB source into a "
+                   "private scratch server (with --to-time, --to-lsn, --to-position or "
+                   "--to-gtid; docs/pitr.md).")
+@click.option("--to-time", "to_time", metavar="TIME", default=None,
+              help="With --database: everything committed before TIME (ISO 8601 with offset).")
+@click.option("--to-lsn", "to_lsn", metavar="LSN", default=None,
+              help="With --database: replay up to, not including, this WAL position.")
+@click.option("--to-position", "to_position", metavar="FILE:OFFSET", default=None,
+              help="With --database (MySQL): replay the binlog up to, not including, the "
+                   "event at OFFSET of FILE.")
+@click.option("--to-gtid", "to_gtid", metavar="GTID", default=None,
+              help="With --database (MySQL): replay up to, not including, this transaction.")
+@click.option("--keep-running", is_flag=True,
+              help="With --database: leave the scratch server running.")
 @region_option
 @recovery_key_option
 @passphrase_file_option
 @json_option
-def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: bool,
-                    into_database: str | None, approval_id: str | None,
+def restore_command(snapshot: str | None, target: Path | None, paths: tuple[str, ...],
+                    force: bool, into_database: str | None, approval_id: str | None,
+                    pitr_source: str | None, to_time: str | None, to_lsn: str | None,
+                    to_position: str | None, to_gtid: str | None, keep_running: bool,
                     region: str | None, recovery_key: Path | None,
                     passphrase_file: Path | None) -> None:
     """Restore SNAPSHOT (an id prefix or 'latest') bit for bit into --to.
@@ -138,11 +156,35 @@ def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: 
     Restoring into a target marked production needs two other people's approval
     ('drkit request restore-production SNAPSHOT --to TARGET --source NAME --reason TEXT');
     exit 3 without it.
+
+    With --database NAME --to-time T (or --to-lsn): the newest base backup before T plus
+    the archived WAL up to T, replayed by a private scratch server; its row counts are
+    reported. For a MySQL/MariaDB source the base is the newest snapshot whose dump
+    records its binlog position, and --to-position FILE:OFFSET / --to-gtid are exact.
     """
     from drkit.approval import require_restore_approval
 
     app = get_app()
     config = app.config
+    if pitr_source is not None and (to_position or to_gtid or
+                                    config.source(pitr_source).type == "mysql"):
+        from drkit.cli.binlog import restore_binlog_point
+
+        if snapshot is not None:
+            raise UsageError("--database restores to a point in time: give no SNAPSHOT")
+        if to_lsn:
+            raise UsageError("--to-lsn is for PostgreSQL; use --to-position or --to-gtid")
+        restore_binlog_point(config, pitr_source, to_time, to_position, to_gtid, target,
+                             keep_running, region, recovery_key, passphrase_file)
+        return
+    if to_position or to_gtid:
+        raise UsageError("--to-position/--to-gtid need --database NAME (a MySQL source)")
+    if pitr_source is not None or to_time or to_lsn:
+        _restore_point_in_time(config, snapshot, pitr_source, to_time, to_lsn, target,
+                               keep_running, region, recovery_key, passphrase_file)
+        return
+    if snapshot is None or target is None:
+        raise UsageError("give SNAPSHOT and --to (or --database with --to-time/--to-lsn)")
     repo = open_repository(config, region)
     snap = repo.find_snapshot(snapshot)
     if target.exists() and not target.is_dir():
@@ -173,6 +215,45 @@ def restore_command(snapshot: str, target: Path, paths: tuple[str, ...], force: 
          "every chunk authenticated and every file hash verified"
          + "".join(f"\nloaded {d['source']}/{d['database']} into {d['into']}; control totals "
                    "match" for d in loaded))
+
+
+def _restore_point_in_time(config: Config, snapshot: str | None, source: str | None,
+                           to_time: str | None, to_lsn: str | None, target: Path | None,
+                           keep_running: bool, region: str | None, recovery_key: Path | None,
+                           passphrase_file: Path | None) -> None:
+    import tempfile
+
+    from drkit.cli.incident import parse_time
+    from drkit.pitr.postgres import restore_to_point
+    from drkit.pitr.wal import parse_lsn, wal_source
+
+    if snapshot is not None:
+        raise UsageError("--database restores to a point in time: give no SNAPSHOT")
+    if bool(to_time) == bool(to_lsn):
+        raise UsageError("--database needs exactly one of --to-time and --to-lsn")
+    archive = wal_source(config, source)
+    when = parse_time(to_time, "--to-time") if to_time else None
+    lsn = parse_lsn(to_lsn) if to_lsn else None
+    scratch = target or Path(tempfile.mkdtemp(prefix="drkit-pitr-"))
+    repo = open_repository(config, region)
+    recovery = unlock(config, recovery_key, passphrase_file)
+    result = restore_to_point(config, archive, target_time=when, target_lsn=lsn,
+                              scratch=scratch, recovery=recovery, repo=repo,
+                              keep_running=keep_running)
+    data = result.to_dict()
+
+    def text() -> str:
+        out = [f"restored {archive} to {to_time or to_lsn} from base backup "
+               f"{result.base_backup[:12]} + {result.segments_fetched} WAL files in "
+               f"{result.data_dir}"]
+        if result.stopped_at:
+            out.append(f"  {result.stopped_at}")
+        for db, info in result.databases.items():
+            out.append(f"  {db}: {info['rows']} rows in {len(info['tables'])} tables")
+        if result.running:
+            out.append(f"  running: psql -h {result.socket_dir} -p {result.port}")
+        return "\n".join(out)
+    emit(data, text)
 
 
 def _load_databases(config: Config, snap: Any, target: Path, into: str,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
 
 from drkit.cli.common import emit, get_app, json_option
-from drkit.errors import ExitCode
+from drkit.errors import DrkitError, ExitCode
 from drkit.schedule.spec import load_schedule
-from drkit.schedule.status import compute_status, list_regions
+from drkit.schedule.status import compute_status, list_regions, log_archives
+
+log = logging.getLogger(__name__)
 
 
 def _fmt(value: Any, unit: str = "h") -> str:
@@ -27,8 +30,13 @@ def status_command() -> None:
     app = get_app()
     config = app.config
     settings = load_schedule(config)
+    try:
+        logs = log_archives(config, app.clock.now())
+    except DrkitError as exc:  # the snapshot rows say why the primary cannot be read
+        logs = []
+        log.warning("archived logs not listed: %s", exc)
     status = compute_status(config, settings, clock=app.clock,
-                            listings=list_regions(config, settings))
+                            listings=list_regions(config, settings), logs=logs)
 
     def text() -> str:
         out = [f"status at {status.now}"]
@@ -44,6 +52,12 @@ def status_command() -> None:
             out.append(f"  {r['job']:<17} last {r['last'] or 'never':<21} "
                        f"{r['outcome'] or '':<9} allowed {r['allowance_hours']:g} h  "
                        f"{'ok' if r['ok'] else 'STALE'}")
+        for r in status.logs:
+            rpo = "-" if r["rpo_seconds"] is None else f"{r['rpo_seconds']:g} s"
+            gaps = f"  {len(r['gaps'])} GAPS" if r["gaps"] else ""
+            out.append(f"  log       {r['archive']:<14} newest {r['newest'] or '-':<24} "
+                       f"rpo {rpo:<10} objective {r['objective_seconds']:g} s{gaps}"
+                       f"  {'ok' if r['ok'] else 'STALE'}")
         for r in status.drills:
             out.append(f"  drill     {r['region']:<14} last {r['last'] or 'never':<21} "
                        f"{r['outcome'] or '':<9} allowed {r['allowance_hours']:g} h  "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -28,6 +31,31 @@ def open_region(region: RegionConfig, base_dir: Path, clock: Clock) -> Store:
     if region.url.scheme == "file" and region.url.path is not None:
         return LocalStore(region.url.path, clock=clock, create=False)
     return open_store(region.url, base_dir=base_dir, clock=clock)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cyclic_gc_paused(func: F) -> F:
+    """Run ``func`` with Python's cyclic garbage collector paused.
+
+    A verify of 100,000 objects keeps about ten objects per logged object alive until it
+    ends (journal entries, listings, sidecars); as that heap grows the collector walks all
+    of it again and again, which was a fifth of the command's CPU time. Those objects hold
+    no reference cycles (reference counting frees them), so nothing accumulates; the
+    collector runs again as soon as the command is done."""
+
+    @functools.wraps(func)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        if not gc.isenabled():
+            return func(*args, **kwargs)
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused  # type: ignore[return-value]
 
 
 def parse_read_data(value: str | None) -> float | None:
@@ -61,6 +89,7 @@ def parse_read_data(value: str | None) -> float | None:
 @click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="A file of such fingerprints (default: verify.anchor_file).")
 @json_option
+@cyclic_gc_paused
 def verify_command(region_names: tuple[str, ...], all_regions: bool, read_data: str | None,
                    state_dir: Path | None, accept_first_contact: bool,
                    expect: tuple[str, ...], anchor_file: Path | None) -> None:

@@ -41,6 +41,8 @@ class DrillReport:
     accepted_findings: list[dict[str, Any]] = field(default_factory=list)
     ledger: dict[str, Any] | None = None
     error: str | None = None
+    # A point-in-time drill (``--to-time``): source, target, base backup, WAL, rows.
+    point_in_time: dict[str, Any] | None = None
 
     @property
     def rto_ok(self) -> bool:
@@ -81,6 +83,7 @@ class DrillReport:
             "mismatched": self.mismatched[:MAX_LISTED_MISMATCHES],
             "accepted_findings": self.accepted_findings,
             "ledger": self.ledger,
+            "point_in_time": self.point_in_time,
             "steps": [s.to_dict() for s in self.steps],
             "error": self.error,
         }
@@ -95,7 +98,10 @@ class DrillReport:
             parts.append(f"RTO {_duration(self.rto_seconds)}")
         if self.rpo_seconds is not None:
             parts.append(f"RPO {_duration(self.rpo_seconds)}")
-        if self.ledger is not None:
+        if self.point_in_time is not None:
+            pit = self.point_in_time
+            parts.append(f"{pit['source']} as of {pit['target']}: {pit.get('rows', '?')} rows")
+        elif self.ledger is not None:
             parts.append(f"{self.reconciled} merchants reconciled, {len(self.mismatched)} not")
         else:
             failed = next((s.name for s in self.steps if not s.ok), None)

@@ -47,8 +47,9 @@ import logging
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -109,10 +110,52 @@ class Batch:
     version: int = 1
     prev_status: str = "checkpointed"  # version 1: every append wrote its checkpoint
     signers: tuple[str, ...] = ()  # trusted keys whose signatures verified (version 2)
+    leaves: tuple[bytes, ...] = ()  # the RFC 6962 leaf hash of each entry, in order
 
     @property
     def end(self) -> int:
         return self.start + len(self.entries)
+
+
+class _ParsedBatches:
+    """Batches already parsed in this process, by origin, key and SHA-256 of the stored
+    bytes (an LRU bounded by the number of entries held).
+
+    Parsing a batch is a pure function of those bytes: each of its entries is checked to
+    be canonical, which costs about 10 µs an entry, and one ``drkit verify`` reads the
+    same journal several times (the key history, the primary's log for every region, the
+    audit log's writer keys, the rotation proofs) and the same batches in every region.
+    Only the parse is kept: the signature of a batch is verified on every read, against
+    the keys trusted by that read."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple[str, str, bytes], Batch] = OrderedDict()
+        self._entries = 0
+
+    def get(self, origin: str, key: str, digest: bytes) -> Batch | None:
+        batch = self._items.get((origin, key, digest))
+        if batch is not None:
+            self._items.move_to_end((origin, key, digest))
+        return batch
+
+    def put(self, origin: str, key: str, digest: bytes, batch: Batch) -> None:
+        if len(batch.entries) > self.max_entries:
+            return
+        self._items[(origin, key, digest)] = batch
+        self._entries += len(batch.entries)
+        while self._entries > self.max_entries:
+            _key, old = self._items.popitem(last=False)
+            self._entries -= len(old.entries)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._entries = 0
+
+
+#: About 0.5 KiB of memory an entry; a journal of 500,000 objects describes some
+#: terabytes of packs.
+PARSED_BATCHES = _ParsedBatches(max_entries=500_000)
 
 
 def decode_batch(key: str, data: bytes, origin: str,
@@ -123,7 +166,8 @@ def decode_batch(key: str, data: bytes, origin: str,
     m = _BATCH_RE.match(key)
     if not m:
         raise IntegrityError(f"{key}: not a journal batch key")
-    if hashlib.sha256(data).hexdigest()[:16] != m.group(3):
+    digest = hashlib.sha256(data).digest()
+    if digest.hex()[:16] != m.group(3):
         raise IntegrityError(f"{key}: content does not match the hash in its key (altered)")
     signers: tuple[str, ...] = ()
     if data.startswith(BATCH_MAGIC.encode() + b" "):
@@ -134,6 +178,15 @@ def decode_batch(key: str, data: bytes, origin: str,
                                  ) from None
         signers = tuple(good)
         data = text.encode("utf-8")
+    batch = PARSED_BATCHES.get(origin, key, digest)
+    if batch is None:
+        batch = _parse_batch(key, m, data, origin)
+        PARSED_BATCHES.put(origin, key, digest, batch)
+    return replace(batch, signers=signers) if signers else batch
+
+
+def _parse_batch(key: str, m: re.Match[str], data: bytes, origin: str) -> Batch:
+    """The header and entries of a batch's text (the signature already checked)."""
     header, sep, body = data.partition(b"\n")
     parts = header.decode("utf-8", "replace").split(" ")
     if not sep or not ((len(parts) == 5 and parts[0] == BATCH_MAGIC_V1)
@@ -163,8 +216,9 @@ def decode_batch(key: str, data: bytes, origin: str,
         except IntegrityError as exc:
             raise IntegrityError(f"{key}: entry {start + i}: {exc}") from None
     prev = None if parts[4] == "-" else parts[4]
+    # from_bytes proved each line is its entry's canonical form, so the line is the leaf.
     return Batch(key=key, start=start, prev=prev, entries=tuple(entries), version=version,
-                 prev_status=prev_status, signers=signers)
+                 prev_status=prev_status, leaves=tuple(hash_leaf(line) for line in lines[:-1]))
 
 
 def describe_entries(entries: Sequence[JournalEntry], limit: int = 10) -> str:
@@ -283,6 +337,87 @@ class LogView:
             more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
             raise IntegrityError(f"{where}: journal: {errors[0]}{more}")
 
+    def copy(self, listing: dict[str, ObjectInfo]) -> LogView:
+        """A view of its own (lists copied, the immutable items shared) with ``listing``."""
+        return LogView(origin=self.origin, checkpoint=self.checkpoint,
+                       entries=list(self.entries), leaf_hashes=list(self.leaf_hashes),
+                       batch_keys=list(self.batch_keys), checkpoints=list(self.checkpoints),
+                       listing=listing, problems=list(self.problems),
+                       uncovered=list(self.uncovered))
+
+
+class _RecordingReader:
+    """``store.get`` that remembers the SHA-256 of every object it returned (None for one
+    that was not found): what a reading of the log depended on."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.digests: dict[str, bytes | None] = {}
+
+    def get(self, key: str) -> bytes:
+        try:
+            data = self.store.get(key)
+        except ObjectNotFound:
+            self.digests[key] = None
+            raise
+        self.digests[key] = hashlib.sha256(data).digest()
+        return data
+
+
+@dataclass
+class _Reading:
+    shape: tuple[tuple[str, int], ...]  # the journal listing: keys and sizes
+    digests: dict[str, bytes | None]  # every object read, by key
+    view: LogView
+
+
+class _RecentReadings:
+    """The last readings of a few journals in this process.
+
+    ``read_log`` is a function of the journal listing's keys, the bytes of the objects it
+    reads, the origin, the trusted keys and ``own``. A new reading with the same four
+    inputs, whose listing has the same keys and sizes and whose objects (each read again)
+    have the same SHA-256, gives the same view: it is returned without verifying 100,000
+    entries and a Merkle tree again. One ``drkit verify`` reads the primary's journal for
+    the key history, for each region, for the audit log's writer keys and for the writer
+    key rotations."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], _Reading] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...], store: Store, listing: dict[str, ObjectInfo]
+            ) -> LogView | None:
+        reading = self._items.get(key)
+        if reading is None or reading.shape != _shape(listing):
+            return None
+        for name, digest in reading.digests.items():
+            try:
+                now: bytes | None = hashlib.sha256(store.get(name)).digest()
+            except ObjectNotFound:
+                now = None
+            if now != digest:
+                return None
+        self._items.move_to_end(key)
+        return reading.view.copy(listing)
+
+    def put(self, key: tuple[Any, ...], listing: dict[str, ObjectInfo],
+            digests: dict[str, bytes | None], view: LogView) -> None:
+        self._items[key] = _Reading(_shape(listing), dict(digests), view.copy(dict(listing)))
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def _shape(listing: dict[str, ObjectInfo]) -> tuple[tuple[str, int], ...]:
+    return tuple((key, info.size) for key, info in listing.items())
+
+
+RECENT_READINGS = _RecentReadings(size=8)
+
 
 def read_log(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
              own: frozenset[str] | set[str] = frozenset()) -> LogView:
@@ -290,8 +425,21 @@ def read_log(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
 
     ``own`` are batch keys this host recorded write-ahead (``AppendIntents``): an
     uncovered batch among them is an interrupted append, not a deleted checkpoint."""
+    listing = {info.key: info for info in store.list(JOURNAL_PREFIX)}
+    memo = (store.url, origin, tuple(k.public_bytes_raw() for k in trusted), frozenset(own))
+    view = RECENT_READINGS.get(memo, store, listing)
+    if view is not None:
+        return view
+    reader = _RecordingReader(store)
+    view = _read_log(reader, origin, trusted, own, listing)
+    RECENT_READINGS.put(memo, listing, reader.digests, view)
+    return view
+
+
+def _read_log(store: _RecordingReader, origin: str, trusted: Sequence[Ed25519PublicKey],
+              own: frozenset[str] | set[str], listing: dict[str, ObjectInfo]) -> LogView:
     view = LogView(origin=origin)
-    view.listing = {info.key: info for info in store.list(JOURNAL_PREFIX)}
+    view.listing = listing
     checkpoint_keys: list[tuple[int, str]] = []
     batch_keys: list[str] = []
     for key in view.listing:
@@ -331,10 +479,9 @@ def read_log(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
         if 0 in sizes:
             roots[0] = builder.root()
         for batch in chain:
-            for entry in batch.entries:
-                entries.append(entry)
-                leaf = hash_leaf(entry.to_bytes())
-                leaf_hashes.append(leaf)
+            entries.extend(batch.entries)
+            leaf_hashes.extend(batch.leaves)
+            for leaf in batch.leaves:
                 builder.add(leaf)
                 if builder.size in sizes:
                     roots[builder.size] = builder.root()
@@ -384,7 +531,7 @@ def _check_checkpoints_kept(view: LogView, chain: Sequence[Batch], listed: set[i
                          "gone: deleted from a copy that may only grow")
 
 
-def _find_uncovered(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
+def _find_uncovered(store: _RecordingReader, origin: str, trusted: Sequence[Ed25519PublicKey],
                     own: frozenset[str] | set[str], view: LogView, batch_keys: list[str],
                     cache: dict[str, Batch]) -> None:
     """Signed batches that extend the verified log and that no checkpoint covers: the
@@ -426,7 +573,7 @@ def _find_uncovered(store: Store, origin: str, trusted: Sequence[Ed25519PublicKe
         head, position = found.key, found.end
 
 
-def _load_chain(store: Store, origin: str, trusted: Sequence[Ed25519PublicKey],
+def _load_chain(store: _RecordingReader, origin: str, trusted: Sequence[Ed25519PublicKey],
                 cp: Checkpoint, cache: dict[str, Batch], view: LogView, cp_key: str
                 ) -> list[Batch] | None:
     chain: list[Batch] = []

@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from drkit.errors import InputError
+from drkit.lint.exports import (
+    CAM_BUNDLE_MARKERS,
+    LoadedFile,
+    export_line,
+    export_paths,
+    is_cam_bundle,
+    read_cam_bundle,
+    read_file,
+)
 from drkit.lint.findings import (
     INPUT_ERROR,
     LINTER_ERROR,
@@ -22,8 +31,8 @@ from drkit.lint.findings import (
     Rule,
     severity_rank,
 )
-from drkit.lint.model import Policy, Problem, parse_policy, unreadable
-from drkit.lint.principals import PrincipalModel, load_principals
+from drkit.lint.model import Policy, Problem, unreadable
+from drkit.lint.principals import Principal, PrincipalModel, add_exported, load_principals
 from drkit.lint.registry import load_rules
 from drkit.lint.suppressions import Suppression, load_suppressions
 from drkit.progress import NULL_PROGRESS, Progress
@@ -101,6 +110,55 @@ def display_path(path: Path) -> str:
     return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
 
 
+class _RunPaths:
+    """The real path and the shown name of each file of one run, each worked out once.
+
+    Resolving a path costs an ``lstat`` per component and a ``stat``; a file that is not a
+    symbolic link resolves to its folder's real path plus its name, so the folder is
+    resolved once for all its files and each file costs one ``lstat``. Keys are strings:
+    hashing a ``Path`` costs more than the lookup.
+    """
+
+    def __init__(self) -> None:
+        self._real: dict[str, str] = {}
+        self._folders: dict[str, str] = {}
+        self._shown_folders: dict[str, str | None] = {}
+
+    def real(self, path: Path) -> str:
+        """``str(path.resolve())``."""
+        key = os.fspath(path)
+        found = self._real.get(key)
+        if found is None:
+            folder, name = os.path.split(key)
+            if name in ("", os.curdir, os.pardir) or os.path.islink(key):
+                found = str(path.resolve())
+            else:
+                real_folder = self._folders.get(folder)
+                if real_folder is None:
+                    real_folder = self._folders[folder] = str(Path(folder).resolve())
+                found = os.path.join(real_folder, name)
+            self._real[key] = found
+        return found
+
+    def shown(self, path: Path) -> str:
+        """:func:`display_path`, with the folder's relative path computed once."""
+        folder, name = os.path.split(os.fspath(path))
+        if name in ("", os.curdir, os.pardir):
+            return display_path(path)
+        if folder in self._shown_folders:
+            rel_folder = self._shown_folders[folder]
+        else:
+            try:
+                rel_folder = os.path.relpath(folder or os.curdir)
+            except ValueError:  # pragma: no cover - other drive on Windows
+                rel_folder = None
+            self._shown_folders[folder] = rel_folder
+        if rel_folder is None:  # pragma: no cover - other drive on Windows
+            return path.as_posix()
+        rel = name if rel_folder == os.curdir else os.path.join(rel_folder, name)
+        return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
+
+
 def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     """Policy candidate files (``*.json``, recursively) and principals files in ``paths``."""
     files: list[Path] = []
@@ -109,15 +167,43 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*.json")
-                           if p.is_file() and not any(part.startswith(".")
-                                                      for part in p.relative_to(path).parts))
-            files.extend(found)
+            files.extend(_json_files(path))
             if (path / PRINCIPALS_FILE).is_file():
                 principals.append(path / PRINCIPALS_FILE)
         else:
             raise InputError(f"{path}: no such file or directory")
     return files, principals
+
+
+def _json_files(top: Path) -> list[Path]:
+    """``*.json`` files under ``top``, sorted, leaving out hidden files and folders (a name
+    starting with "."); symbolic links to files count, to folders are not followed.
+
+    One ``scandir`` per folder, whose entries know their type: globbing built a path for
+    every entry and ``stat``-ed each match again.
+    """
+    found: list[Path] = []
+    pending = [os.fspath(top)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except PermissionError:
+            continue
+        base = Path(folder)
+        for entry in listed:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    pending.append(entry.path)
+                elif os.path.normcase(name).endswith(".json") and entry.is_file():
+                    found.append(base / name)
+            except OSError:
+                continue
+    return sorted(found)
 
 
 class Linter:
@@ -197,67 +283,114 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
     suppressions = (load_suppressions(suppressions_file, display_path(suppressions_file))
                     if suppressions_file else [])
     files, found_principals = discover(paths)
-    explicit = {p.resolve() for p in paths if p.is_file()}
-    cache: dict[Path, Policy] = {}
+    run_paths = _RunPaths()
+    explicit = {run_paths.real(p) for p in paths if p.is_file()}
+    problems: dict[str, InputProblem] = {}
+    principals_path = principals_file or (found_principals[0] if found_principals else None)
+    shown_principals = display_path(principals_path) if principals_path else None
+    listed: list[Path] = []
+    if principals_path is not None and shown_principals is not None:
+        try:
+            listed = export_paths(principals_path, shown_principals)
+        except InputError as exc:
+            problems[shown_principals] = InputProblem(
+                shown_principals, str(exc).removeprefix(f"{shown_principals}: "))
+    # Exports named in the principals file are linted too, once each.
+    for export in listed:
+        files.extend(discover([export])[0])
+    unique: dict[str, Path] = {}
+    for file in files:
+        unique.setdefault(run_paths.real(file), file)
+    files = list(unique.values())
+    # Parsed files are kept only when a principals file may name them again (its policy
+    # files, exports and CAM bundles are read after the loop below): holding every parsed
+    # document to the end of a large run made each garbage collection walk all of them.
+    cache: dict[str, LoadedFile] = {}
+    keep_loaded = principals_path is not None
 
-    def load(path: Path) -> Policy:
-        key = path.resolve()
-        policy = cache.get(key)
-        if policy is None:
-            shown = display_path(path)
+    def load(path: Path) -> LoadedFile:
+        key = run_paths.real(path)
+        loaded = cache.get(key)
+        if loaded is None:
+            shown = run_paths.shown(path)
             try:
-                text = path.read_text("utf-8")
+                text = _read_text(path)
             except UnicodeDecodeError:
-                policy = unreadable(shown, "", Problem("not UTF-8 text: not a policy document"))
+                loaded = _unreadable(shown, Problem("not UTF-8 text: not a policy document"))
             except OSError as exc:
-                policy = unreadable(shown, "", Problem(f"cannot read file: "
-                                                       f"{exc.strerror or type(exc).__name__}"))
+                loaded = _unreadable(shown, Problem(f"cannot read file: "
+                                                    f"{exc.strerror or type(exc).__name__}"))
             else:
-                policy = parse_policy(text, shown)
-            cache[key] = policy
-        return policy
+                try:
+                    loaded = read_file(text, shown)
+                except Exception as exc:  # a crash must never end the run or pass the file
+                    log.debug("reading %s crashed:\n%s", shown, traceback.format_exc())
+                    loaded = _unreadable(shown, Problem(f"drkit could not read it "
+                                                        f"({type(exc).__name__}); please "
+                                                        "report this"))
+            if keep_loaded:
+                cache[key] = loaded
+        return loaded
 
     def load_noted(path: Path) -> Policy:
-        """Load a policy file, noting it as an input error if it cannot be read."""
-        policy = load(path)
-        if policy.input_error is not None:
-            problems[policy.file] = InputProblem(policy.file, policy.input_error.message,
-                                                 policy.input_error.line or 1)
-        return policy
+        """Load one policy file named in a principals file, noting an input error."""
+        loaded = load(path)
+        if loaded.input_error is not None:
+            problems[loaded.file] = InputProblem(loaded.file, loaded.input_error.message,
+                                                 loaded.input_error.line or 1)
+        elif len(loaded.policies) != 1 or loaded.principals is not None:
+            raise InputError(f"{loaded.file}: holds {len(loaded.policies)} policy documents, "
+                             "not one: list an account export under 'exports'")
+        return loaded.single
 
-    problems: dict[str, InputProblem] = {}
     findings: list[Finding] = []
+    exported: list[tuple[str, list[Principal]]] = []
     policies = 0
     task = progress.task("lint", total=len(files), unit="files")
     try:
         for path in files:
-            policy = load(path)
+            loaded = load(path)
             task.advance()
-            if not policy.is_policy_document and path.resolve() not in explicit:
+            if not loaded.recognised and run_paths.real(path) not in explicit:
                 # JSON that is not a policy (package.json, a data array) beside policies.
-                log.info("skipping %s: not a policy document", policy.file)
+                log.info("skipping %s: not a policy document", loaded.file)
                 continue
-            if load_noted(path).input_error is not None:
+            if loaded.input_error is not None:
+                problems[loaded.file] = InputProblem(loaded.file, loaded.input_error.message,
+                                                     loaded.input_error.line or 1)
                 continue
-            policies += 1
-            findings.extend(_lint_one(linter, policy))
+            policies += len(loaded.policies)
+            for policy in loaded.policies:
+                findings.extend(_lint_one(linter, policy))
+            if loaded.principals is not None:
+                exported.append((loaded.file, loaded.principals))
     finally:
         task.close()
     if policies == 0 and not problems:
         where = ", ".join(display_path(p) for p in paths)
         raise InputError(f"no policy files found in {where} (looked for *.json policy "
                          f"documents)")
-    principals_path = principals_file or (found_principals[0] if found_principals else None)
-    shown_principals = None
-    if principals_path is not None:
-        shown_principals = display_path(principals_path)
+    if principals_path is not None and shown_principals is not None \
+            and shown_principals not in problems:
         try:
             model = load_principals(principals_path, load_noted, display_path)
+            line = export_line(principals_path)
+            _check_listed(listed, load, problems)
+            for folder in _bundles(paths, listed, files):
+                exported.append((display_path(folder),
+                                 read_cam_bundle(folder, load, display_path)))
+            for source, found in exported:
+                add_exported(model, found, source, line)
         except InputError as exc:
-            message = str(exc).removeprefix(f"{shown_principals}: ")
-            problems[shown_principals] = InputProblem(shown_principals, message)
+            where, _, message = str(exc).partition(": ")
+            if not message:
+                where, message = shown_principals, str(exc)
+            problems[where] = InputProblem(where, message)
         else:
             findings.extend(linter.lint_principals(model))
+    elif exported:
+        log.info("account exports read; a principals file with [tiers.*] tables runs the "
+                 "separation-of-duties check over their principals")
     errors = sorted(problems.values(), key=lambda e: e.file)
     if input_errors == "finding":
         findings.extend(e.as_finding() for e in errors)
@@ -270,6 +403,45 @@ def lint_paths(paths: Sequence[Path], *, now: datetime, threshold: str = "low",
                       files=len(files), policies=policies, threshold=threshold,
                       principals_file=shown_principals, rules=linter.rules,
                       input_errors=errors)
+
+
+def _read_text(path: Path) -> str:
+    """``path.read_text("utf-8")``, read unbuffered and decoded in one go rather than through
+    a text stream set up per file, with the same universal newlines ("\\r\\n" and "\\r"
+    read as "\\n")."""
+    with open(path, "rb", buffering=0) as fh:
+        text = fh.read().decode("utf-8")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _unreadable(shown: str, problem: Problem) -> LoadedFile:
+    return LoadedFile(shown, [unreadable(shown, "", problem)], input_error=problem)
+
+
+def _bundles(paths: Sequence[Path], listed: Sequence[Path], files: Sequence[Path]) -> list[Path]:
+    """CAM bundle folders: those named as PATH or export, or holding a marker file found."""
+    folders = {p.parent.resolve(): p.parent for p in files if p.name in CAM_BUNDLE_MARKERS}
+    for path in (*paths, *listed):
+        if path.is_dir() and is_cam_bundle(path):
+            folders.setdefault(path.resolve(), path)
+    return [folders[k] for k in sorted(folders)]
+
+
+def _check_listed(listed: Sequence[Path], load: Callable[[Path], LoadedFile],
+                  problems: dict[str, InputProblem]) -> None:
+    """Every export named in a principals file must be one (else it would add nobody)."""
+    for path in listed:
+        if path.is_dir():
+            if not is_cam_bundle(path):
+                raise InputError(f"{display_path(path)}: listed under exports but not a CAM "
+                                 f"bundle (no {' or '.join(CAM_BUNDLE_MARKERS)})")
+            continue
+        loaded = load(path)
+        if loaded.input_error is None and loaded.principals is None:
+            raise InputError(f"{loaded.file}: listed under exports but not an account export "
+                             "(aws iam get-account-authorization-details)")
 
 
 def _lint_one(linter: Linter, policy: Policy) -> list[Finding]:

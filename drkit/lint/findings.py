@@ -11,6 +11,8 @@ CATEGORIES = ("syntax", "wildcard-action", "wildcard-resource", "not-action", "n
               "not-principal", "public-principal", "privilege-escalation",
               "credentials-exposure", "data-destruction", "backup-tampering",
               "missing-condition", "separation-of-duties")
+# Categories of the network rules (drkit/lint/network/rules/); separation of duties is shared.
+NETWORK_CATEGORIES = ("network-isolation", "network-exposure")
 LINTER_ERROR = "linter-error"
 INPUT_ERROR = "input-error"
 SUPPRESSION_EXPIRED = "suppression-expired"
@@ -25,7 +27,7 @@ class Hit:
     """What a rule function yields; the engine turns it into a :class:`Finding`."""
 
     message: str
-    statement: int | None = None  # statement index in the policy
+    statement: int | str | None = None  # statement index in the policy; a network resource
     actions: tuple[str, ...] = ()
     principal: str | None = None
     severity: str | None = None  # overrides the rule's default severity
@@ -45,7 +47,9 @@ class Rule:
     title: str
     remediation: str
     clouds: tuple[str, ...]
-    scope: str  # "policy" (check(Policy)) or "principals" (check(PrincipalModel))
+    # "policy" (check(Policy)), "principals" (check(PrincipalModel)) or "network"
+    # (check(NetworkModel), the rules under drkit/lint/network/rules/)
+    scope: str
     check: Callable[[Any], Iterable[Hit]]
 
 

@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
 from typing import Any
 
 from drkit.lint.catalog import Catalog, catalog
+from drkit.lint.conditions import Clause, Conditions, allow_guard, parse_conditions
 from drkit.lint.patterns import matches
 
 AWS_VERSIONS = ("2012-10-17", "2008-10-17")
 CAM_VERSIONS = ("2.0",)
 _AWS_TOP = {"Version", "Id", "Statement"}
-_CAM_TOP = {"version", "statement", "id"}
+# COS bucket policies may name their principal once, at the top (CAM "Syntax Structure":
+# a policy is a version and a statement "and can also contain principal information").
+_CAM_TOP = {"version", "statement", "id", "principal"}
 _STATEMENT_KEYS = {"sid", "effect", "action", "notaction", "resource", "notresource",
                    "principal", "notprincipal", "condition"}
 _ACTION_RE = re.compile(r"^[A-Za-z0-9_\-*?]+:[A-Za-z0-9_\-*?]+$")
+# A whole list of actions joined by commas, each "*" or matching _ACTION_RE (no comma or
+# newline can occur inside one, so each repetition is exactly one action).
+_ACTIONS_RE = re.compile(r"(?:(?:\*|[A-Za-z0-9_\-*?]+:[A-Za-z0-9_\-*?]+),)*")
 _QCS_HINT = re.compile(r"qcs::|\"version\"\s*:\s*\"2\.0\"|name/[a-z]+:")
 
 
@@ -35,6 +42,7 @@ class Problem:
     message: str
     statement: int | None = None
     line: int | None = None
+    severity: str | None = None  # overrides the syntax rule's severity (None: the rule's)
 
 
 @dataclass
@@ -52,6 +60,12 @@ class Statement:
     not_principals: tuple[str, ...] | None
     condition: dict[str, Any]
     has_principal_block: bool = False
+    # What covers() found, for the catalogue it was asked with: every rule asks about the
+    # same few classes, so the patterns are matched once per statement (see _Covered).
+    _covered: _Covered | None = field(default=None, repr=False, compare=False)
+    _guard: tuple[Catalog, Clause | None] | None = field(default=None, repr=False,
+                                                         compare=False)
+    _conditions: Conditions | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -75,17 +89,15 @@ class Statement:
 
     def covers(self, cat: Catalog, action_class: str) -> frozenset[str]:
         """Known actions of ``action_class`` this statement applies to (NotAction inverted)."""
-        if self.actions is not None:
-            out: set[str] = set()
-            for pattern in self.actions:
-                out |= cat.expand(pattern, action_class)
-            return frozenset(out)
-        if self.not_actions is not None:
-            excluded: set[str] = set()
-            for pattern in self.not_actions:
-                excluded |= cat.expand(pattern, action_class)
-            return cat.actions(action_class) - excluded
-        return frozenset()
+        covered = self._covered
+        if covered is None or covered.catalog is not cat:
+            covered = self._covered = _Covered.of(self, cat)
+        found = covered.per_class.get(action_class)
+        if found is None:
+            # Only NotAction gets here (an Action statement's map names every class).
+            found = cat.actions(action_class) - covered.excluded.get(action_class, _NO_ACTIONS)
+            covered.per_class[action_class] = found
+        return found
 
     def covers_action(self, action: str) -> bool:
         if self.actions is not None:
@@ -114,8 +126,48 @@ class Statement:
             if isinstance(block, dict):
                 yield from (str(k) for k in block)
 
+    @property
+    def conditions(self) -> Conditions:
+        """The Condition block as clauses (see :mod:`drkit.lint.conditions`), parsed once."""
+        if self._conditions is None:
+            self._conditions = parse_conditions(self.condition)
+        return self._conditions
+
+    def guard(self, cat: Catalog) -> Clause | None:
+        """The clause of this statement's own condition that guards who or where, if any."""
+        if not self.condition:
+            return None
+        if self._guard is None or self._guard[0] is not cat:
+            self._guard = (cat, allow_guard(self.conditions, cat.is_guard_key))
+        return self._guard[1]
+
     def has_guard_condition(self, cat: Catalog) -> bool:
-        return any(cat.is_guard_key(k) for k in self.condition_keys())
+        return self.guard(cat) is not None
+
+
+_NO_ACTIONS: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Covered:
+    """A statement's known actions per class (``per_class``) for one catalogue. For
+    NotAction, ``excluded`` holds the actions its patterns match, and a class is filled in
+    (the class less those) when it is first asked for."""
+
+    catalog: Catalog
+    per_class: dict[str, frozenset[str]]
+    excluded: dict[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, statement: Statement, cat: Catalog) -> _Covered:
+        """Match the statement's patterns once for every class."""
+        patterns = (statement.actions if statement.actions is not None
+                    else statement.not_actions)
+        frozen = cat.covered_by(patterns or ())
+        if statement.actions is not None or statement.not_actions is None:
+            return cls(cat, {action_class: frozen.get(action_class, _NO_ACTIONS)
+                             for action_class in cat.classes}, {})
+        return cls(cat, {}, frozen)
 
 
 @dataclass
@@ -137,10 +189,14 @@ class Policy:
     _lines: dict[int, int] | None = None
     # Per-document memo for the checks (deny indexes per action class); see lint/checks.py.
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _catalog: Catalog | None = field(default=None, repr=False, compare=False)
 
     @property
     def catalog(self) -> Catalog:
-        return catalog(self.cloud)
+        # Looked up once per document: the checks ask for it tens of times per statement.
+        if self._catalog is None:
+            self._catalog = catalog(self.cloud)
+        return self._catalog
 
     def statement_line(self, index: int | None) -> int:
         """1-based line where statement ``index`` starts (1 for the whole document)."""
@@ -156,40 +212,55 @@ def looks_like_policy(data: Any) -> bool:
         str(k).lower() in ("statement", "version") for k in data)
 
 
+def _qcs_hint(text: str) -> bool:
+    """Whether ``text`` has a mark of a CAM policy (see ``_QCS_HINT``)."""
+    # Each alternative of the regex holds one of these strings; looking for them first
+    # spares scanning most AWS policies with the regex.
+    return ("qcs::" in text or "name/" in text or '"version"' in text) and (
+        _QCS_HINT.search(text) is not None)
+
+
 def guess_cloud(text: str, data: Any = None) -> str:
     if isinstance(data, dict):
         if "version" in data or "statement" in data:
             return "tencent"
         if "Version" in data and str(data.get("Version")) in CAM_VERSIONS:
             return "tencent"
-        if "Statement" in data and _QCS_HINT.search(text):
+        if "Statement" in data and _qcs_hint(text):
             return "tencent"
         if "Statement" in data or "Version" in data:
             return "aws"
-    return "tencent" if _QCS_HINT.search(text) else "aws"
+    return "tencent" if _qcs_hint(text) else "aws"
 
 
 #: Real policies nest a handful of levels (document, statement, condition, operator, key).
 #: Anything deeper is refused before json.loads, whose recursion (and ours after it) a
 #: 6 KB file of brackets would otherwise exhaust.
 MAX_NESTING = 32
-_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]')
+# A JSON string (to skip: brackets inside it do not nest) or a bracket, captured.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|([\[\]{}])')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1, "": 0}
 
 
 def nesting_depth(text: str) -> int:
     """The deepest bracket nesting in JSON ``text``, ignoring brackets inside strings."""
-    depth = deepest = 0
-    for m in _STRING_OR_BRACKET.finditer(text):
-        char = m.group()[0]
-        if char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_NESTING:
-                    break
-        elif char in "]}":
-            depth -= 1
-    return deepest
+    found: Iterable[str]
+    if "\\" not in text:
+        # With no escapes, strings run from one quote to the next: what lies between them
+        # is every second piece of a split on quotes, and only its brackets matter.
+        found = _NOT_BRACKET.sub("", "".join(text.split('"')[::2]))
+    else:
+        # findall yields "" for each string and the bracket for each bracket.
+        found = _STRING_OR_BRACKET.findall(text)
+    # The running sum of +1/-1 steps is the depth, computed without a Python-level loop.
+    return max(0, max(accumulate(map(_DEPTH_STEP.__getitem__, found)), default=0))
+
+
+def may_nest_too_deep(text: str) -> bool:
+    """Whether ``text`` holds more opening brackets than :data:`MAX_NESTING` (if not, it
+    cannot nest deeper, and :func:`nesting_depth` need not walk it)."""
+    return text.count("[") + text.count("{") > MAX_NESTING
 
 
 def unreadable(file: str, text: str, problem: Problem) -> Policy:
@@ -206,7 +277,7 @@ def parse_policy(text: str, file: str) -> Policy:
     """
     if not text.strip():
         return unreadable(file, text, Problem("empty file: not a policy document"))
-    if nesting_depth(text) > MAX_NESTING:
+    if may_nest_too_deep(text) and nesting_depth(text) > MAX_NESTING:
         return unreadable(file, text, Problem(f"nested more than {MAX_NESTING} levels deep: "
                                               "not a policy document"))
     try:
@@ -268,6 +339,14 @@ def _parse_document(policy: Policy, data: dict[str, Any]) -> None:
         statement = _parse_statement(policy, index, raw)
         if statement is not None:
             policy.statements.append(statement)
+    found, top_principal = (False, None) if aws else _get(data, "principal")
+    if found:
+        # A top-level principal applies to every statement that names none of its own.
+        shared = _principals(policy, None, "principal", top_principal)
+        for st in policy.statements:
+            if not st.has_principal_block:
+                st.principals = shared
+                st.has_principal_block = True
     if any(s.has_principal_block for s in policy.statements):
         assume = catalog(policy.cloud).actions("assume_role")
         if any(s.covers_action(a) for s in policy.statements for a in assume
@@ -281,17 +360,19 @@ def _parse_document(policy: Policy, data: dict[str, Any]) -> None:
                                                statement=st.index))
 
 
-def _strings(policy: Policy, index: int, key: str, value: Any) -> tuple[str, ...] | None:
+def _strings(policy: Policy, index: int | None, key: str, value: Any
+             ) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and value and all(map(isinstance, value, repeat(str))):
         return tuple(value)
     policy.problems.append(Problem(f"{key} must be a string or a non-empty list of strings",
                                    statement=index))
     return None
 
 
-def _principals(policy: Policy, index: int, key: str, value: Any) -> tuple[str, ...] | None:
+def _principals(policy: Policy, index: int | None, key: str, value: Any
+                ) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value,)
     if isinstance(value, dict):
@@ -309,11 +390,17 @@ def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
     if not isinstance(raw, dict):
         policy.problems.append(Problem("a statement must be an object", statement=index))
         return None
-    for key in raw:
-        if key.lower() not in _STATEMENT_KEYS or (aws and key[0].islower()):
+    # Keys by lower case, the first spelling winning (as a case-insensitive lookup would).
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        low = key.lower()
+        if low not in _STATEMENT_KEYS or (aws and key[0].islower()):
             policy.problems.append(Problem(f"unknown statement key {key!r}", statement=index))
-    _, sid = _get(raw, "sid")
-    found, effect_raw = _get(raw, "effect")
+        if low not in fields:
+            fields[low] = value
+    sid = fields.get("sid")
+    found = "effect" in fields
+    effect_raw = fields.get("effect")
     effect = str(effect_raw) if found else ""
     if aws:
         normalised = effect if effect in ("Allow", "Deny") else ""
@@ -326,39 +413,37 @@ def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
                                        statement=index))
     values: dict[str, tuple[str, ...] | None] = {}
     for key in ("action", "notaction", "resource", "notresource"):
-        found, value = _get(raw, key)
-        values[key] = _strings(policy, index, key, value) if found else None
-    has_action = values["action"] is not None or values["notaction"] is not None
-    if _get(raw, "action")[0] and _get(raw, "notaction")[0]:
+        values[key] = _strings(policy, index, key, fields[key]) if key in fields else None
+    if "action" in fields and "notaction" in fields:
         policy.problems.append(Problem("both Action and NotAction", statement=index))
-    if not has_action and not any(_get(raw, k)[0] for k in ("action", "notaction")):
+    if "action" not in fields and "notaction" not in fields:
         policy.problems.append(Problem("missing Action", statement=index))
     for key in ("action", "notaction"):
-        cleaned = []
-        for action in values[key] or ():
-            name = action[5:] if action.startswith("name/") else action
-            if name != "*" and not _ACTION_RE.match(name):
-                policy.problems.append(Problem(f"unparsable action {action!r}", statement=index))
-            cleaned.append(name)
-        if values[key] is not None:
-            values[key] = tuple(cleaned)
+        actions = values[key]
+        if actions is not None:
+            values[key] = _actions(policy, index, actions)
     for key in ("resource", "notresource"):
         for resource in values[key] or ():
             reason = _resource_problem(resource, aws)
             if reason:
                 policy.problems.append(Problem(f"unparsable resource {resource!r}: {reason}",
                                                statement=index))
-    found_p, principal = _get(raw, "principal")
-    found_np, not_principal = _get(raw, "notprincipal")
-    principals = _principals(policy, index, "Principal", principal) if found_p else None
-    not_principals = (_principals(policy, index, "NotPrincipal", not_principal)
+    found_p, found_np = "principal" in fields, "notprincipal" in fields
+    principals = (_principals(policy, index, "Principal", fields["principal"]) if found_p
+                  else None)
+    not_principals = (_principals(policy, index, "NotPrincipal", fields["notprincipal"])
                       if found_np else None)
-    if (values["resource"] is None and values["notresource"] is None
-            and not (found_p or found_np) and not any(_get(raw, k)[0]
-                                                      for k in ("resource", "notresource"))):
+    if not (found_p or found_np or "resource" in fields or "notresource" in fields):
         policy.problems.append(Problem("missing Resource", statement=index))
-    found, condition = _get(raw, "condition")
-    if found and not isinstance(condition, dict):
+    found = "condition" in fields
+    condition: Any = fields.get("condition")
+    if found and condition is None and not aws:
+        # CAM's own console and APIs return "condition": null for a statement without
+        # conditions: it means no condition, not a malformed policy.
+        policy.problems.append(Problem("condition is null (read as no condition)",
+                                       statement=index, severity="info"))
+        condition = {}
+    elif found and not isinstance(condition, dict):
         policy.problems.append(Problem("Condition must be an object", statement=index))
         condition = {}
     return Statement(index=index, sid=str(sid) if sid is not None else None, effect=normalised,
@@ -367,6 +452,22 @@ def _parse_statement(policy: Policy, index: int, raw: Any) -> Statement | None:
                      principals=principals, not_principals=not_principals,
                      condition=condition if found else {},
                      has_principal_block=found_p or found_np)
+
+
+def _actions(policy: Policy, index: int, actions: tuple[str, ...]) -> tuple[str, ...]:
+    """``actions`` with any CAM ``name/`` prefix removed; an unparsable one is a Problem."""
+    # One regex over the whole list first: managed policies list thousands of actions,
+    # nearly all well formed. A list it does not accept is checked action by action.
+    joined = ",".join(actions)
+    if "name/" not in joined and _ACTIONS_RE.fullmatch(joined + ",") is not None:
+        return actions
+    cleaned = []
+    for action in actions:
+        name = action[5:] if action.startswith("name/") else action
+        if name != "*" and not _ACTION_RE.match(name):
+            policy.problems.append(Problem(f"unparsable action {action!r}", statement=index))
+        cleaned.append(name)
+    return tuple(cleaned)
 
 
 def _resource_problem(resource: str, aws: bool) -> str | None:

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from drkit.errors import InternalError
 from drkit.lint.catalog import CLOUDS
-from drkit.lint.findings import CATEGORIES, SEVERITIES, Rule
+from drkit.lint.findings import CATEGORIES, NETWORK_CATEGORIES, SEVERITIES, Rule
 
 
 class RuleDefinitionError(InternalError):
@@ -32,7 +32,7 @@ def rule_from_module(module: ModuleType, module_name: str) -> Rule:
         raise RuleDefinitionError(f"lint rule {module_name}: ID {rule_id!r} does not equal "
                                   f"the module name")
     category, severity = need("CATEGORY"), need("SEVERITY")
-    if category not in CATEGORIES:
+    if category not in CATEGORIES + NETWORK_CATEGORIES:
         raise RuleDefinitionError(f"lint rule {module_name}: unknown category {category!r}")
     if severity not in SEVERITIES:
         raise RuleDefinitionError(f"lint rule {module_name}: unknown severity {severity!r}")
@@ -44,7 +44,7 @@ def rule_from_module(module: ModuleType, module_name: str) -> Rule:
         raise RuleDefinitionError(f"lint rule {module_name}: CLOUDS must be a tuple of "
                                   f"{CLOUDS}")
     scope = getattr(module, "SCOPE", "policy")
-    if scope not in ("policy", "principals"):
+    if scope not in ("policy", "principals", "network"):
         raise RuleDefinitionError(f"lint rule {module_name}: unknown SCOPE {scope!r}")
     check = need("check")
     if not callable(check):

@@ -7,7 +7,7 @@ import gc
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,21 +70,29 @@ def _few_collections() -> Iterator[None]:
 
 def take_snapshot(config: Config, *, clock: Clock, progress: Progress,
                   source_names: list[str] | None = None, store: Store | None = None,
-                  workers: int = WORKERS) -> SnapshotResult:
-    """Snapshot the named sources (all by default) into the primary region."""
+                  workers: int = WORKERS,
+                  make_sources: Callable[[str], list[Source]] | None = None
+                  ) -> SnapshotResult:
+    """Snapshot the named sources (all by default) into the primary region.
+
+    ``make_sources(repository_id)`` replaces the configured sources with others (a
+    PostgreSQL base backup, ``drkit.pitr.postgres``)."""
     started = time.monotonic()
     now = clock.now()
     names = source_names or sorted(config.sources)
     # The keys first: after 'drkit init' the next step is 'drkit keys init', whatever the
     # sources say.
     writer = RepositoryWriter.for_config(config, now=now, store=store)
-    if not names:
+    if not names and make_sources is None:
         raise InputError(f"{config.path}: no sources configured (add a [sources.NAME] table; "
                          "'drkit init' wrote commented examples)")
-    configs = [config.source(n) for n in names]
+    configs = [config.source(n) for n in names] if make_sources is None else []
     with writer, _few_collections():
         sources: list[Source] = [make_source(c, config.cache_dir, writer.keys.repository_id)
                                  for c in configs]
+        if make_sources is not None:
+            sources = make_sources(writer.keys.repository_id)
+            names = [s.name for s in sources]
         for source in sources:
             source.check()
         try:

@@ -255,11 +255,13 @@ class RepositoryWriter:
 
     # -- objects -------------------------------------------------------------------------
     def put_objects(self, items: Sequence[tuple[str, bytes]], *,
-                    embed: Sequence[str] = (), digests: Sequence[str] | None = None
-                    ) -> list[ObjectInfo]:
+                    embed: Sequence[str] = (), digests: Sequence[str] | None = None,
+                    notes: dict[str, dict[str, Any]] | None = None) -> list[ObjectInfo]:
         """Create each ``(key, data)`` after a signed intent naming them all (write-ahead);
         the objects named in ``embed`` are carried whole in the intent. ``digests``: the
-        hex SHA-256 of each item's data when the caller has it already (a pack's name)."""
+        hex SHA-256 of each item's data when the caller has it already (a pack's name).
+        ``notes`` adds fields to the journal entry's ``note`` of the keys it names (a log
+        segment's catalogue entry, ``drkit.repo.logarchive``)."""
         sha = list(digests) if digests is not None else \
             [hashlib.sha256(data).hexdigest() for _key, data in items]
         intent = Intent(self.keys.repository_id, utc_iso(self.now), socket.gethostname(),
@@ -270,15 +272,17 @@ class RepositoryWriter:
         faults.point("writer.intent.before")
         self._put(content_key(INTENT_PREFIX, encoded), encoded)
         faults.point("writer.intent.after")
-        return [self._put(key, data, digest)
+        return [self._put(key, data, digest, (notes or {}).get(key))
                 for (key, data), digest in zip(items, sha, strict=True)]
 
-    def put_object(self, key: str, data: bytes) -> ObjectInfo:
+    def put_object(self, key: str, data: bytes, *, note: dict[str, Any] | None = None
+                   ) -> ObjectInfo:
         """Create ``key`` with the primary region's storage class and retention (after its
-        intent); record it for the journal."""
-        return self.put_objects([(key, data)])[0]
+        intent); record it for the journal (with ``note`` merged into its entry's note)."""
+        return self.put_objects([(key, data)], notes={key: note} if note else None)[0]
 
-    def _put(self, key: str, data: bytes, sha256: str | None = None) -> ObjectInfo:
+    def _put(self, key: str, data: bytes, sha256: str | None = None,
+             extra: dict[str, Any] | None = None) -> ObjectInfo:
         faults.point("writer.put.before")
         if sha256 is None:
             sha256 = hashlib.sha256(data).hexdigest()
@@ -303,6 +307,8 @@ class RepositoryWriter:
             raise IntegrityError(f"{self.store.url}: {key} was stored with other content")
         faults.point("writer.put.after")
         entry = JournalEntry.from_info(info)
+        if extra:
+            note = {**(note or {}), **extra}
         if note is not None:
             entry = replace(entry, note=note)
         with self._state:

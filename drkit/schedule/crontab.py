@@ -90,4 +90,25 @@ def crontab_text(settings: ScheduleSettings, lines: list[CrontabLine]) -> str:
     off = [name for name, expr in settings.exprs.items() if expr == OFF]
     if off:
         head.append(f"# disabled in drkit.toml: {', '.join(off)}")
-    return "\n".join(head + [ln.line for ln in lines]) + "\n"
+    return "\n".join(head + [ln.line for ln in lines] + stream_notes(settings)) + "\n"
+
+
+def stream_notes(settings: ScheduleSettings, python: str | None = None) -> list[str]:
+    """WAL streams are long-running, not cron jobs: how to run each under systemd."""
+    if not settings.wal_streams:
+        return []
+    drkit = " ".join(shlex.quote(part) for part in drkit_command(python))
+    out = ["#", "# schedule.wal_stream: these run continuously, not from cron. 'drkit schedule "
+           "run' supervises them;", "# without it, run each as a systemd service "
+           "(restarted with backoff), e.g. /etc/systemd/system/drkit-wal-stream@.service:"]
+    unit = ["[Unit]", "Description=drkit WAL stream of source %i",
+            "After=network-online.target", "Wants=network-online.target", "",
+            "[Service]", f"WorkingDirectory={settings.config_file.parent}",
+            f"ExecStart={drkit} --config {shlex.quote(str(settings.config_file))} "
+            "wal stream --source %i",
+            "Restart=always", "RestartSec=5", "KillSignal=SIGTERM", "TimeoutStopSec=90", "",
+            "[Install]", "WantedBy=multi-user.target"]
+    out += [f"#   {line}" if line else "#" for line in unit]
+    out.append("# then: systemctl enable --now " + " ".join(
+        f"drkit-wal-stream@{name}.service" for name in settings.wal_streams))
+    return out

@@ -190,13 +190,19 @@ def build_scheduler(config: Config, settings: ScheduleSettings, clock: Clock
 
 def run_daemon(config: Config, settings: ScheduleSettings, clock: Clock) -> None:
     """Run until SIGTERM/SIGINT; returns after the running jobs have finished."""
+    from drkit.schedule.streams import StreamSupervisor
+
     scheduler = build_scheduler(config, settings, clock)
+    streams = StreamSupervisor(config, settings, clock)
     ACTIVE.stopping.clear()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         again = scheduler.stop_requested.is_set()
         ACTIVE.stopping.set()
+        # A stream never ends on its own: it is stopped on the first signal (it archives
+        # what it has received first).
+        streams.request_stop()
         if again or settings.on_sigterm == "terminate":
             log.warning("%s: terminating %d running command(s)", name, ACTIVE.count())
             ACTIVE.terminate_all()
@@ -210,10 +216,15 @@ def run_daemon(config: Config, settings: ScheduleSettings, clock: Clock) -> None
     try:
         log.info("drkit scheduler starting: %d job(s), job store %s", len(settings.jobs),
                  _redact_store(settings.jobstore_url))
+        streams.start()
+        if settings.wal_streams:
+            log.info("supervising WAL streams: %s", ", ".join(settings.wal_streams))
         scheduler.start(paused=True)
         # The loop ended on a signal: wait for running jobs, then close the job store.
         if scheduler.state != STATE_STOPPED:
             scheduler.shutdown(wait=True)
+        streams.request_stop()
+        streams.join()
         log.info("drkit scheduler stopped")
     finally:
         for sig, handler in previous.items():

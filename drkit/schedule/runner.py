@@ -529,8 +529,40 @@ def metric_families(store: RunStore, clock: Clock) -> list[MetricFamily]:
     return [last_run, last_ok, duration, code, failed, size, findings, rto, rpo, lag, written]
 
 
+def stream_families(state_dir: Path) -> list[MetricFamily]:
+    """Metrics of the WAL streams (``drkit wal stream`` writes its state after each
+    archived version; the daemon's supervisor adds its restarts)."""
+    from drkit.pitr.stream import STREAMS_DIR, read_stream_states
+
+    lsn = MetricFamily("drkit_wal_stream_last_archived_lsn",
+                       "WAL position (bytes) up to which the stream has archived.")
+    when = MetricFamily("drkit_wal_stream_last_archived_timestamp_seconds",
+                        "When the stream last archived new WAL (Unix time).")
+    commit = MetricFamily("drkit_wal_stream_last_commit_timestamp_seconds",
+                          "Newest commit time inside the archived WAL (Unix time).")
+    lag = MetricFamily("drkit_wal_stream_lag_seconds",
+                       "Seconds between the newest archived commit and its archiving.")
+    restarts = MetricFamily("drkit_wal_stream_restarts", "Restarts of the stream by the "
+                            "scheduler's supervisor since the scheduler started.",
+                            type="counter")
+    for st in read_stream_states(state_dir / STREAMS_DIR):
+        labels = {"source": str(st.get("archive", ""))}
+        if (v := _num(st.get("last_lsn_bytes"))) is not None:
+            lsn.add(v, **labels)
+        if isinstance(st.get("last_archived"), str):
+            when.add(_ts(st["last_archived"]), **labels)
+        if isinstance(st.get("last_commit"), str):
+            commit.add(_ts(st["last_commit"]), **labels)
+        if (v := _num(st.get("lag_seconds"))) is not None:
+            lag.add(v, **labels)
+        if (v := _num(st.get("restarts"))) is not None:
+            restarts.add(v, **labels)
+    return [lsn, when, commit, lag, restarts]
+
+
 def write_metrics(settings: ScheduleSettings, store: RunStore, clock: Clock) -> None:
-    write_textfile(settings.metrics_file, metric_families(store, clock))
+    write_textfile(settings.metrics_file, metric_families(store, clock)
+                   + stream_families(settings.state_dir))
 
 
 __all__ = ["ACTIVE", "OFF", "CommandRun", "JobResult", "execute", "extract_figures",

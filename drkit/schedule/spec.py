@@ -65,7 +65,7 @@ LOCK_KIND: dict[str, str] = {
 }
 _KEYS = set(DEFAULTS) | {"timezone", "misfire_grace_seconds", "jobstore", "metrics_file",
                          "state_dir", "read_data_sample", "ledger_sources", "on_sigterm",
-                         "webhook", "recovery_key", "passphrase_file"}
+                         "webhook", "recovery_key", "passphrase_file", "wal_stream"}
 _WEBHOOK_KEYS = {"url", "wecom", "timeout_seconds"}
 _SAMPLE = re.compile(r"^(\d+(?:\.\d+)?)%$")
 
@@ -114,6 +114,9 @@ class ScheduleSettings:
     # inherits $DRKIT_RECOVERY_PASSPHRASE; it never gets a terminal to prompt on).
     recovery_key: Path | None = None
     passphrase_file: Path | None = None
+    # PostgreSQL sources whose WAL ``drkit wal stream`` follows as a supervised child of
+    # the daemon (``drkit.schedule.streams``).
+    wal_streams: tuple[str, ...] = ()
 
     @property
     def replicate_after_snapshot(self) -> bool:
@@ -246,6 +249,15 @@ def load_schedule(config: Config) -> ScheduleSettings:
     if problem:
         raise _fail(config, "webhook.timeout_seconds", problem)
 
+    streams_raw = raw.get("wal_stream", [])
+    if not isinstance(streams_raw, list) or not all(isinstance(s, str) for s in streams_raw):
+        raise _fail(config, "wal_stream", "must be a list of PostgreSQL source names")
+    for name in streams_raw:
+        if name not in config.sources or config.sources[name].type != "postgres":
+            pg = sorted(n for n, s in config.sources.items() if s.type == "postgres")
+            raise _fail(config, "wal_stream", f"{name!r} is not a PostgreSQL source "
+                                              f"(configured: {', '.join(pg) or 'none'})")
+
     recovery_key = text("recovery_key", "")
     passphrase_file = text("passphrase_file", "")
 
@@ -267,6 +279,7 @@ def load_schedule(config: Config) -> ScheduleSettings:
         webhook=WebhookSettings(url=urls["url"], wecom=urls["wecom"],
                                 timeout_seconds=float(timeout)),
         regions=tuple(sorted(config.regions)),
+        wal_streams=tuple(dict.fromkeys(streams_raw)),
     )
 
 

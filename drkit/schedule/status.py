@@ -27,6 +27,7 @@ from apscheduler.triggers.base import BaseTrigger
 
 from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config
+from drkit.repo.logarchive import ArchiveStatus
 from drkit.schedule.cron import next_fire_times
 from drkit.schedule.runner import child_argv
 from drkit.schedule.spec import ScheduleSettings
@@ -111,6 +112,7 @@ class Status:
     verify: list[dict[str, Any]] = field(default_factory=list)
     drills: list[dict[str, Any]] = field(default_factory=list)
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -120,13 +122,44 @@ class Status:
     def to_dict(self) -> dict[str, Any]:
         return {"now": self.now, "ok": self.ok, "problems": self.problems,
                 "snapshots": self.snapshots, "replication": self.replication,
-                "verify": self.verify, "drills": self.drills, "jobs": self.jobs}
+                "verify": self.verify, "drills": self.drills, "jobs": self.jobs,
+                "logs": self.logs}
+
+
+def log_archives(config: Config, now: datetime) -> list[ArchiveStatus]:
+    """The archived database logs of the primary region (achieved RPO, gaps)."""
+    from drkit.repo.keys import load_trusted_writer_keys
+    from drkit.repo.logarchive import LogCatalog, archive_status
+    from drkit.repo.repository import Repository
+    from drkit.storage.url import open_store
+
+    store = open_store(config.primary_region.url, base_dir=config.base_dir)
+    repo = Repository.open(store, load_trusted_writer_keys(config),
+                           region=config.primary_region.name)
+    catalog = LogCatalog.from_entries(repo.visible.values())
+    return [archive_status(catalog, name, now) for name in catalog.archives()]
+
+
+def _judge_logs(st: Status, config: Config, logs: list[ArchiveStatus]) -> None:
+    limit = config.objectives.log_rpo_seconds
+    for archive in logs:
+        row = {**archive.to_dict(), "objective_seconds": limit}
+        rpo = archive.rpo_seconds
+        row["ok"] = rpo is not None and rpo <= limit and not archive.gaps
+        if rpo is not None and rpo > limit:
+            st.problems.append(f"log {archive.archive!r}: newest segment archived "
+                               f"{rpo:.0f} s ago (objectives.log_rpo_seconds = {limit:g})")
+        for gap in archive.gaps:
+            st.problems.append(f"log {gap.describe()}")
+        st.logs.append(row)
 
 
 def compute_status(config: Config, settings: ScheduleSettings, *, clock: Clock,
-                   listings: dict[str, RegionListing]) -> Status:
+                   listings: dict[str, RegionListing],
+                   logs: list[ArchiveStatus] | None = None) -> Status:
     now = clock.now()
     st = Status(now=utc_iso(now))
+    _judge_logs(st, config, logs or [])
     rpo = timedelta(hours=config.objectives.rpo_hours)
 
     # -- snapshots per source (primary region) ----------------------------------------

@@ -24,6 +24,14 @@ privilege), drkit falls back to taking its snapshot immediately before starting
 mysqldump, records ``"same_snapshot": false`` in the control totals and logs a warning:
 a transaction committing in that gap makes the drill report a difference.
 
+Binlog position (``--master-data``/``--source-data`` semantics, for point-in-time recovery):
+when the server writes a binlog, the dump's tree entry records ``binlog``: the file,
+position and GTID state (``SHOW MASTER STATUS`` and ``@@gtid_binlog_pos`` on MariaDB,
+``gtid_executed`` on MySQL) read while the global read lock is held, i.e. exactly where
+the dump's snapshot stands in the log (``"exact": true``). Without the lock MariaDB still
+tells where drkit's own snapshot stands (``binlog_snapshot_file``/``_position``); that is
+recorded with ``"exact": false`` and a point-in-time restore refuses to start from it.
+
 Control totals ("drkit-mysql-rowsum-v1"): per base table ``COUNT(*)`` and two sums over all
 rows of 60-bit slices of ``MD5(CONCAT_WS(0x1f, QUOTE(col1), QUOTE(col2), ...))``. Limit:
 FLOAT (single precision) columns are dumped with limited digits by mysqldump and may not
@@ -178,6 +186,49 @@ def tool_version(tool: str) -> tuple[str, int]:
             int(match.group(1)))
 
 
+def binlog_position(cur: Any, *, locked: bool) -> dict[str, Any] | None:
+    """Where the dump stands in the binlog (see the module docstring); None when the server
+    writes no binlog or the account may not ask."""
+    import pymysql
+
+    try:
+        cur.execute("SELECT @@GLOBAL.log_bin")
+        if not int(cur.fetchone()[0] or 0):
+            return None
+        cur.execute("SELECT VERSION()")
+        mariadb = "MariaDB" in str(cur.fetchone()[0])
+        if locked:
+            row = None
+            for statement in ("SHOW MASTER STATUS", "SHOW BINARY LOG STATUS"):
+                try:
+                    cur.execute(statement)
+                    row = cur.fetchone()
+                    break
+                except pymysql.err.ProgrammingError:
+                    continue  # MySQL 8.4 renamed the statement
+            if not row:
+                return None
+            file, position = str(row[0]), int(row[1])
+        else:
+            if not mariadb:
+                return None
+            cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            status = {str(k).lower(): str(v) for k, v in cur.fetchall()}
+            if "binlog_snapshot_file" not in status:
+                return None
+            file = status["binlog_snapshot_file"]
+            position = int(status["binlog_snapshot_position"])
+        cur.execute("SELECT @@GLOBAL.gtid_binlog_pos" if mariadb
+                    else "SELECT @@GLOBAL.gtid_executed")
+        gtid = str(cur.fetchone()[0] or "")
+    except pymysql.err.MySQLError as exc:
+        log.warning("binlog position not recorded (%s)", exc.args[1] if len(exc.args) > 1
+                    else exc)
+        return None
+    return {"file": file, "position": position, "gtid": gtid, "exact": locked,
+            "flavour": "mariadb" if mariadb else "mysql"}
+
+
 def _wait_for_start(stdout: Any, timeout: float) -> bytes:
     """Read the dump until it shows mysqldump is past its START TRANSACTION (or EOF)."""
     fd = stdout.fileno()
@@ -265,6 +316,7 @@ class MySQLSource(DatabaseSource):
                 cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
                 cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
                 started = float(cur.fetchone()[0])
+                binlog = binlog_position(cur, locked=locked)
                 with tempfile.TemporaryFile() as err:
                     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err,
                                             env=_tool_env(), bufsize=0)
@@ -298,6 +350,8 @@ class MySQLSource(DatabaseSource):
                  "mtime_ns": int(started * 1e9), "size": content.size,
                  "sha256": content.sha256, "chunks": [c.hex() for c in content.chunks],
                  "database": database, "format": DUMP_FORMAT}
+        if binlog is not None:
+            entry["binlog"] = binlog
         db_totals = {"algorithm": TOTALS_ALGORITHM, "tables": tables,
                      "same_snapshot": same_snapshot}
         return entry, db_totals

@@ -42,6 +42,7 @@ from drkit.progress import NULL_PROGRESS, Progress
 from drkit.repo.region_identity import IDENTITY_KEY
 from drkit.repo.retention import always_standard
 from drkit.storage.base import ObjectInfo, Store
+from drkit.storage.local import LocalStore
 from drkit.verify.anchors import Anchor, check_anchor
 from drkit.verify.context import (
     OTHER_AREAS,
@@ -55,13 +56,15 @@ from drkit.verify.context import (
 from drkit.verify.findings import Finding, sort_findings
 from drkit.verify.guardrails import check_bucket
 from drkit.verify.leftovers import Leftovers, find_leftovers
+from drkit.verify.logs import check_log_gaps
 from drkit.verify.records import RecordsCheck
-from drkit.verify.retention import check_retention
+from drkit.verify.retention import Sidecar, check_retention, read_sidecar
 from drkit.verify.state import TrustedState
 from drkit.verify.tombstones import check_region_identity, check_tombstones
 
 log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 8
+_HASH_TASK = 256  # objects hashed per thread-pool task at most
 
 _JOURNAL_CHECKS = {
     "checkpoint-invalid": ("critical", "journal-checkpoint-invalid"),
@@ -246,7 +249,15 @@ def _check_anchors(report: RegionReport, view: LogView, anchors: Sequence[Anchor
 def _check_objects(report: RegionReport, store: Store, view: LogView, region: RegionConfig,
                    primary_view: LogView | None, read_fraction: float | None,
                    progress: Progress, workers: int, unproven: set[int] | None = None, *,
-                   trusted: Sequence[Ed25519PublicKey], now: datetime) -> None:
+                   trusted: Sequence[Ed25519PublicKey], now: datetime
+                   ) -> dict[str, Sidecar] | None:
+    """Every live logged object: present, same size and content; then injected objects.
+
+    Returns the metadata sidecars of a local region's objects (each read once, beside
+    the object's bytes, for the retention check); None for other stores."""
+    # A local folder's listing is file names and sizes only: its sidecars are read below,
+    # once per object, with the bytes (the listing would read each of them too).
+    local = store if isinstance(store, LocalStore) else None
     # Only proven tombstones for this region excuse an absence (drkit.verify.tombstones).
     live = live_entries(view.entries, region=region.name, ignore=unproven or set())
     report.objects_logged = len(live)
@@ -258,7 +269,7 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     primary_keys = {e.key for e in primary_view.entries} if primary_view else set()
     listing: dict[str, ObjectInfo] = {}
     other_areas = 0
-    for listed in store.list(""):
+    for listed in (local.scan("") if local is not None else store.list("")):
         if (listed.key.startswith(OTHER_AREAS) and not listed.key.startswith(REGISTRY_PREFIX)
                 and listed.key not in logged_keys):
             other_areas += 1
@@ -273,6 +284,7 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     to_hash: list[JournalEntry] = []
     present: list[JournalEntry] = []
     wrong_class: list[tuple[str, str]] = []
+    sidecars: dict[str, Sidecar] = {}
     try:
         for key, entry in live.items():
             info = listing.get(key)
@@ -282,6 +294,9 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
                 task.advance()
                 continue
             present.append(entry)
+            if local is not None:
+                to_hash.append(entry)  # a folder's metadata proves nothing: hash it
+                continue
             if (not report.primary and not always_standard(key)
                     and (info.storage_class or "STANDARD") != region.storage_class):
                 wrong_class.append((key, info.storage_class or "STANDARD"))
@@ -300,7 +315,11 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
 
         def hash_one(entry: JournalEntry) -> None:
             try:
-                got = stored_sha256(store, entry.key)
+                if local is not None:
+                    got = local.content_sha256(entry.key)
+                    sidecars[entry.key] = read_sidecar(local, entry.key)
+                else:
+                    got = stored_sha256(store, entry.key)
             except NeedsThaw:
                 with lock:
                     report.objects_unverified_cold += 1
@@ -320,10 +339,25 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
                                "object's bytes differ from the logged ones (overwritten)",
                                entry.key, _describe(entry), f"sha256 {got[:16]}")
 
+        def hash_some(entries: Sequence[JournalEntry]) -> None:
+            for entry in entries:
+                hash_one(entry)
+
+        # Tasks of many objects each: a task per object of 1 KiB cost more in the pool
+        # than the hashing.
+        step = max(1, min(_HASH_TASK, len(to_hash) // max(1, workers * 4)))
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="verify") as pool:
-            list(pool.map(hash_one, to_hash))
+            list(pool.map(hash_some, [to_hash[i:i + step]
+                                      for i in range(0, len(to_hash), step)]))
     finally:
         task.close()
+    if local is not None and not report.primary:
+        for entry in present:
+            meta = sidecars.get(entry.key)
+            found = str(meta.get("storage_class") or "STANDARD") if isinstance(meta, dict) \
+                else "STANDARD"
+            if not always_standard(entry.key) and found != region.storage_class:
+                wrong_class.append((entry.key, found))
 
     if read_fraction:
         _read_data(report, store, present, read_fraction, progress, workers)
@@ -363,6 +397,7 @@ def _check_objects(report: RegionReport, store: Store, view: LogView, region: Re
     if report.objects_pending:
         report.notes.append(f"{report.objects_pending} objects copied but not yet in this "
                             "region's journal (replication in progress)")
+    return sidecars if local is not None else None
 
 
 def _note_leftovers(report: RegionReport, leftovers: Leftovers, now: datetime) -> None:
@@ -435,9 +470,11 @@ def verify_region(region: RegionConfig, store: Store, *, origin: str,
     _check_anchors(report, view, anchors, primary_view)
     unproven = check_tombstones(report, store, view)
     check_region_identity(report, store, region, view, trusted)
-    _check_objects(report, store, view, region, primary_view, read_fraction, progress, workers,
-                   unproven, trusted=trusted, now=now)
-    check_retention(report, store, region, view, unproven)
+    sidecars = _check_objects(report, store, view, region, primary_view, read_fraction,
+                              progress, workers, unproven, trusted=trusted, now=now)
+    check_retention(report, store, region, view, unproven, sidecars)
+    check_log_gaps(report, live_entries(view.entries, region=region.name,
+                                        ignore=unproven or set()))
     if records is not None:
         records.check(report, region, store, view, {e.key for e in view.entries})
     if region.url.scheme in ("s3", "cos"):

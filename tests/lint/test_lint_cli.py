@@ -23,7 +23,9 @@ def test_shipped_policies_pass_ci(drkit, shipped: Path) -> None:
 
 
 def _policy_files() -> list[str]:
-    return sorted(p.relative_to(REPO_POLICIES).as_posix() for p in REPO_POLICIES.rglob("*.json"))
+    # policies/network/ holds network exports for `drkit lint network`, not policies.
+    return sorted(p.relative_to(REPO_POLICIES).as_posix() for p in REPO_POLICIES.rglob("*.json")
+                  if p.relative_to(REPO_POLICIES).parts[0] != "network")
 
 
 @pytest.mark.parametrize("name", _policy_files())

@@ -97,7 +97,7 @@ def test_conditions_only_guard_with_known_keys(lint_doc) -> None:
     stmt = {"effect": "allow", "action": ["cvm:TerminateInstances"],
             "resource": ["qcs::cvm:ap-shanghai:uin/1:instance/*"]}
     assert "cam_missing_condition" in _rules(lint_doc(cam(stmt)))
-    tagged = dict(stmt, condition={"string_equal": {"qcs:request_tag": ["env&dev"]}})
+    tagged = dict(stmt, condition={"string_equal": {"qcs:resource_tag": ["env&dev"]}})
     assert "cam_missing_condition" not in _rules(lint_doc(cam(tagged)))
     unrelated = dict(stmt, condition={"string_equal": {"vpc:region": ["ap-shanghai"]}})
     assert "cam_missing_condition" in _rules(lint_doc(cam(unrelated)))

@@ -5,7 +5,6 @@ finding with --input-errors=finding), no crash, no hang, linear time in statemen
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -151,13 +150,15 @@ def test_lone_surrogate_sid_prints(drkit, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("pattern", ["s3:" + "*" * 60 + "x", "s3:" + "*a" * 40 + "*x",
                                      "*" * 200 + "s3:" + "*?" * 100 + "Q"])
-def test_many_stars_do_not_hang(tmp_path: Path, pattern: str) -> None:
+def test_many_stars_get_a_verdict(tmp_path: Path, pattern: str) -> None:
+    # How long they take is bench/lint_hostile.py's business (timed, with a printed bound);
+    # here: the file is linted, and the hostile Allow is still read as a wildcard grant.
     path = put(tmp_path / "stars.json", aws(
         {"Effect": "Allow", "Action": pattern, "Resource": "arn:aws:s3:::" + "*a" * 500 + "*b"},
         {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::" + "*b" * 500 + "*c"}))
-    start = time.monotonic()
-    lint_paths([path], now=NOW)
-    assert time.monotonic() - start < 5
+    report = lint_paths([path], now=NOW)
+    assert report.policies == 1 and not report.input_errors
+    assert not [f for f in report.findings if f.rule in ("linter-error", "aws_syntax")]
 
 
 def test_star_patterns_still_match_what_they_should(lint_doc) -> None:
@@ -178,19 +179,14 @@ def _many(n: int) -> dict:
     return aws(*statements)
 
 
-def test_time_is_linear_in_statements(tmp_path: Path) -> None:
-    # 8x the statements must cost nowhere near 64x (it did: checks.effective scanned every
-    # statement for denies once per allow statement, and statement lines were counted
-    # from the start of the file for each statement).
-    times = {}
-    for n in (250, 2000):
-        path = put(tmp_path / f"s{n}.json", _many(n))
-        start = time.process_time()
-        report = lint_paths([path], now=NOW)
-        times[n] = time.process_time() - start
-        # Each Deny takes s3:DeleteObject out of its own Allow: no destruction finding.
-        assert not [f for f in report.findings if f.rule == "aws_data_destruction"]
-    assert times[2000] < 24 * max(times[250], 0.05), times
+def test_many_statement_pairs_each_deny_their_own_allow(tmp_path: Path) -> None:
+    # The cost per statement staying flat is measured in bench/lint_hostile.py (it was
+    # quadratic: checks.effective scanned every statement for denies once per allow).
+    path = put(tmp_path / "s2000.json", _many(2000))
+    report = lint_paths([path], now=NOW)
+    # Each Deny takes s3:DeleteObject out of its own Allow: no destruction finding.
+    assert not [f for f in report.findings if f.rule == "aws_data_destruction"]
+    assert len([f for f in report.findings if f.rule == "aws_privilege_escalation"]) == 0
 
 
 def test_statement_lines_are_right_in_a_long_file(tmp_path: Path) -> None:
