@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck bench clean
+.PHONY: test demo lint typecheck bench bench-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# bench/snapshot.py compares with restic and borg (and the sqlite source uses the sqlite3
+# shell): installed here when missing and run as root, otherwise a note says what to install.
+bench-tools:
+	@missing=""; for t in restic:restic borg:borgbackup sqlite3:sqlite3; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update && apt-get install -y $$missing; \
+	else echo "note: not installed:$$missing (apt-get install$$missing); bench/snapshot.py skips what is absent"; fi
+
+bench: $(STAMP) bench-tools
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 from typing import BinaryIO
@@ -72,13 +73,28 @@ class ChunkStore:
     def store_stream(self, reader: BinaryIO) -> StoredContent:
         return self._consume(self._cdc().cut_stream(reader))
 
-    def store_file(self, path: Path) -> StoredContent:
+    def _one_chunk(self, data: bytes) -> StoredContent:
+        """Data no longer than the smallest chunk: FastCDC would return it whole."""
+        cid = chunk_id(self.id_key, data)
+        if not self.writer.has(cid):
+            self.writer.add_chunk(cid, data)
+        self.task.advance(len(data))
+        with self._lock:
+            self.bytes_read += len(data)
+        return StoredContent(len(data), hashlib.sha256(data).hexdigest(), (cid,))
+
+    def store_file(self, path: Path | str, size: int | None = None) -> StoredContent:
+        """Store one file; ``size`` is its size from the walk, if the caller has it."""
         try:
-            with path.open("rb") as fh:
-                if path.stat().st_size <= SMALL_FILE:
+            with open(path, "rb") as fh:
+                if size is None:
+                    size = os.fstat(fh.fileno()).st_size
+                if size <= SMALL_FILE:
                     data = fh.read()
                     if not data:
                         return StoredContent(0, hashlib.sha256(b"").hexdigest(), ())
+                    if len(data) <= CHUNK_MIN:
+                        return self._one_chunk(data)
                     return self._consume(self._cdc().cut_buf(data))
                 return self._consume(self._cdc().cut_stream(fh))
         except FileNotFoundError:

@@ -137,7 +137,7 @@ class ChunkCipher:
         self._aead = AESGCM(session_key)
 
     def encrypt(self, cid: bytes, data: bytes | memoryview, *, nonce: bytes | None = None,
-                compress: bool = True) -> bytes:
+                compress: bool = True) -> bytearray:
         payload_type = TYPE_STORED
         body: bytes | memoryview = data
         if compress:
@@ -145,8 +145,16 @@ class ChunkCipher:
             if len(packed) < len(data):
                 payload_type, body = TYPE_ZSTD, packed
         nonce = nonce if nonce is not None else secrets.token_bytes(NONCE_SIZE)
-        plaintext = bytes([payload_type]) + bytes(body)
-        return nonce + self._aead.encrypt(nonce, plaintext, CHUNK_AAD + cid)
+        # One copy of the body (behind its type byte), encrypted straight into the blob
+        # after the nonce: no intermediate bytes objects for a chunk of up to 4 MiB.
+        plaintext = bytearray(1 + len(body))
+        plaintext[0] = payload_type
+        plaintext[1:] = body
+        blob = bytearray(NONCE_SIZE + len(plaintext) + TAG_SIZE)
+        blob[:NONCE_SIZE] = nonce
+        self._aead.encrypt_into(nonce, plaintext, CHUNK_AAD + cid,
+                                memoryview(blob)[NONCE_SIZE:])
+        return blob
 
     def decrypt(self, cid: bytes, blob: bytes | memoryview, *, name: str) -> bytes:
         if len(blob) < BLOB_OVERHEAD:

@@ -34,8 +34,10 @@ def content_key(prefix: str, data: bytes, *, fanout: bool = False) -> str:
     return f"{prefix}/{digest[:2]}/{digest}" if fanout else f"{prefix}/{digest}"
 
 
-def pack_key(data: bytes) -> str:
-    return content_key("packs", data, fanout=True)
+def pack_key(data: bytes, *, digest: str | None = None) -> str:
+    """``packs/<2 hex>/<sha256>``; ``digest`` is the data's hex SHA-256 if already known."""
+    digest = digest or hashlib.sha256(data).hexdigest()
+    return f"packs/{digest[:2]}/{digest}"
 
 
 def key_digest(key: str) -> str:

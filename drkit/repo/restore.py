@@ -29,7 +29,7 @@ from drkit.repo.formats import PACK_MAGIC, ChunkLocation, key_digest
 from drkit.repo.repository import Repository, SnapshotInfo
 
 WORKERS = 2
-BUFFER_LIMIT = 128 << 20
+BUFFER_LIMIT = 32 << 20  # out-of-order chunks held for running file hashes
 
 
 class _Budget:
@@ -153,29 +153,44 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
     total_bytes = 0
     token = secrets.token_hex(4)
     temporary: dict[Path, Path] = {}  # final name -> temporary name, until renamed
+    whole: dict[Path, tuple[Path, dict[str, Any]]] = {}  # one-chunk files: (temporary, entry)
     lock = threading.Lock()
     try:
         try:
             target.mkdir(parents=True, exist_ok=True)
             root = target.resolve()
             # With --force the target may hold symlinks: never create or write through one.
+            # (Checked once per folder: many entries share one.)
+            parents: dict[Path, bool] = {}
             for dest, _entry in [*dirs, *files, *links]:
-                if not dest.parent.resolve().is_relative_to(root):
+                inside = parents.get(dest.parent)
+                if inside is None:
+                    inside = parents[dest.parent] = dest.parent.resolve().is_relative_to(root)
+                if not inside:
                     raise InputError(f"{dest}: a symlink in the target leads outside {target}")
             for dest, _entry in dirs:
                 dest.mkdir(parents=True, exist_ok=True)
+            made: set[Path] = set()
             for n, (dest, entry) in enumerate(files):
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                if dest.parent not in made:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(dest.parent)
                 # Written under a temporary name beside the final one and renamed only when
                 # complete and hash-checked, so a failure (a full disk, Ctrl-C) never leaves a
                 # file under its final name that differs from the snapshot.
                 tmp = dest.with_name(f".drkit-restore-{token}-{n}")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                temporary[dest] = tmp
-                try:
-                    os.ftruncate(fd, int(entry["size"]))
-                finally:
-                    os.close(fd)
+                if len(entry["chunks"]) == 1:
+                    # One chunk is the whole file: created, written, checked and renamed in
+                    # one go when its chunk is decrypted (restore_pack).
+                    whole[dest] = (tmp, entry)
+                else:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o600)
+                    temporary[dest] = tmp
+                    try:
+                        os.ftruncate(fd, int(entry["size"]))
+                    finally:
+                        os.close(fd)
                 offset = 0
                 for hexid in entry["chunks"]:
                     cid = bytes.fromhex(hexid)
@@ -192,7 +207,7 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
             raise _os_error(target, target, exc) from None
 
         task = progress.task("restore", total_bytes, "B")
-        states = {dest: _FileHash() for dest, _entry in files}
+        states = {dest: _FileHash() for dest, _entry in files if dest not in whole}
         budget = _Budget(BUFFER_LIMIT)
 
         def restore_pack(pack: str) -> None:
@@ -210,6 +225,10 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
                     raise IntegrityError(f"{repo.store.url}: {pack}: chunk {cid.hex()[:16]} "
                                          "has the wrong length")
                 for dest, offset in dests:
+                    if dest in whole:
+                        write_whole(dest, plain)
+                        task.advance(len(plain))
+                        continue
                     try:
                         fd = os.open(temporary[dest], os.O_WRONLY)
                         try:
@@ -220,6 +239,28 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
                         raise _os_error(target, dest, exc) from None
                     states[dest].add(offset, plain, budget)
                     task.advance(len(plain))
+
+        def write_whole(dest: Path, plain: bytes) -> None:
+            tmp, entry = whole[dest]
+            if hashlib.sha256(plain).hexdigest() != entry["sha256"]:
+                raise IntegrityError(f"{dest}: restored content does not match the snapshot hash")
+            with lock:
+                temporary[dest] = tmp
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                try:
+                    view = memoryview(plain)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fchmod(fd, int(entry["mode"]))
+                finally:
+                    os.close(fd)
+                os.utime(tmp, ns=(int(entry["mtime_ns"]), int(entry["mtime_ns"])))
+                os.replace(tmp, dest)
+            except OSError as exc:
+                raise _os_error(target, dest, exc) from None
+            with lock:
+                del temporary[dest]
 
         def verify_file(item: tuple[Path, dict[str, Any]]) -> None:
             dest, entry = item
@@ -255,7 +296,8 @@ def restore_snapshot(repo: Repository, snapshot: SnapshotInfo, target: Path,
                 ordered = sorted(plan, key=lambda p: order[p])
                 for future in [pool.submit(restore_pack, p) for p in ordered]:
                     future.result()
-                for future in [pool.submit(verify_file, item) for item in files]:
+                for future in [pool.submit(verify_file, item) for item in files
+                               if item[0] not in whole]:
                     future.result()
         finally:
             task.close()

@@ -123,11 +123,15 @@ class RepositoryWriter:
         self.known: dict[bytes, ChunkLocation] = {}
         self._known_loaded = False
         self._state = threading.Lock()
-        self._pack = bytearray()
+        # The open pack: its blobs in order (joined once when it is full: growing one
+        # bytearray would copy every byte several times) and its length so far.
+        self._pack_parts: list[bytes | bytearray] = []
+        self._pack_length = 0
         self._pack_chunks: list[tuple[bytes, int, int, int]] = []
         self._adding: set[bytes] = set()
         self._uploads: list[Future[None]] = []
         self._pool = ThreadPoolExecutor(max(1, upload_threads), thread_name_prefix="upload")
+        self._in_flight = 1 if store.url.startswith("file:") else max(1, upload_threads)
         self._session_lock = threading.Lock()
         self._upload_lock = threading.Lock()
         self._session: str | None = None
@@ -253,21 +257,25 @@ class RepositoryWriter:
 
     # -- objects -------------------------------------------------------------------------
     def put_objects(self, items: Sequence[tuple[str, bytes]], *,
-                    embed: Sequence[str] = (),
+                    embed: Sequence[str] = (), digests: Sequence[str] | None = None,
                     notes: dict[str, dict[str, Any]] | None = None) -> list[ObjectInfo]:
         """Create each ``(key, data)`` after a signed intent naming them all (write-ahead);
-        the objects named in ``embed`` are carried whole in the intent. ``notes`` adds
-        fields to the journal entry's ``note`` of the keys it names (a log segment's
-        catalogue entry, ``drkit.repo.logarchive``)."""
+        the objects named in ``embed`` are carried whole in the intent. ``digests``: the
+        hex SHA-256 of each item's data when the caller has it already (a pack's name).
+        ``notes`` adds fields to the journal entry's ``note`` of the keys it names (a log
+        segment's catalogue entry, ``drkit.repo.logarchive``)."""
+        sha = list(digests) if digests is not None else \
+            [hashlib.sha256(data).hexdigest() for _key, data in items]
         intent = Intent(self.keys.repository_id, utc_iso(self.now), socket.gethostname(),
-                        tuple((key, len(data), hashlib.sha256(data).hexdigest())
-                              for key, data in items),
+                        tuple((key, len(data), digest)
+                              for (key, data), digest in zip(items, sha, strict=True)),
                         tuple((key, data) for key, data in items if key in embed))
         encoded = intent.encode(self.keys.signing_key)
         faults.point("writer.intent.before")
         self._put(content_key(INTENT_PREFIX, encoded), encoded)
         faults.point("writer.intent.after")
-        return [self._put(key, data, (notes or {}).get(key)) for key, data in items]
+        return [self._put(key, data, digest, (notes or {}).get(key))
+                for (key, data), digest in zip(items, sha, strict=True)]
 
     def put_object(self, key: str, data: bytes, *, note: dict[str, Any] | None = None
                    ) -> ObjectInfo:
@@ -275,8 +283,11 @@ class RepositoryWriter:
         intent); record it for the journal (with ``note`` merged into its entry's note)."""
         return self.put_objects([(key, data)], notes={key: note} if note else None)[0]
 
-    def _put(self, key: str, data: bytes, extra: dict[str, Any] | None = None) -> ObjectInfo:
+    def _put(self, key: str, data: bytes, sha256: str | None = None,
+             extra: dict[str, Any] | None = None) -> ObjectInfo:
         faults.point("writer.put.before")
+        if sha256 is None:
+            sha256 = hashlib.sha256(data).hexdigest()
         note: dict[str, Any] | None = self.retention
         try:
             info = self.store.put(key, data, storage_class=self.region.storage_class,
@@ -287,15 +298,15 @@ class RepositoryWriter:
             # Content-addressed keys: an identical object already exists (our own earlier
             # run). It is reused only if its bytes are exactly ours.
             info = self.store.head(key)
-            if info.sha256 not in (None, hashlib.sha256(data).hexdigest()) \
-                    or info.size != len(data):
+            if info.sha256 not in (None, sha256) or info.size != len(data):
                 raise IntegrityError(f"{self.store.url}: {key} exists with other content") \
                     from None
-            info = ObjectInfo(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+            info = ObjectInfo(key=key, size=len(data), sha256=sha256,
                               md5=hashlib.md5(data, usedforsecurity=False).hexdigest())
         if info.sha256 is None:
-            info = ObjectInfo(key=info.key, size=info.size,
-                              sha256=hashlib.sha256(data).hexdigest(), md5=info.md5)
+            info = ObjectInfo(key=info.key, size=info.size, sha256=sha256, md5=info.md5)
+        elif info.sha256 != sha256:
+            raise IntegrityError(f"{self.store.url}: {key} was stored with other content")
         faults.point("writer.put.after")
         entry = JournalEntry.from_info(info)
         if extra:
@@ -364,41 +375,52 @@ class RepositoryWriter:
             self._adding.add(cid)
         cipher = self._ensure_session()
         blob = cipher.encrypt(cid, data)
-        full: tuple[bytes, list[tuple[bytes, int, int, int]]] | None = None
+        full: tuple[list[bytes | bytearray], list[tuple[bytes, int, int, int]]] | None = None
         with self._state:
-            if not self._pack:
-                self._pack += PACK_MAGIC
-            self._pack_chunks.append((cid, len(self._pack), len(blob), len(data)))
-            self._pack += blob
+            if not self._pack_parts:
+                self._pack_parts.append(PACK_MAGIC)
+                self._pack_length = len(PACK_MAGIC)
+            self._pack_chunks.append((cid, self._pack_length, len(blob), len(data)))
+            self._pack_parts.append(blob)
+            self._pack_length += len(blob)
             self.bytes_new += len(data)
             self.chunks_new += 1
-            if len(self._pack) >= self.pack_size:
-                full = (bytes(self._pack), self._pack_chunks)
-                self._pack = bytearray()
+            if self._pack_length >= self.pack_size:
+                full = (self._pack_parts, self._pack_chunks)
+                self._pack_parts = []
                 self._pack_chunks = []
         if full is not None:
             self._submit_pack(*full)
         return True
 
-    def _submit_pack(self, data: bytes, chunks: list[tuple[bytes, int, int, int]]) -> None:
-        # Bound memory: at most three packs wait for upload; a failed upload surfaces here.
+    def _submit_pack(self, parts: list[bytes | bytearray],
+                     chunks: list[tuple[bytes, int, int, int]]) -> None:
+        # Bound memory: a full pack waits (as its blobs) until fewer than ``_in_flight``
+        # packs are uploading, and is joined into one object only then. A local store
+        # writes a pack faster than the chunkers fill the next, so one is enough there;
+        # a remote one keeps several requests going. A failed upload surfaces here.
         with self._upload_lock:
             for done in [f for f in self._uploads if f.done()]:
                 done.result()
                 self._uploads.remove(done)
-            while len(self._uploads) >= 3:
+            while len(self._uploads) >= self._in_flight:
                 self._uploads.pop(0).result()
+            data = b"".join(parts)
+            parts.clear()
             self._uploads.append(self._pool.submit(self._upload_pack, data, chunks))
 
     def _upload_pack(self, data: bytes, chunks: list[tuple[bytes, int, int, int]]) -> None:
         session, _key = self.session
-        key = pack_key(data)
+        digest = hashlib.sha256(data).hexdigest()
+        key = pack_key(data, digest=digest)
         index = IndexFile(self.keys.repository_id, session, key, len(data), tuple(chunks))
         encoded = index.encode(self.keys.signing_key)
         # One intent for the pack and its index, carrying the index: a pack is never left
         # without a record, and a run killed between the two loses no uploaded pack.
-        index_key = content_key("index", encoded)
-        self.put_objects([(key, data), (index_key, encoded)], embed=[index_key])
+        index_digest = hashlib.sha256(encoded).hexdigest()
+        index_key = f"index/{index_digest}"
+        self.put_objects([(key, data), (index_key, encoded)], embed=[index_key],
+                         digests=[digest, index_digest])
         locations = index.locations()
         with self._state:
             self.known.update(locations)
@@ -407,8 +429,8 @@ class RepositoryWriter:
     def flush(self) -> None:
         """Upload the last partial pack and wait for every upload."""
         with self._state:
-            rest = (bytes(self._pack), self._pack_chunks) if self._pack_chunks else None
-            self._pack = bytearray()
+            rest = (self._pack_parts, self._pack_chunks) if self._pack_chunks else None
+            self._pack_parts = []
             self._pack_chunks = []
         if rest is not None:
             self._submit_pack(*rest)

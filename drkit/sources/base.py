@@ -33,7 +33,9 @@ class StoredContent:
 
 
 class ChunkSink(Protocol):
-    def store_file(self, path: Path) -> StoredContent: ...
+    def store_file(self, path: Path | str, size: int | None = None) -> StoredContent:
+        """Store a file (``size``: its size from a walk, saving a stat)."""
+        ...
 
     def store_stream(self, reader: BinaryIO) -> StoredContent: ...
 

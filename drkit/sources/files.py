@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import stat
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -26,7 +27,25 @@ from drkit.sources.base import ChunkSink, Source, SourceResult, StoredContent
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
-MAX_IN_FLIGHT = 256
+MAX_IN_FLIGHT = 64  # batches handed to the pool and not yet settled
+# Small files go to the pool in batches (one task per batch, not per file): per-task
+# overhead would otherwise cost more than chunking a few KiB.
+BATCH_FILES = 64
+BATCH_BYTES = 4 << 20
+
+
+def _store_batch(sink: ChunkSink, root: Path, files: list[tuple[str, int]]
+                 ) -> list[StoredContent | OSError]:
+    """Store each (relative path, size); a file that cannot be read gives its OSError."""
+    out: list[StoredContent | OSError] = []
+    base = str(root)
+    for rel, size in files:
+        try:
+            # A plain string: a Path per file costs more than storing a small file.
+            out.append(sink.store_file(os.path.join(base, rel), size))
+        except OSError as exc:  # unreadable, or vanished, while being read
+            out.append(exc)
+    return out
 
 
 def excluded(rel: str, patterns: tuple[str, ...], *, is_dir: bool) -> bool:
@@ -46,6 +65,7 @@ class FilesSource(Source):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._new_cache: dict[str, list[Any]] = {}
+        self._old_cache: dict[str, list[Any]] | None = None
         self._skipped: list[dict[str, str]] = []
 
     @property
@@ -119,30 +139,41 @@ class FilesSource(Source):
         self._skipped.append({"path": rel, "reason": reason})
 
     def snapshot(self, sink: ChunkSink, pool: Executor, task: ProgressTask) -> SourceResult:
-        old_cache = self._load_cache()
+        old_cache = self._old_cache = self._load_cache()
         result = SourceResult(self.name, self.type, str(self.root))
         self._skipped = result.skipped
         root_st = self.root.stat()
         result.entries.append({"path": "", "type": "dir", "mode": stat.S_IMODE(root_st.st_mode),
                                "mtime_ns": root_st.st_mtime_ns})
-        pending: list[tuple[dict[str, Any], list[Any], Future[StoredContent]]] = []
+        Batch = list[tuple[dict[str, Any], list[Any]]]  # (entry, cache key) per file
+        pending: deque[tuple[Batch, Future[list[StoredContent | OSError]]]] = deque()
+        batch: Batch = []
+        batch_bytes = 0
+        dropped: set[int] = set()  # id() of entries left out (unreadable files)
+
+        def submit() -> None:
+            nonlocal batch, batch_bytes
+            if batch:
+                files = [(e["path"], k[0]) for e, k in batch]
+                pending.append((batch, pool.submit(_store_batch, sink, self.root, files)))
+                batch, batch_bytes = [], 0
 
         def settle(limit: int) -> None:
             while len(pending) > limit:
-                entry, key, future = pending.pop(0)
-                try:
-                    content = future.result()
-                except OSError as exc:  # unreadable, or vanished, while being read
-                    result.entries.remove(entry)
-                    result.files -= 1
-                    self._skip(entry["path"], f"cannot read: {exc.strerror or exc}")
-                    continue
-                entry["size"] = content.size
-                entry["sha256"] = content.sha256
-                entry["chunks"] = [c.hex() for c in content.chunks]
-                result.bytes_total += content.size
-                result.bytes_read += content.size
-                self._new_cache[entry["path"]] = [*key, content.sha256, entry["chunks"]]
+                done, future = pending.popleft()
+                for (entry, key), content in zip(done, future.result(), strict=True):
+                    if isinstance(content, OSError):
+                        dropped.add(id(entry))
+                        result.files -= 1
+                        self._skip(entry["path"],
+                                   f"cannot read: {content.strerror or content}")
+                        continue
+                    entry["size"] = content.size
+                    entry["sha256"] = content.sha256
+                    entry["chunks"] = [c.hex() for c in content.chunks]
+                    result.bytes_total += content.size
+                    result.bytes_read += content.size
+                    self._new_cache[entry["path"]] = [*key, content.sha256, entry["chunks"]]
 
         for rel, st in self._walk():
             mode = stat.S_IMODE(st.st_mode)
@@ -171,16 +202,24 @@ class FilesSource(Source):
                         self._new_cache[rel] = cached
                         task.advance(st.st_size)
                         continue
-                pending.append((entry, key, pool.submit(sink.store_file, self.root / rel)))
-                settle(MAX_IN_FLIGHT)
+                batch.append((entry, key))
+                batch_bytes += st.st_size
+                if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                    submit()
+                    settle(MAX_IN_FLIGHT)
             else:
                 kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else
                         "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
                 self._skip(rel, f"{kind}, not a file, folder or symlink")
+        submit()
         settle(0)
+        if dropped:
+            result.entries = [e for e in result.entries if id(e) not in dropped]
         return result
 
     def committed(self) -> None:
+        if self._new_cache == self._old_cache and self._owner_only():
+            return  # nothing changed: the file on disk already says exactly this
         # The cache names every path with its SHA-256: readable by the owner only, like the
         # keys (0600 in a 0700 folder), whatever the umask.
         self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -194,6 +233,13 @@ class FilesSource(Source):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.cache_path)
+
+    def _owner_only(self) -> bool:
+        try:
+            return (stat.S_IMODE(os.stat(self.cache_path).st_mode) == 0o600
+                    and stat.S_IMODE(os.stat(self.cache_dir).st_mode) == 0o700)
+        except OSError:
+            return False
 
     def cleanup(self) -> None:
         with contextlib.suppress(FileNotFoundError):

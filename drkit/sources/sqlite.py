@@ -14,29 +14,31 @@ backup, like the files cache.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import sqlite3
-import subprocess
-import sys
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from drkit.errors import InputError
 from drkit.progress import ProgressTask
 from drkit.sources.base import ChunkSink, Source, SourceResult
+from drkit.sources.sqlite_totals import (
+    ALGORITHM_V1,
+    ALGORITHM_V2,
+    ALGORITHMS,
+    TotalsRun,
+    connect_ro,
+    totals_v1,
+    totals_v2,
+)
 
 log = logging.getLogger(__name__)
-TOTALS_ALGORITHM = "drkit-sqlite-rows-v1"
+TOTALS_ALGORITHM = ALGORITHM_V2
 CACHE_VERSION = 1
 BUSY_TIMEOUT_S = 10.0
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
@@ -54,146 +56,22 @@ def _db_error(path: Path, exc: sqlite3.Error) -> InputError:
     return InputError(f"{path}: SQLite error: {text}")
 
 
-BLOCK_SHIFT = 16  # rows of a rowid table are hashed in blocks of 65,536 rowid values
-MAX_BLOCKS = 4096  # sparser tables are hashed as one block
-
-WorkItem = tuple[str, int | None]  # (table, block number or None for the whole table)
-
-
-def _tables(con: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' "
-        "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-
-
-def _plan(con: sqlite3.Connection) -> list[WorkItem]:
-    """Every (table, block) to hash, in order. A table without rowid, or with too sparse
-    rowids, is one item."""
-    items: list[WorkItem] = []
-    for name in _tables(con):
-        try:
-            blocks = [r[0] for r in con.execute(
-                f"SELECT DISTINCT rowid >> {BLOCK_SHIFT} FROM {_quote(name)} ORDER BY 1")]
-        except sqlite3.OperationalError:
-            blocks = []  # WITHOUT ROWID
-            items.append((name, None))
-            continue
-        if not blocks or len(blocks) > MAX_BLOCKS:
-            items.append((name, None))
-        else:
-            items.extend((name, b) for b in blocks)
-    return items
-
-
-def _hash_item(con: sqlite3.Connection, item: WorkItem) -> tuple[int, str]:
-    name, block = item
-    if block is None:
-        try:
-            cur = con.execute(f"SELECT * FROM {_quote(name)} ORDER BY rowid")
-        except sqlite3.OperationalError:
-            cur = con.execute(f"SELECT * FROM {_quote(name)}")
-    else:
-        cur = con.execute(f"SELECT * FROM {_quote(name)} WHERE rowid >= ? AND rowid < ? "
-                          "ORDER BY rowid", (block << BLOCK_SHIFT, (block + 1) << BLOCK_SHIFT))
-    digest = hashlib.sha256()
-    rows = 0
-    while batch := cur.fetchmany(20000):
-        rows += len(batch)
-        digest.update(("\n".join(map(repr, batch)) + "\n").encode("utf-8", "surrogatepass"))
-    return rows, digest.hexdigest()
-
-
-def _combine(con: sqlite3.Connection, plan: list[WorkItem],
-             results: list[tuple[int, str]]) -> dict[str, Any]:
-    tables: dict[str, dict[str, Any]] = {}
-    digests: dict[str, Any] = {}
-    for (name, block), (rows, hexdigest) in zip(plan, results, strict=True):
-        entry = tables.setdefault(name, {"rows": 0})
-        entry["rows"] += rows
-        h = digests.setdefault(name, hashlib.sha256())
-        h.update((block or 0).to_bytes(8, "big", signed=True) + bytes.fromhex(hexdigest))
-    for name in _tables(con):  # tables with no rows at all
-        tables.setdefault(name, {"rows": 0})
-        digests.setdefault(name, hashlib.sha256())
-    for name, h in digests.items():
-        tables[name]["sha256"] = h.hexdigest()
-    return {"algorithm": TOTALS_ALGORITHM, "tables": dict(sorted(tables.items()))}
-
-
-def control_totals(path: Path) -> dict[str, Any]:
-    """Row count and content hash of every table of the SQLite database at ``path``.
-
-    Rows are taken in rowid order (primary-key order for WITHOUT ROWID tables) and
-    grouped into blocks of 65,536 rowid values (one block if the table has no rowid or
-    more than 4,096 blocks). A block's digest is SHA-256 over ``repr(row) + "\\n"`` of
-    its rows; the table hash is SHA-256 over (block number, 8 bytes signed big-endian ||
-    block digest) for every non-empty block in order. The drill recomputes this on a
-    restored file.
-    """
+def control_totals(path: Path, *, algorithm: str = TOTALS_ALGORITHM) -> dict[str, Any]:
+    """Row count and content hash of every table of the SQLite database at ``path``, by
+    ``algorithm`` (``drkit.sources.sqlite_totals`` defines both). The drill recomputes a
+    snapshot's totals on the restored file with the algorithm the snapshot names."""
+    if algorithm not in ALGORITHMS:
+        raise InputError(f"{path}: unknown control totals algorithm {algorithm!r}")
     if not path.is_file():
         raise InputError(f"{path}: database file does not exist")
     try:
-        con = _connect_ro(path)
-        try:
-            plan = _plan(con)
-            return _combine(con, plan, [_hash_item(con, item) for item in plan])
-        finally:
-            con.close()
-    except sqlite3.Error as exc:
-        raise _db_error(path, exc) from None
-
-
-def control_totals_in_child(path: Path, workers: int = 2) -> dict[str, Any]:
-    """``control_totals`` with the hashing in child processes.
-
-    The work is mostly building and printing row tuples, which holds the GIL; in child
-    processes it runs on the other cores while this process chunks, compresses and
-    encrypts. Falls back to the in-process function if no child can be started.
-    """
-    if not path.is_file():
-        raise InputError(f"{path}: database file does not exist")
-    try:
-        con = _connect_ro(path)
-        try:
-            plan = _plan(con)
-            shares = [list(range(i, len(plan), workers)) for i in range(workers)]
-            shares = [s for s in shares if s]
+        if algorithm == ALGORITHM_V1:
+            con = connect_ro(path)
             try:
-                procs = [subprocess.Popen(
-                    [sys.executable, "-m", "drkit.sources.sqlite", str(path)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    text=True) for _share in shares]
-            except OSError:
-                return _combine(con, plan, [_hash_item(con, item) for item in plan])
-            results: list[tuple[int, str] | None] = [None] * len(plan)
-            outputs = [p.communicate(json.dumps([plan[i] for i in share]))
-                       for p, share in zip(procs, shares, strict=True)]
-            for proc, share, (out, err) in zip(procs, shares, outputs, strict=True):
-                if proc.returncode == 2:  # the child's own one-line error
-                    lines = err.strip().splitlines()
-                    raise InputError(lines[-1] if lines else f"{path}: control totals failed")
-                if proc.returncode != 0:  # the child could not run: do it here
-                    log.warning("control totals child failed (%s); computing in-process",
-                                err.strip().splitlines()[-1:] or proc.returncode)
-                    return _combine(con, plan, [_hash_item(con, item) for item in plan])
-                for i, (rows, digest) in zip(share, json.loads(out), strict=True):
-                    results[i] = (int(rows), str(digest))
-            return _combine(con, plan, [r for r in results if r is not None])
-        finally:
-            con.close()
-    except sqlite3.Error as exc:
-        raise _db_error(path, exc) from None
-
-
-def _child_main(path: Path) -> None:
-    """Hash the (table, block) items read as JSON from stdin; print [[rows, digest]...]."""
-    items = [(str(t), None if b is None else int(b)) for t, b in json.loads(sys.stdin.read())]
-    try:
-        con = _connect_ro(path)
-        try:
-            print(json.dumps([list(_hash_item(con, item)) for item in items]))
-        finally:
-            con.close()
+                return totals_v1(con)
+            finally:
+                con.close()
+        return totals_v2(path, want_cache=False).totals
     except sqlite3.Error as exc:
         raise _db_error(path, exc) from None
 
@@ -250,8 +128,11 @@ class SQLiteSource(Source):
         result = SourceResult(self.name, self.type, str(self.path), files=1)
         fingerprint = self._fingerprint()
         self._pending_cache: dict[str, Any] | None = None
-        with contextlib.suppress(OSError, ValueError):
+        cached_blocks = None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             cached = json.loads(self.cache_path.read_text())
+            if cached.get("version") == CACHE_VERSION:
+                cached_blocks = cached.get("totals_blocks")
             if cached.get("version") == CACHE_VERSION and cached.get("fingerprint") == fingerprint:
                 entry = cached["entry"]
                 if sink.has_all(tuple(bytes.fromhex(c) for c in entry["chunks"])):
@@ -282,11 +163,17 @@ class SQLiteSource(Source):
                 src.close()
         except sqlite3.Error as exc:
             raise _db_error(self.path, exc) from None
-        # Control totals (SQLite and repr, mostly holding the GIL) run beside the chunking
-        # of the copy (hashing, zstd and AES, which release it): both cores stay busy.
-        totals_future = pool.submit(control_totals_in_child, copy)
-        content = sink.store_file(copy)
-        totals = totals_future.result()
+        # Control totals (sqlite3 shell processes, or Python without the shell) run beside
+        # the chunking of the copy, on a thread of their own so that they never hold one of
+        # the pool's workers while they wait for the shell.
+        previous = cached_blocks if isinstance(cached_blocks, dict) else None
+        with ThreadPoolExecutor(1, thread_name_prefix="sqlite-totals") as own:
+            totals_future = own.submit(self._totals, copy, previous)
+            content = sink.store_file(copy)
+            run = totals_future.result()
+        totals = run.totals
+        log.info("source %s: control totals: %d block(s) read, %d reused from the last "
+                 "snapshot", self.name, run.blocks_read, run.blocks_reused)
         st = self.path.stat()
         entry = {"path": self.path.name, "type": "file", "mode": st.st_mode & 0o7777,
                  "mtime_ns": st.st_mtime_ns, "size": content.size, "sha256": content.sha256,
@@ -295,8 +182,15 @@ class SQLiteSource(Source):
         result.control_totals = totals
         result.bytes_total = result.bytes_read = content.size
         self._pending_cache = {"version": CACHE_VERSION, "fingerprint": fingerprint,
-                               "entry": entry, "control_totals": totals}
+                               "entry": entry, "control_totals": totals,
+                               "totals_blocks": run.cache}
         return result
+
+    def _totals(self, copy: Path, previous: dict[str, Any] | None) -> TotalsRun:
+        try:
+            return totals_v2(copy, previous=previous)
+        except sqlite3.Error as exc:
+            raise _db_error(self.path, exc) from None
 
     def committed(self) -> None:
         if getattr(self, "_pending_cache", None) is not None:
@@ -310,11 +204,3 @@ class SQLiteSource(Source):
 
 
 SOURCE = SQLiteSource
-
-
-if __name__ == "__main__":  # pragma: no cover - exercised through control_totals_in_child
-    try:
-        _child_main(Path(sys.argv[1]))
-    except InputError as exc:
-        print(exc, file=sys.stderr)
-        sys.exit(2)

@@ -51,3 +51,17 @@ def test_cache_left_readable_by_an_older_drkit_is_tightened(project: CrashProjec
     (project.uploads / "more.txt").write_text("more")
     assert project.run("snapshot").exit_code == 0
     assert _mode(cache) == 0o600 and _mode(cache_dir) == 0o700
+
+
+def test_unchanged_cache_is_not_rewritten_unless_its_mode_is_loose(
+        project: CrashProject) -> None:
+    assert project.run("snapshot").exit_code == 0
+    cache_dir = project.root / ".drkit" / "cache"
+    cache = next(cache_dir.glob("files-*-uploads.json"))
+    before = cache.stat()
+    assert project.run("snapshot").exit_code == 0  # nothing changed: the file stays as it is
+    after = cache.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    os.chmod(cache, 0o644)
+    assert project.run("snapshot").exit_code == 0  # nothing changed, but the mode was loose
+    assert _mode(cache) == 0o600 and cache.stat().st_ino != before.st_ino

@@ -24,10 +24,10 @@ class CopyingSink:
     def __init__(self) -> None:
         self.data: list[bytes] = []
 
-    def store_file(self, path: Path) -> StoredContent:
+    def store_file(self, path: Path | str, size: int | None = None) -> StoredContent:
         import hashlib
 
-        data = path.read_bytes()
+        data = Path(path).read_bytes()
         self.data.append(data)
         return StoredContent(len(data), hashlib.sha256(data).hexdigest(), ())
 
