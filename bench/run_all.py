@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = [["lint.py"], ["verify.py"], ["snapshot.py"], ["dbdump.py"],
-           ["crash.py", "--kills", "10"]]
+BENCHES = [["startup.py"], ["lint.py"], ["lint_hostile.py"], ["lint_duties.py"],
+           ["verify.py"], ["snapshot.py"], ["dbdump.py"], ["pitr.py"],
+           ["journal_growth.py"], ["crash.py", "--kills", "10"]]
 
 
 def main() -> int:
