@@ -372,14 +372,13 @@ class BinlogStreamer:
         self._partial_sent: dict[str, tuple[int, float]] = {}
         self._stop = False
         from drkit.clock import utc_iso
-        from drkit.pitr.stream import RESTARTS_ENV, stream_state_dir
+        from drkit.pitr.stream import RESTARTS_ENV, StreamStateFile
 
         restarts = os.environ.get(RESTARTS_ENV, "")
         self._restarts_before = int(restarts) if restarts.isdigit() else 0
         self.state = BinlogStreamState(archive, utc_iso(clock.now()),
                                        restarts=self._restarts_before)
-        self._state_dir = stream_state_dir(config)
-        self._metrics_written = 0.0
+        self._state_file = StreamStateFile(config, archive, clock)
         self._reader_restarts = 0
 
     # -- the reader process ---------------------------------------------------------------
@@ -464,30 +463,8 @@ class BinlogStreamer:
     def save_state(self, *, force: bool = False) -> None:
         """The state file after every archived version; the metrics file at most every
         10 s (and with ``force``). Neither ever stops the stream."""
-        import json
-
         self.state.restarts = self._restarts_before + self._reader_restarts
-        try:
-            self._state_dir.mkdir(parents=True, exist_ok=True)
-            path = self._state_dir / f"{self.archive}.json"
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(self.state.to_dict()) + "\n", encoding="utf-8")
-            tmp.replace(path)
-        except OSError as exc:
-            log.warning("%s: cannot write stream state: %s", self.archive, exc.strerror)
-            return
-        if not force and time.monotonic() - self._metrics_written < 10.0:
-            return
-        self._metrics_written = time.monotonic()
-        try:
-            from drkit.schedule.runner import write_metrics
-            from drkit.schedule.spec import load_schedule
-            from drkit.schedule.state import RunStore
-
-            settings = load_schedule(self.config)
-            write_metrics(settings, RunStore(settings.state_dir), self.clock)
-        except Exception as exc:  # metrics never stop the stream
-            log.warning("%s: cannot write metrics: %s", self.archive, exc)
+        self._state_file.save(self.state.to_dict(), force=force)
 
     @contextlib.contextmanager
     def _locked_spool(self) -> Iterator[None]:
