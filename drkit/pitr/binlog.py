@@ -183,15 +183,7 @@ def describe_file(archive: str, name: str, data: bytes, *, closed: bool | None =
 
 def binlog_source(config: Config, name: str | None) -> str:
     """The mysql source a binlog command is about: ``name``, or the only one configured."""
-    names = sorted(n for n, s in config.sources.items() if s.type == "mysql")
-    if name is not None:
-        if config.source(name).type != "mysql":
-            raise InputError(f"source {name!r} is not a MySQL/MariaDB source")
-        return name
-    if len(names) != 1:
-        raise InputError("name the MySQL/MariaDB source with --source "
-                         f"(configured: {', '.join(names) or 'none'})")
-    return names[0]
+    return config.source_of_type(name, "mysql", "MySQL/MariaDB", "--source")
 
 
 def binlog_tool(config: Config, archive: str) -> str:

@@ -124,15 +124,7 @@ def find_waldump(config: Config, archive: str) -> Path | None:
 
 def wal_source(config: Config, name: str | None) -> str:
     """The postgres source a WAL command is about: ``name``, or the only one configured."""
-    pg = sorted(n for n, s in config.sources.items() if s.type == "postgres")
-    if name is not None:
-        if config.source(name).type != "postgres":
-            raise InputError(f"source {name!r} is not a PostgreSQL source")
-        return name
-    if len(pg) != 1:
-        raise InputError("name the PostgreSQL source with --database "
-                         f"(configured: {', '.join(pg) or 'none'})")
-    return pg[0]
+    return config.source_of_type(name, "postgres", "PostgreSQL", "--database")
 
 
 @dataclass
