@@ -217,20 +217,10 @@ class Archived:
 def archive_file(config: Config, archive: str, name: str, data: bytes, *, closed: bool,
                  now: datetime, wait: float = 60.0) -> Archived:
     """One writer run for one binlog file (see ``logarchive.archive_segment``)."""
-    from drkit.repo.logarchive import archive_segment
-    from drkit.repo.writer import RepositoryWriter
+    from drkit.repo.logarchive import archive_waiting
 
     info, body = describe_file(archive, name, data, closed=True if closed else None)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            with RepositoryWriter.for_config(config, now=now) as writer:
-                _segment, written = archive_segment(writer, info, body, now=now)
-            break
-        except LockedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
+    _segment, written = archive_waiting(config, info, body, now=now, wait=wait)
     if written:
         log.info("%s: archived %s%s (%d bytes)", archive, name,
                  " (in progress)" if info.partial else "", len(body))
