@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import html
 import json
 import logging
 import os
@@ -702,37 +701,9 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     """A self-contained HTML page (no scripts, every value escaped)."""
-    body = []
-    for line in render_markdown(report).splitlines():
-        if line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("|---") or line.startswith("|-"):
-            continue
-        elif line.startswith("| "):
-            cells = [html.escape(c.strip().replace("\\|", "|"))
-                     for c in line.strip().strip("|").split(" | ")]
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        elif line:
-            body.append(f"<p>{html.escape(line)}</p>")
-    out: list[str] = []
-    in_table = False
-    for item in body:
-        if item.startswith("<tr>") and not in_table:
-            out.append("<table>")
-            in_table = True
-        elif not item.startswith("<tr>") and in_table:
-            out.append("</table>")
-            in_table = False
-        out.append(item)
-    if in_table:
-        out.append("</table>")
-    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}"
-             "table{border-collapse:collapse}td{border:1px solid #ccc;padding:.2em .5em}")
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>drkit security audit report</title><style>{style}</style></head>"
-            "<body>\n" + "\n".join(out) + "\n</body></html>\n")
+    from drkit.htmlpage import markdown_page
+
+    return markdown_page(render_markdown(report), "drkit security audit report", max_width_em=70)
 
 
 def parse_since(text: str, now: datetime) -> datetime:

@@ -116,6 +116,19 @@ class Config:
             known = ", ".join(sorted(self.sources)) or "none"
             raise InputError(f"unknown source {name!r} (configured: {known})") from None
 
+    def source_of_type(self, name: str | None, type_: str, what: str, option: str) -> str:
+        """The ``type_`` source a command is about: ``name``, or the only one configured
+        (``what`` names the kind in messages, ``option`` the flag that picks one)."""
+        if name is not None:
+            if self.source(name).type != type_:
+                raise InputError(f"source {name!r} is not a {what} source")
+            return name
+        names = sorted(n for n, s in self.sources.items() if s.type == type_)
+        if len(names) != 1:
+            raise InputError(f"name the {what} source with {option} "
+                             f"(configured: {', '.join(names) or 'none'})")
+        return names[0]
+
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:
     """--config, then DRKIT_CONFIG, then ./drkit.toml."""

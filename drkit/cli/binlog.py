@@ -103,7 +103,7 @@ def find_binlog_incidents(config: Config, source: str, since: str | None, min_ro
                           min_share: float, region: str | None,
                           passphrase_file: Path | None) -> None:
     """``drkit incident find --database NAME`` for a MySQL/MariaDB source."""
-    from drkit.cli.incident import parse_time
+    from drkit.cli.incident import emit_incidents, parse_time
     from drkit.cli.snapshot import open_repository, unlock
     from drkit.pitr.mysql import find_incidents
 
@@ -113,7 +113,7 @@ def find_binlog_incidents(config: Config, source: str, since: str | None, min_ro
     report = find_incidents(config, source, repo=repo, recovery=recovery, since=start,
                             min_rows=min_rows, min_share=min_share)
 
-    def text() -> str:
+    def lines() -> list[str]:
         out = [f"{source}: read {count(report['files_read'], 'binlog file')} from "
                f"{report['from_position']}"]
         for i in report["incidents"]:
@@ -123,16 +123,8 @@ def find_binlog_incidents(config: Config, source: str, since: str | None, min_ro
                        f"{i['server_id']}  {who}  {i['kind']} {i['relation']}{rows}")
             if i["statement"]:
                 out.append(f"      {i['statement'][:160]}")
-        proposal = report["proposal"]
-        if proposal:
-            out.append(f"recover to {proposal['why']}:")
-            out.append(f"  {proposal['command']}")
-        else:
-            out.append("no destructive event found")
-        return "\n".join(out)
-    emit(report, text)
-    if report["incidents"]:
-        click.get_current_context().exit(1)
+        return out
+    emit_incidents(report, lines, "recover to {why}:")
 
 
 COMMANDS = [binlog_group]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -65,16 +67,27 @@ def find_command(database: str | None, since: str | None, min_rows: int, min_sha
     report = find_incidents(config, archive, repo=repo, recovery=recovery, since=start,
                             min_rows=min_rows)
 
-    def text() -> str:
+    def lines() -> list[str]:
         out = [f"{archive}: read {report['segments_read']} WAL files from "
                f"{report['from_segment']}"]
         for i in report["incidents"]:
             rows = f" ({i['rows']} rows)" if i["rows"] else ""
             out.append(f"  {i['time']}  xid {i['xid']}  lsn {i['lsn']}  {i['kind']} "
                        f"{i['relation']}{rows}")
+        return out
+    emit_incidents(report, lines, "recover to just before {to_lsn}, {why}:")
+
+
+def emit_incidents(report: dict[str, Any], lines: Callable[[], list[str]],
+                   recover_to: str) -> None:
+    """Print an incident report (``lines`` then the proposed recovery, ``recover_to``
+    formatted with the proposal's fields) and exit 1 when it found any incident."""
+
+    def text() -> str:
+        out = lines()
         proposal = report["proposal"]
         if proposal:
-            out.append(f"recover to just before {proposal['to_lsn']}, {proposal['why']}:")
+            out.append(recover_to.format(**proposal))
             out.append(f"  {proposal['command']}")
         else:
             out.append("no destructive event found")

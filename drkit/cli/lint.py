@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from drkit.cli.common import get_app
 from drkit.errors import ExitCode, InputError
-from drkit.lint.engine import INPUT_ERROR_MODES, lint_paths
+from drkit.lint.engine import INPUT_ERROR_MODES, LintReport, lint_paths
 from drkit.lint.findings import SEVERITIES
 from drkit.lint.output import printable, render_sarif, render_text, to_json
 from drkit.progress import NULL_PROGRESS
+
+R = TypeVar("R", bound=LintReport)
 
 
 class LintCommand(click.Command):
@@ -77,6 +80,14 @@ def lint_command(paths: tuple[Path, ...], fmt: str | None, json_output: bool,
                         principals_file=principals_file, suppressions_file=suppressions_file,
                         progress=app.progress() if fmt == "text" else NULL_PROGRESS,
                         input_errors=input_errors)
+    emit_lint_report(report, fmt, render_text, output, unchecked="file(s)")
+
+
+def emit_lint_report(report: R, fmt: str, render_text: Callable[[R], str],
+                     output: Path | None, unchecked: str) -> None:
+    """Write a lint report as text, JSON or SARIF to ``output`` (stdout when None), then
+    exit 2 when inputs could not be checked (``unchecked`` names them in the message) or
+    1 when findings reach the threshold."""
     if fmt == "json":
         text = to_json(report.to_dict())
     elif fmt == "sarif":
@@ -93,7 +104,7 @@ def lint_command(paths: tuple[Path, ...], fmt: str | None, json_output: bool,
     if report.input_errors:
         for error in report.input_errors:
             click.echo(printable(f"drkit: error: {error}"), err=True)
-        raise InputError(f"{len(report.input_errors)} file(s) could not be checked; the "
+        raise InputError(f"{len(report.input_errors)} {unchecked} could not be checked; the "
                          "report covers everything else")
     if report.failed:
         click.get_current_context().exit(int(ExitCode.FINDINGS))

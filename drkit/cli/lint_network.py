@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from drkit.cli.common import get_app
-from drkit.errors import ExitCode, InputError
+from drkit.cli.lint import emit_lint_report
+from drkit.errors import InputError
 from drkit.lint.findings import SEVERITIES
 
 
@@ -68,7 +69,6 @@ def network_command(paths: tuple[Path, ...], live: bool, cloud: str, regions: tu
     threshold, 2 usage or input errors.
     """
     from drkit.lint.network.engine import lint_network, render_network_text
-    from drkit.lint.output import printable, render_sarif, to_json
 
     app = get_app()
     if fmt is None:
@@ -91,23 +91,4 @@ def network_command(paths: tuple[Path, ...], live: bool, cloud: str, regions: tu
     report = lint_network(list(paths), now=app.clock.now(), threshold=severity_threshold,
                           environments_file=environments_file,
                           suppressions_file=suppressions_file, live=responses)
-    if fmt == "json":
-        text = to_json(report.to_dict())
-    elif fmt == "sarif":
-        text = to_json(render_sarif(report))
-    else:
-        text = render_network_text(report)
-    if output is not None:
-        try:
-            output.write_text(text + "\n", "utf-8")
-        except OSError as exc:
-            raise InputError(f"{output}: cannot write the report: {exc.strerror}") from None
-    else:
-        click.echo(text)
-    if report.input_errors:
-        for error in report.input_errors:
-            click.echo(printable(f"drkit: error: {error}"), err=True)
-        raise InputError(f"{len(report.input_errors)} input(s) could not be checked; the "
-                         "report covers everything else")
-    if report.failed:
-        click.get_current_context().exit(int(ExitCode.FINDINGS))
+    emit_lint_report(report, fmt, render_network_text, output, unchecked="input(s)")

@@ -118,10 +118,7 @@ def run_drill(config: Config, options: DrillOptions, recovery: X25519PrivateKey,
                          rto_objective_seconds=config.objectives.rto_minutes * 60,
                          rpo_objective_seconds=config.objectives.rpo_hours * 3600)
     run = _Run(report, monotonic, sleep, progress)
-    scratch_owned = options.scratch is None
-    scratch = options.scratch or Path(tempfile.mkdtemp(prefix="drkit-drill-"))
-    if not scratch_owned and scratch.exists() and any(scratch.iterdir()):
-        raise InputError(f"{scratch}: scratch folder is not empty")
+    scratch, scratch_owned = _scratch(options)
     trusted = load_trusted_writer_keys(config)
     try:
         try:
@@ -146,14 +143,30 @@ def run_drill(config: Config, options: DrillOptions, recovery: X25519PrivateKey,
             report.rpo_seconds = (clock.now() - taken).total_seconds()
     finally:
         _drop_databases(run, config, options)
-        if run.store is not None:
-            run.store.close()
-        if not options.keep:
-            if scratch_owned:
-                shutil.rmtree(scratch, ignore_errors=True)
-            elif run.restored is not None:
-                shutil.rmtree(run.restored, ignore_errors=True)
+        _clean_up(run, scratch, scratch_owned, keep=options.keep)
     return report
+
+
+def _scratch(options: DrillOptions) -> tuple[Path, bool]:
+    """The scratch folder (an empty one given, or a new temporary one) and whether the
+    drill made it."""
+    scratch_owned = options.scratch is None
+    scratch = options.scratch or Path(tempfile.mkdtemp(prefix="drkit-drill-"))
+    if not scratch_owned and scratch.exists() and any(scratch.iterdir()):
+        raise InputError(f"{scratch}: scratch folder is not empty")
+    return scratch, scratch_owned
+
+
+def _clean_up(run: _Run, scratch: Path, scratch_owned: bool, *, keep: bool) -> None:
+    """Close the store; unless ``keep``, remove what the drill restored (the whole scratch
+    folder when the drill made it)."""
+    if run.store is not None:
+        run.store.close()
+    if not keep:
+        if scratch_owned:
+            shutil.rmtree(scratch, ignore_errors=True)
+        elif run.restored is not None:
+            shutil.rmtree(run.restored, ignore_errors=True)
 
 
 def _verify(run: _Run, config: Config, options: DrillOptions, trusted: list[Any],
@@ -404,10 +417,7 @@ def run_pitr_drill(config: Config, options: DrillOptions, recovery: X25519Privat
     report.point_in_time = {"source": source, "kind": PITR_TYPES[kind],
                             "target": utc_iso(target_time)}
     run = _Run(report, monotonic, sleep, progress)
-    scratch_owned = options.scratch is None
-    scratch = options.scratch or Path(tempfile.mkdtemp(prefix="drkit-drill-"))
-    if not scratch_owned and scratch.exists() and any(scratch.iterdir()):
-        raise InputError(f"{scratch}: scratch folder is not empty")
+    scratch, scratch_owned = _scratch(options)
     trusted = load_trusted_writer_keys(config)
     newest: str | None = None
     try:
@@ -453,13 +463,7 @@ def run_pitr_drill(config: Config, options: DrillOptions, recovery: X25519Privat
         except DrkitError as exc:
             report.error = str(exc)
     finally:
-        if run.store is not None:
-            run.store.close()
-        if not options.keep:
-            if scratch_owned:
-                shutil.rmtree(scratch, ignore_errors=True)
-            elif run.restored is not None:
-                shutil.rmtree(run.restored, ignore_errors=True)
+        _clean_up(run, scratch, scratch_owned, keep=options.keep)
     return report
 
 

@@ -56,12 +56,18 @@ def render_text(report: LintReport) -> str:
         f"{count(s['policies'], 'policy', 'policies')} in {count(s['files'], 'file')}"
         + (f", principals from {s['principals_file']}" if s["principals_file"] else "")
         + f": {count(s['findings'], 'finding')}" + (f" ({counts})" if counts else "")
-        + (f", {s['suppressed']} suppressed" if s["suppressed"] else "")
-        + (f", {len(report.expired)} expired suppressions" if report.expired else "")
-        + (f", {len(report.input_errors)} input errors (files not checked)"
-           if report.input_errors else "")
-        + f"; threshold {report.threshold}: {'FAIL' if report.failed else 'ok'}")
+        + summary_tail(report, s))
     return printable("\n".join(lines))
+
+
+def summary_tail(report: LintReport, summary: dict[str, Any]) -> str:
+    """The end of a report's summary line: suppressed, expired suppressions, input errors,
+    and the threshold with the verdict."""
+    return ((f", {summary['suppressed']} suppressed" if summary["suppressed"] else "")
+            + (f", {len(report.expired)} expired suppressions" if report.expired else "")
+            + (f", {len(report.input_errors)} input errors (files not checked)"
+               if report.input_errors else "")
+            + f"; threshold {report.threshold}: {'FAIL' if report.failed else 'ok'}")
 
 
 def _rule_descriptor(rule_id: str, title: str, remediation: str, severity: str,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ from urllib.parse import parse_qs, quote
 from drkit.clock import Clock, parse_iso, utc_iso
 from drkit.config import Config
 from drkit.errors import DrkitError, InputError
+from drkit.oplog.readers import SourceSpec, cloudaudit_client
 from drkit.oplog.settings import OplogSettings
 from drkit.storage.base import BucketSettings
 from drkit.verify.findings import Finding
@@ -47,15 +47,8 @@ KINDS = ("cloudtrail", "cloudaudit")
 GAP_CHECK = "bastion-log-gap"
 
 
-@dataclass(frozen=True)
-class CheckTarget:
-    kind: str
-    where: str
-    options: dict[str, str]
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
+#: A trail to check is named like a source: ``KIND:REGION?options``.
+CheckTarget = SourceSpec
 
 
 def parse_target(text: str) -> CheckTarget:
@@ -180,34 +173,6 @@ def check_cloudtrail(target: CheckTarget, *, clock: Clock) -> list[Finding]:
 
 
 # -- Tencent Cloud CloudAudit ----------------------------------------------------------------
-def _cloudaudit_client(target: CheckTarget) -> tuple[Any, Any]:
-    try:
-        from tencentcloud.cloudaudit.v20190319 import cloudaudit_client, models
-        from tencentcloud.common import credential
-        from tencentcloud.common.profile.client_profile import ClientProfile
-        from tencentcloud.common.profile.http_profile import HttpProfile
-    except ImportError:
-        raise InputError(f"{target}: needs the CloudAudit SDK "
-                         "(pip install tencentcloud-sdk-python-cloudaudit)") from None
-    secret_id = os.environ.get("TENCENTCLOUD_SECRET_ID")
-    secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY")
-    if not secret_id or not secret_key:
-        raise InputError(f"{target}: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
-    http = http_profile(HttpProfile, target.options.get("endpoint"))
-    client = cloudaudit_client.CloudauditClient(credential.Credential(secret_id, secret_key),
-                                                target.where, ClientProfile(httpProfile=http))
-    return client, models
-
-
-def http_profile(profile: Any, endpoint: str | None) -> Any:
-    """An SDK ``HttpProfile`` for ``endpoint`` (``host`` or ``http://host:port``); the
-    scheme must be given to the constructor, which derives the URL scheme from it."""
-    if not endpoint:
-        return profile()
-    scheme, sep, host = endpoint.partition("://")
-    return profile(protocol=scheme if sep else "https", endpoint=host if sep else endpoint)
-
-
 def _call(client: Any, models: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
     request = getattr(models, f"{action}Request")()
     request.from_json_string(json.dumps(params))
@@ -220,7 +185,7 @@ def check_cloudaudit(target: CheckTarget, *, clock: Clock) -> list[Finding]:
         TencentCloudSDKException,
     )
 
-    client, models = _cloudaudit_client(target)
+    client, models = cloudaudit_client(target)
     try:
         audits = _call(client, models, "ListAudits", {}).get("AuditSummarys") or []
     except TencentCloudSDKException as exc:

@@ -9,7 +9,6 @@ ingest are listed first.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -169,34 +168,6 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     """A self-contained HTML page (no scripts, every value escaped)."""
-    out: list[str] = []
-    in_table = False
-    for line in render_markdown(report).splitlines():
-        is_row = line.startswith("| ")
-        if line.startswith("|-"):
-            continue
-        if is_row and not in_table:
-            out.append("<table>")
-            in_table = True
-        elif not is_row and in_table:
-            out.append("</table>")
-            in_table = False
-        if line.startswith("### "):
-            out.append(f"<h3>{html.escape(line[4:])}</h3>")
-        elif line.startswith("## "):
-            out.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("# "):
-            out.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif is_row:
-            cells = [html.escape(c.strip().replace("\\|", "|"))
-                     for c in line.strip().strip("|").split(" | ")]
-            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        elif line:
-            out.append(f"<p>{html.escape(line)}</p>")
-    if in_table:
-        out.append("</table>")
-    style = ("body{font-family:sans-serif;max-width:80em;margin:2em auto}"
-             "table{border-collapse:collapse}td{border:1px solid #ccc;padding:.2em .5em}")
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>drkit operations audit report</title><style>{style}</style></head>"
-            "<body>\n" + "\n".join(out) + "\n</body></html>\n")
+    from drkit.htmlpage import markdown_page
+
+    return markdown_page(render_markdown(report), "drkit operations audit report", max_width_em=80)

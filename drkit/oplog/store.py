@@ -18,15 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from drkit.clock import Clock, utc_iso
 from drkit.config import Config
 from drkit.repo.crypto import decrypt_document
 from drkit.repo.documents import open_document, sign_document
-from drkit.storage.base import ObjectInfo
+from drkit.storage.base import ObjectInfo, Store
+
+if TYPE_CHECKING:
+    from drkit.repo.repository import Repository
 
 OPLOG_PREFIX = "oplog"
 BATCH_KIND = "oplog-batch"
@@ -87,10 +91,9 @@ def store_ingest(config: Config, *, events: Sequence[dict[str, Any]],
     return batch_key, summary_key
 
 
-def read_summaries(config: Config, clock: Clock, *, region: str | None = None
-                   ) -> list[dict[str, Any]]:
-    """Every stored ingest summary of the region (default: the primary), oldest first;
-    signatures checked against the trusted writer keys, no recovery key needed."""
+def _open_region(config: Config, clock: Clock, region: str | None
+                 ) -> tuple[Store, list[Ed25519PublicKey], Repository]:
+    """The region's store (default: the primary), its trusted writer keys and repository."""
     from drkit.repo.keys import load_trusted_writer_keys
     from drkit.repo.repository import Repository
     from drkit.storage.url import open_store
@@ -98,7 +101,14 @@ def read_summaries(config: Config, clock: Clock, *, region: str | None = None
     where = config.region(region) if region else config.primary_region
     store = open_store(where.url, base_dir=config.base_dir, clock=clock)
     trusted = load_trusted_writer_keys(config, store)
-    repo = Repository.open(store, trusted, region=where.name)
+    return store, trusted, Repository.open(store, trusted, region=where.name)
+
+
+def read_summaries(config: Config, clock: Clock, *, region: str | None = None
+                   ) -> list[dict[str, Any]]:
+    """Every stored ingest summary of the region (default: the primary), oldest first;
+    signatures checked against the trusted writer keys, no recovery key needed."""
+    store, trusted, repo = _open_region(config, clock, region)
     out = []
     for key in repo.keys_under(SUMMARY_PREFIX + "/"):
         body = open_document(repo.get_verified(key), SUMMARY_KIND, trusted,
@@ -111,14 +121,7 @@ def read_summaries(config: Config, clock: Clock, *, region: str | None = None
 def read_batches(config: Config, clock: Clock, recovery: X25519PrivateKey, *,
                  region: str | None = None) -> list[dict[str, Any]]:
     """Every stored batch of the region (default: the primary), oldest first."""
-    from drkit.repo.keys import load_trusted_writer_keys
-    from drkit.repo.repository import Repository
-    from drkit.storage.url import open_store
-
-    where = config.region(region) if region else config.primary_region
-    store = open_store(where.url, base_dir=config.base_dir, clock=clock)
-    trusted = load_trusted_writer_keys(config, store)
-    repo = Repository.open(store, trusted, region=where.name)
+    store, trusted, repo = _open_region(config, clock, region)
     out = []
     for key in repo.keys_under(OPLOG_PREFIX + "/"):
         name = f"{store.url}: {key}"

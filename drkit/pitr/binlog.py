@@ -183,15 +183,7 @@ def describe_file(archive: str, name: str, data: bytes, *, closed: bool | None =
 
 def binlog_source(config: Config, name: str | None) -> str:
     """The mysql source a binlog command is about: ``name``, or the only one configured."""
-    names = sorted(n for n, s in config.sources.items() if s.type == "mysql")
-    if name is not None:
-        if config.source(name).type != "mysql":
-            raise InputError(f"source {name!r} is not a MySQL/MariaDB source")
-        return name
-    if len(names) != 1:
-        raise InputError("name the MySQL/MariaDB source with --source "
-                         f"(configured: {', '.join(names) or 'none'})")
-    return names[0]
+    return config.source_of_type(name, "mysql", "MySQL/MariaDB", "--source")
 
 
 def binlog_tool(config: Config, archive: str) -> str:
@@ -225,20 +217,10 @@ class Archived:
 def archive_file(config: Config, archive: str, name: str, data: bytes, *, closed: bool,
                  now: datetime, wait: float = 60.0) -> Archived:
     """One writer run for one binlog file (see ``logarchive.archive_segment``)."""
-    from drkit.repo.logarchive import archive_segment
-    from drkit.repo.writer import RepositoryWriter
+    from drkit.repo.logarchive import archive_waiting
 
     info, body = describe_file(archive, name, data, closed=True if closed else None)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            with RepositoryWriter.for_config(config, now=now) as writer:
-                _segment, written = archive_segment(writer, info, body, now=now)
-            break
-        except LockedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
+    _segment, written = archive_waiting(config, info, body, now=now, wait=wait)
     if written:
         log.info("%s: archived %s%s (%d bytes)", archive, name,
                  " (in progress)" if info.partial else "", len(body))
@@ -372,14 +354,13 @@ class BinlogStreamer:
         self._partial_sent: dict[str, tuple[int, float]] = {}
         self._stop = False
         from drkit.clock import utc_iso
-        from drkit.pitr.stream import RESTARTS_ENV, stream_state_dir
+        from drkit.pitr.stream import RESTARTS_ENV, StreamStateFile
 
         restarts = os.environ.get(RESTARTS_ENV, "")
         self._restarts_before = int(restarts) if restarts.isdigit() else 0
         self.state = BinlogStreamState(archive, utc_iso(clock.now()),
                                        restarts=self._restarts_before)
-        self._state_dir = stream_state_dir(config)
-        self._metrics_written = 0.0
+        self._state_file = StreamStateFile(config, archive, clock)
         self._reader_restarts = 0
 
     # -- the reader process ---------------------------------------------------------------
@@ -464,30 +445,8 @@ class BinlogStreamer:
     def save_state(self, *, force: bool = False) -> None:
         """The state file after every archived version; the metrics file at most every
         10 s (and with ``force``). Neither ever stops the stream."""
-        import json
-
         self.state.restarts = self._restarts_before + self._reader_restarts
-        try:
-            self._state_dir.mkdir(parents=True, exist_ok=True)
-            path = self._state_dir / f"{self.archive}.json"
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(self.state.to_dict()) + "\n", encoding="utf-8")
-            tmp.replace(path)
-        except OSError as exc:
-            log.warning("%s: cannot write stream state: %s", self.archive, exc.strerror)
-            return
-        if not force and time.monotonic() - self._metrics_written < 10.0:
-            return
-        self._metrics_written = time.monotonic()
-        try:
-            from drkit.schedule.runner import write_metrics
-            from drkit.schedule.spec import load_schedule
-            from drkit.schedule.state import RunStore
-
-            settings = load_schedule(self.config)
-            write_metrics(settings, RunStore(settings.state_dir), self.clock)
-        except Exception as exc:  # metrics never stop the stream
-            log.warning("%s: cannot write metrics: %s", self.archive, exc)
+        self._state_file.save(self.state.to_dict(), force=force)
 
     @contextlib.contextmanager
     def _locked_spool(self) -> Iterator[None]:

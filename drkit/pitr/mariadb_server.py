@@ -9,7 +9,6 @@ as root, so the data files stay owned by the user running drkit.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drkit.errors import InputError
+from drkit.pitr.server import log_tail, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,7 @@ class PrivateMySQL:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 4) -> str:
-        try:
-            text = self.log_file.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return " / ".join(ln.strip() for ln in text.strip().splitlines()[-lines:])
+        return log_tail(self.log_file, lines)
 
     def connect(self, database: str | None = None, *, timeout: float = 60.0) -> Any:
         """A pymysql connection over the socket (autocommit) once the server accepts one."""
@@ -144,13 +140,5 @@ class PrivateMySQL:
 
     def stop(self) -> None:
         """Clean shutdown (SIGTERM), then SIGKILL if it lingers."""
-        if self.proc is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 60.0), (signal.SIGKILL, 10.0)):
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(wait)
+        stop_process(self.proc, ((signal.SIGTERM, 60.0), (signal.SIGKILL, 10.0)))
         self.proc = None

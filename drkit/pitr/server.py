@@ -68,6 +68,29 @@ def user_prefix() -> list[str]:
             f"--map-group={_UNPRIVILEGED}"]
 
 
+def log_tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a server's log on one line ("" when unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return " / ".join(ln.strip() for ln in text.strip().splitlines()[-lines:])
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None,
+                 steps: tuple[tuple[signal.Signals, float], ...]) -> None:
+    """Send each signal in turn, waiting its seconds, until the process has ended."""
+    if proc is None:
+        return
+    for sig, wait in steps:
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(wait)
+
+
 class ScratchServer:
     """One private server. ``start()``, then ``connect(db)``; ``stop()`` always."""
 
@@ -94,11 +117,7 @@ class ScratchServer:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 8) -> str:
-        try:
-            text = self.log_file.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return " / ".join(ln.strip() for ln in text.strip().splitlines()[-lines:])
+        return log_tail(self.log_file, lines)
 
     def connect(self, database: str, user: str, *, timeout: float = 60.0) -> Any:
         """A connection once the server accepts one (hot standby during recovery)."""
@@ -119,14 +138,6 @@ class ScratchServer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then immediate (SIGQUIT) if it lingers."""
-        if self.proc is None:
-            return
-        for sig, wait in ((signal.SIGINT, 30.0), (signal.SIGQUIT, 10.0),
-                          (signal.SIGKILL, 10.0)):
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(wait)
+        stop_process(self.proc, ((signal.SIGINT, 30.0), (signal.SIGQUIT, 10.0),
+                                 (signal.SIGKILL, 10.0)))
         self.proc = None

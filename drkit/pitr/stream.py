@@ -115,6 +115,43 @@ def stream_state_dir(config: Config) -> Path:
         return config.cache_dir / "schedule" / STREAMS_DIR
 
 
+class StreamStateFile:
+    """Where a running stream (WAL or binlog) leaves its state for ``status`` and the
+    metrics file: ``<stream_state_dir>/<archive>.json``."""
+
+    def __init__(self, config: Config, archive: str, clock: Clock) -> None:
+        self.config = config
+        self.archive = archive
+        self.clock = clock
+        self.folder = stream_state_dir(config)
+        self._metrics_written = 0.0
+
+    def save(self, state: dict[str, Any], *, force: bool = False) -> None:
+        """The state file every time; the metrics file at most every 10 s (and with
+        ``force``). Neither ever stops the stream."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"{self.archive}.json"
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(state) + "\n", encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("%s: cannot write stream state: %s", self.archive, exc.strerror)
+            return
+        if not force and time.monotonic() - self._metrics_written < 10.0:
+            return
+        self._metrics_written = time.monotonic()
+        try:
+            from drkit.schedule.runner import write_metrics
+            from drkit.schedule.spec import load_schedule
+            from drkit.schedule.state import RunStore
+
+            settings = load_schedule(self.config)
+            write_metrics(settings, RunStore(settings.state_dir), self.clock)
+        except Exception as exc:  # metrics never stop the stream
+            log.warning("%s: cannot write metrics: %s", self.archive, exc)
+
+
 def read_stream_states(folder: Path) -> list[dict[str, Any]]:
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -178,8 +215,7 @@ class WalStream:
         self.tool = receivewal_tool(config, archive)
         self._pushed_end: dict[str, int] = {}
         self._last_partial_push = 0.0
-        self._metrics_written = 0.0
-        self._state_dir = stream_state_dir(config)
+        self._state_file = StreamStateFile(config, archive, clock)
 
     # -- the pieces ----------------------------------------------------------------------
     def _conn_args(self) -> list[str]:
@@ -315,27 +351,7 @@ class WalStream:
 
     def _save_state(self, *, force: bool = False) -> None:
         """The state file at every push; the metrics file at most every 10 s."""
-        try:
-            self._state_dir.mkdir(parents=True, exist_ok=True)
-            path = self._state_dir / f"{self.archive}.json"
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(self.state.to_dict()) + "\n", encoding="utf-8")
-            tmp.replace(path)
-        except OSError as exc:
-            log.warning("%s: cannot write stream state: %s", self.archive, exc.strerror)
-            return
-        if not force and time.monotonic() - self._metrics_written < 10.0:
-            return
-        self._metrics_written = time.monotonic()
-        try:
-            from drkit.schedule.runner import write_metrics
-            from drkit.schedule.spec import load_schedule
-            from drkit.schedule.state import RunStore
-
-            settings = load_schedule(self.config)
-            write_metrics(settings, RunStore(settings.state_dir), self.clock)
-        except Exception as exc:  # metrics never stop the stream
-            log.warning("%s: cannot write metrics: %s", self.archive, exc)
+        self._state_file.save(self.state.to_dict(), force=force)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> StreamState:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from drkit.config import Config
-from drkit.errors import InputError, LockedError
+from drkit.errors import InputError
 from drkit.repo.logarchive import SegmentInfo
 
 log = logging.getLogger(__name__)
@@ -124,15 +124,7 @@ def find_waldump(config: Config, archive: str) -> Path | None:
 
 def wal_source(config: Config, name: str | None) -> str:
     """The postgres source a WAL command is about: ``name``, or the only one configured."""
-    pg = sorted(n for n, s in config.sources.items() if s.type == "postgres")
-    if name is not None:
-        if config.source(name).type != "postgres":
-            raise InputError(f"source {name!r} is not a PostgreSQL source")
-        return name
-    if len(pg) != 1:
-        raise InputError("name the PostgreSQL source with --database "
-                         f"(configured: {', '.join(pg) or 'none'})")
-    return pg[0]
+    return config.source_of_type(name, "postgres", "PostgreSQL", "--database")
 
 
 @dataclass
@@ -157,8 +149,7 @@ def push(config: Config, archive: str, path: Path, *, now: datetime, wait: float
          in_progress: bool = False, name: str | None = None) -> PushResult:
     """Archive one file PostgreSQL hands to ``archive_command`` (``%p``). Waits up to
     ``wait`` seconds for the repository lock (a snapshot or another push)."""
-    from drkit.repo.logarchive import archive_segment
-    from drkit.repo.writer import RepositoryWriter
+    from drkit.repo.logarchive import archive_waiting
 
     started = time.monotonic()
     try:
@@ -168,16 +159,7 @@ def push(config: Config, archive: str, path: Path, *, now: datetime, wait: float
     times = commit_times(path, find_waldump(config, archive))
     info = describe_file(archive, name or path.name, data, in_progress=in_progress,
                          times=times)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            with RepositoryWriter.for_config(config, now=now) as writer:
-                segment, written = archive_segment(writer, info, data, now=now)
-            break
-        except LockedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
+    segment, written = archive_waiting(config, info, data, now=now, wait=wait)
     log.info("%s: %s %s (%d bytes)", archive, "archived" if written else "already held",
              info.name, len(data))
     return PushResult(info.name, segment.key, written, len(data), time.monotonic() - started,

@@ -27,7 +27,7 @@ from drkit.lint.network.model import (
     network,
     parse_ports,
 )
-from drkit.lint.network.source import Lines
+from drkit.lint.network.source import Lines, dict_list
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,6 @@ def _tags(items: Any) -> dict[str, str]:
     return {str(t.get("Key", "")): str(t.get("Value", "")) for t in items if isinstance(t, dict)}
 
 
-def _list(data: Any, key: str) -> list[dict[str, Any]]:
-    value = data.get(key) if isinstance(data, dict) else None
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"'{key}' is not a list")
-    return [v for v in value if isinstance(v, dict)]
-
-
 def _nets(texts: Any) -> list[IPNetwork]:
     return [n for n in (network(t) for t in texts if isinstance(t, str)) if n is not None]
 
@@ -61,41 +52,41 @@ def _permission(group: str, direction: str, index: int, raw: dict[str, Any]) -> 
         ports = ALL_PORTS
     else:
         ports = parse_ports([(int(raw["FromPort"]), int(raw.get("ToPort", raw["FromPort"])))])
-    cidrs = tuple(r["CidrIp"] for r in _list(raw, "IpRanges") if "CidrIp" in r)
-    cidrs += tuple(r["CidrIpv6"] for r in _list(raw, "Ipv6Ranges") if "CidrIpv6" in r)
-    groups = tuple(p["GroupId"] for p in _list(raw, "UserIdGroupPairs") if "GroupId" in p)
+    cidrs = tuple(r["CidrIp"] for r in dict_list(raw, "IpRanges") if "CidrIp" in r)
+    cidrs += tuple(r["CidrIpv6"] for r in dict_list(raw, "Ipv6Ranges") if "CidrIpv6" in r)
+    groups = tuple(p["GroupId"] for p in dict_list(raw, "UserIdGroupPairs") if "GroupId" in p)
     return Permission(group=group, direction=direction,  # type: ignore[arg-type]
                       index=index, protocol=protocol, ports=ports, cidrs=cidrs, groups=groups)
 
 
 def read_security_groups(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "SecurityGroups"):
+    for raw in dict_list(data, "SecurityGroups"):
         gid = str(raw["GroupId"])
         group = SecurityGroup(id=gid, cloud="aws", vpc=raw.get("VpcId"),
                               name=str(raw.get("GroupName", "")), tags=_tags(raw.get("Tags")),
                               where=Where(file, lines.of(gid)))
         for direction, key in (("ingress", "IpPermissions"), ("egress", "IpPermissionsEgress")):
-            for i, perm in enumerate(_list(raw, key)):
+            for i, perm in enumerate(dict_list(raw, key)):
                 group.rules.append(_permission(gid, direction, i, perm))
         model.groups[gid] = group
 
 
 def read_instances(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for reservation in _list(data, "Reservations"):
-        for raw in _list(reservation, "Instances"):
+    for reservation in dict_list(data, "Reservations"):
+        for raw in dict_list(reservation, "Instances"):
             state = (raw.get("State") or {}).get("Name", "")
             if state in ("terminated", "shutting-down"):
                 continue
             iid = str(raw["InstanceId"])
-            groups = [g["GroupId"] for g in _list(raw, "SecurityGroups") if "GroupId" in g]
+            groups = [g["GroupId"] for g in dict_list(raw, "SecurityGroups") if "GroupId" in g]
             subnets = [raw["SubnetId"]] if raw.get("SubnetId") else []
             addresses = [a for a in (raw.get("PrivateIpAddress"),) if a]
-            for eni in _list(raw, "NetworkInterfaces"):
-                groups += [g["GroupId"] for g in _list(eni, "Groups")
+            for eni in dict_list(raw, "NetworkInterfaces"):
+                groups += [g["GroupId"] for g in dict_list(eni, "Groups")
                            if g.get("GroupId") and g["GroupId"] not in groups]
                 if eni.get("SubnetId") and eni["SubnetId"] not in subnets:
                     subnets.append(eni["SubnetId"])
-                addresses += [a["PrivateIpAddress"] for a in _list(eni, "PrivateIpAddresses")
+                addresses += [a["PrivateIpAddress"] for a in dict_list(eni, "PrivateIpAddresses")
                               if a.get("PrivateIpAddress")
                               and a["PrivateIpAddress"] not in addresses]
             profile = raw.get("IamInstanceProfile") or {}
@@ -109,11 +100,11 @@ def read_instances(data: Any, file: str, lines: Lines, model: NetworkModel) -> N
 
 
 def read_vpcs(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "Vpcs"):
+    for raw in dict_list(data, "Vpcs"):
         vid = str(raw["VpcId"])
         texts = [raw.get("CidrBlock")] + [a.get("CidrBlock") for a in
-                                          _list(raw, "CidrBlockAssociationSet")]
-        texts += [a.get("Ipv6CidrBlock") for a in _list(raw, "Ipv6CidrBlockAssociationSet")]
+                                          dict_list(raw, "CidrBlockAssociationSet")]
+        texts += [a.get("Ipv6CidrBlock") for a in dict_list(raw, "Ipv6CidrBlockAssociationSet")]
         cidrs: list[IPNetwork] = []
         for net in _nets(texts):
             if net not in cidrs:
@@ -124,10 +115,10 @@ def read_vpcs(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
 
 
 def read_subnets(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "Subnets"):
+    for raw in dict_list(data, "Subnets"):
         sid = str(raw["SubnetId"])
         texts = [raw.get("CidrBlock")] + [a.get("Ipv6CidrBlock") for a in
-                                          _list(raw, "Ipv6CidrBlockAssociationSet")]
+                                          dict_list(raw, "Ipv6CidrBlockAssociationSet")]
         model.subnets[sid] = Subnet(id=sid, vpc=raw.get("VpcId"), cidrs=_nets(texts),
                                     tags=_tags(raw.get("Tags")),
                                     where=Where(file, lines.of(sid)))
@@ -136,8 +127,8 @@ def read_subnets(data: Any, file: str, lines: Lines, model: NetworkModel) -> Non
 def _side(info: Any) -> tuple[str | None, list[IPNetwork]]:
     if not isinstance(info, dict):
         return None, []
-    texts = [info.get("CidrBlock")] + [c.get("CidrBlock") for c in _list(info, "CidrBlockSet")]
-    texts += [c.get("Ipv6CidrBlock") for c in _list(info, "Ipv6CidrBlockSet")]
+    texts = [info.get("CidrBlock")] + [c.get("CidrBlock") for c in dict_list(info, "CidrBlockSet")]
+    texts += [c.get("Ipv6CidrBlock") for c in dict_list(info, "Ipv6CidrBlockSet")]
     nets: list[IPNetwork] = []
     for net in _nets(texts):
         if net not in nets:
@@ -146,7 +137,7 @@ def _side(info: Any) -> tuple[str | None, list[IPNetwork]]:
 
 
 def read_peerings(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "VpcPeeringConnections"):
+    for raw in dict_list(data, "VpcPeeringConnections"):
         pid = str(raw["VpcPeeringConnectionId"])
         requester, requester_cidrs = _side(raw.get("RequesterVpcInfo"))
         accepter, accepter_cidrs = _side(raw.get("AccepterVpcInfo"))
@@ -164,11 +155,11 @@ _TARGETS = (("VpcPeeringConnectionId", "peering"), ("TransitGatewayId", "transit
 
 
 def read_route_tables(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "RouteTables"):
+    for raw in dict_list(data, "RouteTables"):
         tid = str(raw["RouteTableId"])
-        subnets = [a["SubnetId"] for a in _list(raw, "Associations") if a.get("SubnetId")]
+        subnets = [a["SubnetId"] for a in dict_list(raw, "Associations") if a.get("SubnetId")]
         where = Where(file, lines.of(tid))
-        for route in _list(raw, "Routes"):
+        for route in dict_list(raw, "Routes"):
             if route.get("State") == "blackhole":
                 continue
             destination = route.get("DestinationCidrBlock") or route.get(
@@ -191,24 +182,24 @@ def read_route_tables(data: Any, file: str, lines: Lines, model: NetworkModel) -
 
 
 def read_network_acls(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "NetworkAcls"):
+    for raw in dict_list(data, "NetworkAcls"):
         aid = str(raw["NetworkAclId"])
         model.acls.append(NetworkAcl(
             id=aid, vpc=raw.get("VpcId"),
-            subnets=[a["SubnetId"] for a in _list(raw, "Associations") if a.get("SubnetId")],
-            entries=len(_list(raw, "Entries")), where=Where(file, lines.of(aid))))
+            subnets=[a["SubnetId"] for a in dict_list(raw, "Associations") if a.get("SubnetId")],
+            entries=len(dict_list(raw, "Entries")), where=Where(file, lines.of(aid))))
 
 
 def read_db_instances(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "DBInstances"):
+    for raw in dict_list(data, "DBInstances"):
         name = str(raw["DBInstanceIdentifier"])
         subnet_group = raw.get("DBSubnetGroup") or {}
         port = (raw.get("Endpoint") or {}).get("Port") or raw.get("DbInstancePort") or None
         model.hosts.append(Host(
             id=name, cloud="aws", kind="database", vpc=subnet_group.get("VpcId"),
-            subnets=[s["SubnetIdentifier"] for s in _list(subnet_group, "Subnets")
+            subnets=[s["SubnetIdentifier"] for s in dict_list(subnet_group, "Subnets")
                      if s.get("SubnetIdentifier")],
-            groups=[g["VpcSecurityGroupId"] for g in _list(raw, "VpcSecurityGroups")
+            groups=[g["VpcSecurityGroupId"] for g in dict_list(raw, "VpcSecurityGroups")
                     if g.get("VpcSecurityGroupId")],
             tags=_tags(raw.get("TagList")), where=Where(file, lines.of(name)), name=name,
             public=raw.get("PubliclyAccessible") is True, port=int(port) if port else None,

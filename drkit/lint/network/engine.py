@@ -139,7 +139,7 @@ def lint_network(paths: Sequence[Path], *, now: datetime, threshold: str = "low"
 
 
 def render_network_text(report: NetworkReport) -> str:
-    from drkit.lint.output import printable
+    from drkit.lint.output import printable, summary_tail
     from drkit.numbers import count
 
     lines = [f"{e.file}:{e.line}: INPUT ERROR: {e.message} (file not checked)"
@@ -163,11 +163,7 @@ def render_network_text(report: NetworkReport) -> str:
         f"{resources or 'no resources'} in {count(s['files'], 'response')}: "
         f"{count(s['findings'], 'finding')}"
         + (f" ({counts})" if counts else "")
-        + (f", {s['suppressed']} suppressed" if s["suppressed"] else "")
-        + (f", {len(report.expired)} expired suppressions" if report.expired else "")
-        + (f", {len(report.input_errors)} input errors (files not checked)"
-           if report.input_errors else "")
-        + f"; threshold {report.threshold}: {'FAIL' if report.failed else 'ok'}")
+        + summary_tail(report, s))
     return printable("\n".join(lines))
 
 

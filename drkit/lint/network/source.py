@@ -32,6 +32,17 @@ class Lines:
         return self.text.count("\n", 0, at) + 1 if at >= 0 else 1
 
 
+def dict_list(data: Any, key: str) -> list[dict[str, Any]]:
+    """The objects in list ``data[key]`` ([] when absent); a value that is not a list
+    makes the response malformed (ValueError, reported as an input issue)."""
+    value = data.get(key) if isinstance(data, dict) else None
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"'{key}' is not a list")
+    return [v for v in value if isinstance(v, dict)]
+
+
 def _readers() -> list[tuple[str, dict[str, Reader]]]:
     from drkit.lint.network import aws, tencent
 

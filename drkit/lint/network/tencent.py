@@ -36,7 +36,7 @@ from drkit.lint.network.model import (
     network,
     parse_ports,
 )
-from drkit.lint.network.source import Lines
+from drkit.lint.network.source import Lines, dict_list
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,6 @@ def _tags(items: Any) -> dict[str, str]:
     return out
 
 
-def _list(data: Any, key: str) -> list[dict[str, Any]]:
-    value = data.get(key) if isinstance(data, dict) else None
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"'{key}' is not a list")
-    return [v for v in value if isinstance(v, dict)]
-
-
 def _nets(*texts: Any) -> list[IPNetwork]:
     out: list[IPNetwork] = []
     for text in texts:
@@ -92,7 +83,7 @@ def parse_port(text: Any) -> tuple[tuple[int, int], ...]:
 
 
 def read_security_groups(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "SecurityGroupSet"):
+    for raw in dict_list(data, "SecurityGroupSet"):
         gid = str(raw["SecurityGroupId"])
         existing = model.groups.get(gid)
         group = SecurityGroup(id=gid, cloud="tencent", vpc=None,
@@ -119,7 +110,7 @@ def read_security_group_policies(data: Any, file: str, lines: Lines,
                                                   tags={}, where=Where(file, 1))
     group.rules = []
     for direction, key in (("ingress", "Ingress"), ("egress", "Egress")):
-        for i, raw in enumerate(_list(policies, key)):
+        for i, raw in enumerate(dict_list(policies, key)):
             index = raw.get("PolicyIndex", i)
             protocol = str(raw.get("Protocol", "ALL")).lower()
             cidrs = tuple(c for c in (raw.get("CidrBlock"), raw.get("Ipv6CidrBlock")) if c)
@@ -136,7 +127,7 @@ def read_security_group_policies(data: Any, file: str, lines: Lines,
 def read_instance_set(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
     """CVM ``DescribeInstances``, or CCN ``DescribeCcnAttachedInstances`` (same key)."""
     attached: dict[str, list[dict[str, Any]]] = {}
-    for raw in _list(data, "InstanceSet"):
+    for raw in dict_list(data, "InstanceSet"):
         if "CcnId" in raw:
             if raw.get("InstanceType") == "VPC" and str(raw.get("State", "")).upper() \
                     not in _DEAD:
@@ -165,9 +156,9 @@ def read_instance_set(data: Any, file: str, lines: Lines, model: NetworkModel) -
 
 
 def read_vpcs(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "VpcSet"):
+    for raw in dict_list(data, "VpcSet"):
         vid = str(raw["VpcId"])
-        extra = [c.get("CidrBlock") for c in _list(raw, "AssistantCidrSet")]
+        extra = [c.get("CidrBlock") for c in dict_list(raw, "AssistantCidrSet")]
         model.vpcs[vid] = Vpc(id=vid, cloud="tencent",
                               cidrs=_nets(raw.get("CidrBlock"), raw.get("Ipv6CidrBlock"), *extra),
                               tags=_tags(raw.get("TagSet")), where=Where(file, lines.of(vid)),
@@ -175,7 +166,7 @@ def read_vpcs(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
 
 
 def read_subnets(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "SubnetSet"):
+    for raw in dict_list(data, "SubnetSet"):
         sid = str(raw["SubnetId"])
         model.subnets[sid] = Subnet(id=sid, vpc=raw.get("VpcId"),
                                     cidrs=_nets(raw.get("CidrBlock"), raw.get("Ipv6CidrBlock")),
@@ -184,7 +175,7 @@ def read_subnets(data: Any, file: str, lines: Lines, model: NetworkModel) -> Non
 
 
 def read_peerings(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "PeerConnectionSet"):
+    for raw in dict_list(data, "PeerConnectionSet"):
         pid = str(raw["PeeringConnectionId"])
         state = str(raw.get("State", "UNKNOWN"))
         model.peerings.append(Peering(
@@ -201,11 +192,11 @@ _GATEWAYS = {"PEERCONNECTION": "peering", "CCN": "ccn", "USER_CCN": "ccn",
 
 
 def read_route_tables(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
-    for raw in _list(data, "RouteTableSet"):
+    for raw in dict_list(data, "RouteTableSet"):
         tid = str(raw["RouteTableId"])
-        subnets = [a["SubnetId"] for a in _list(raw, "AssociationSet") if a.get("SubnetId")]
+        subnets = [a["SubnetId"] for a in dict_list(raw, "AssociationSet") if a.get("SubnetId")]
         where = Where(file, lines.of(tid))
-        for route in _list(raw, "RouteSet"):
+        for route in dict_list(raw, "RouteSet"):
             if route.get("Enabled") is False:
                 continue
             destination = route.get("DestinationCidrBlock") or route.get(
@@ -222,7 +213,7 @@ def read_route_tables(data: Any, file: str, lines: Lines, model: NetworkModel) -
 
 def read_cdb_instances(data: Any, file: str, lines: Lines, model: NetworkModel) -> None:
     """TencentDB for MySQL ``DescribeDBInstances``: ``WanStatus`` 1 is internet access on."""
-    for raw in _list(data, "Items"):
+    for raw in dict_list(data, "Items"):
         if "InstanceId" not in raw or not ({"WanStatus", "UniqVpcId", "Vport"} & set(raw)):
             raise ValueError("'Items' entries are not TencentDB instances")
         iid = str(raw["InstanceId"])

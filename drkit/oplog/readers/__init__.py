@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 from drkit.clock import Clock
@@ -176,8 +177,6 @@ def _bastionhost_api(spec: SourceSpec, *, start: datetime, end: datetime) -> lis
     except ImportError:
         raise InputError(f"{spec}: needs the Bastion Host SDK "
                          "(pip install tencentcloud-sdk-python-bh)") from None
-    from drkit.oplog.check import http_profile
-
     cred = _tencent_credential(spec)
     http = http_profile(HttpProfile, spec.options.get("endpoint"))
     client = bh_client.BhClient(cred, spec.where, ClientProfile(httpProfile=http))
@@ -189,23 +188,33 @@ def _bastionhost_api(spec: SourceSpec, *, start: datetime, end: datetime) -> lis
                          f"{exc.get_message()}") from None
 
 
-def _cloudaudit_api(spec: SourceSpec, *, start: datetime, end: datetime) -> Iterator[OpEvent]:
+def http_profile(profile: Any, endpoint: str | None) -> Any:
+    """An SDK ``HttpProfile`` for ``endpoint`` (``host`` or ``http://host:port``); the
+    scheme must be given to the constructor, which derives the URL scheme from it."""
+    if not endpoint:
+        return profile()
+    scheme, sep, host = endpoint.partition("://")
+    return profile(protocol=scheme if sep else "https", endpoint=host if sep else endpoint)
+
+
+def cloudaudit_client(spec: SourceSpec) -> tuple[Any, Any]:
+    """A CloudAudit client for region ``spec.where`` (``?endpoint=`` for a test server)
+    and the SDK's models module."""
     try:
         from tencentcloud.cloudaudit.v20190319 import cloudaudit_client, models
-        from tencentcloud.common import credential
         from tencentcloud.common.profile.client_profile import ClientProfile
         from tencentcloud.common.profile.http_profile import HttpProfile
     except ImportError:
         raise InputError(f"{spec}: needs the CloudAudit SDK "
                          "(pip install tencentcloud-sdk-python-cloudaudit)") from None
-    secret_id = os.environ.get("TENCENTCLOUD_SECRET_ID")
-    secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY")
-    if not secret_id or not secret_key:
-        raise InputError(f"{spec}: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
-    from drkit.oplog.check import http_profile
-
+    cred = _tencent_credential(spec)
     http = http_profile(HttpProfile, spec.options.get("endpoint"))
-    client = cloudaudit_client.CloudauditClient(credential.Credential(secret_id, secret_key),
-                                                spec.where, ClientProfile(httpProfile=http))
+    client = cloudaudit_client.CloudauditClient(cred, spec.where,
+                                                ClientProfile(httpProfile=http))
+    return client, models
+
+
+def _cloudaudit_api(spec: SourceSpec, *, start: datetime, end: datetime) -> Iterator[OpEvent]:
+    client, models = cloudaudit_client(spec)
     yield from cloudaudit.lookup_events(client, models, start=start, end=end,
                                         origin=f"cloudaudit-api:{spec.where}")

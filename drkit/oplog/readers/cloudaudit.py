@@ -13,7 +13,6 @@ Delivered files are gzip text, one JSON event per line (or a JSON list, or
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 
 from drkit.errors import InputError
 from drkit.oplog.model import Actor, OpEvent
+from drkit.oplog.readers.compressed import maybe_gunzip
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,7 @@ def _principal(identity: dict[str, Any]) -> str | None:
 
 
 def parse_log_file(data: bytes, *, origin: str) -> list[OpEvent]:
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"{origin}: not a readable gzip file ({exc})") from None
+    data = maybe_gunzip(data, origin)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -8,7 +8,6 @@ Insight events (``eventCategory: Insight``) describe call rates, not calls, and 
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -18,6 +17,7 @@ from typing import Any
 from drkit.clock import parse_iso
 from drkit.errors import InputError
 from drkit.oplog.model import Actor, OpEvent
+from drkit.oplog.readers.compressed import maybe_gunzip
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,7 @@ def record_event(record: dict[str, Any], *, origin: str) -> OpEvent | None:
 
 def parse_log_file(data: bytes, *, origin: str) -> list[OpEvent]:
     """A trail log file as CloudTrail delivers it (gzip or plain JSON)."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"{origin}: not a readable gzip file ({exc})") from None
+    data = maybe_gunzip(data, origin)
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):

@@ -24,7 +24,6 @@ line built with them is read as typed.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import re
@@ -35,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from drkit.errors import InputError
 from drkit.oplog.model import HOST, Actor, OpEvent
 from drkit.oplog.readers.bastion import program
+from drkit.oplog.readers.compressed import maybe_gunzip
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,7 @@ def _read(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+    data = maybe_gunzip(data, path)
     return data
 
 
