@@ -124,12 +124,20 @@ class Repository:
 
     # -- snapshots -----------------------------------------------------------------------
     def snapshots(self) -> list[SnapshotInfo]:
+        """The snapshots, oldest first: by time, then by their order in the journal.
+
+        Manifest times have whole seconds; two snapshots taken in one second are ordered
+        by when the log made them visible (``visible`` keeps journal order), so "latest"
+        is the one journaled last, never the lower id.
+        """
         out = []
-        for key in self.keys_under("snapshots/"):
+        position: dict[str, int] = {}
+        for index, key in enumerate(k for k in self.visible if k.startswith("snapshots/")):
             manifest = Manifest.decode(self.get_verified(key), self.trusted,
                                        name=f"{self.store.url}: {key}")
+            position[key] = index
             out.append(SnapshotInfo(key_digest(key), key, manifest))
-        out.sort(key=lambda s: (s.manifest.time, s.id))
+        out.sort(key=lambda s: (s.manifest.time, position[s.key]))
         return out
 
     def find_snapshot(self, ref: str) -> SnapshotInfo:

@@ -167,3 +167,21 @@ def test_force_never_writes_through_a_symlink_in_the_target(project, drkit,
     res = drkit("restore", "latest", "--to", str(target), "--force")
     assert res.exit_code == 2 and "outside" in res.stderr
     assert list(outside.iterdir()) == []
+
+
+def test_snapshots_in_one_second_keep_the_order_they_were_taken(project, drkit,
+                                                                 tmp_path: Path) -> None:
+    # Manifest times have whole seconds (and this clock is frozen): "latest" and the list
+    # order must follow the journal, not the snapshot ids, or `restore latest` can bring
+    # back the older of two snapshots taken in one second.
+    ids = []
+    for n in range(4):
+        (project.uploads / f"round-{n}.txt").write_text(f"round {n}\n")
+        ids.append(json.loads(drkit("snapshot", "--source", "uploads", "--json").stdout)
+                   ["snapshot_id"])
+    listed = [s["id"] for s in json.loads(drkit("snapshots", "--json").stdout)["snapshots"]]
+    assert listed == ids
+    out = tmp_path / "latest"
+    res = drkit("restore", "latest", "--to", str(out))
+    assert res.exit_code == 0, res.stderr
+    assert (out / "uploads" / "round-3.txt").read_text() == "round 3\n"
