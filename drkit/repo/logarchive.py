@@ -33,7 +33,6 @@ import hashlib
 import hmac
 import io
 import socket
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -43,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from drkit.clock import parse_iso, utc_iso
-from drkit.errors import IntegrityError, LockedError
+from drkit.errors import IntegrityError
 from drkit.journal import JournalEntry
 from drkit.repo.documents import open_document, sign_document
 from drkit.repo.formats import _check_version, content_key, key_digest
@@ -340,20 +339,15 @@ def archive_segment(writer: Any, info: SegmentInfo, data: bytes, *, now: datetim
 
 def archive_waiting(config: Config, info: SegmentInfo, data: bytes, *, now: datetime,
                     wait: float) -> tuple[ArchivedSegment, bool]:
-    """:func:`archive_segment` with a writer of ``config``'s primary region, retrying for
-    up to ``wait`` seconds while another writer (a snapshot, another push) holds the
-    repository lock."""
+    """:func:`archive_segment` with a writer of ``config``'s primary region, waiting up to
+    ``wait`` seconds while another writer (a snapshot, another push) holds the repository
+    lock (:meth:`drkit.repo.lock.RepositoryLock.acquire`)."""
     from drkit.repo.writer import RepositoryWriter
 
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            with RepositoryWriter.for_config(config, now=now) as writer:
-                return archive_segment(writer, info, data, now=now)
-        except LockedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
+    writer = RepositoryWriter.for_config(config, now=now)
+    writer.lock_wait = wait
+    with writer:
+        return archive_segment(writer, info, data, now=now)
 
 
 # -- reading ----------------------------------------------------------------------------

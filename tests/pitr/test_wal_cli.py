@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from drkit.errors import InputError
 from drkit.pitr.wal import describe_file, format_lsn, parse_lsn, segment_name
+from drkit.repo.lock import boot_id, process_start_time
 
 SEG = 16 << 20
 
@@ -98,3 +101,26 @@ def test_names_and_positions() -> None:
         describe_file("shop", "pg_wal.tar", b"x")
     with pytest.raises(InputError, match="not an LSN"):
         parse_lsn("3000060")
+
+
+def test_push_waits_for_a_live_lock_then_gives_up_non_zero(project: Path, drkit: Any) -> None:
+    # archive_command runs while a snapshot holds the repository lock: the push waits for
+    # it (--wait), and past the wait it fails non-zero so PostgreSQL retries later.
+    repo_id = json.loads(drkit("keys", "show", "--json").stdout)["repository_id"]
+    lock = project / ".drkit" / "cache" / f"lock-{repo_id}.json"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = {"owner": "cron", "host": socket.gethostname(), "boot_id": boot_id(),
+          "pid": os.getpid(), "start_time": process_start_time(os.getpid()),
+          "created": "2026-11-23T02:30:00Z"}
+    lock.write_text(json.dumps(me))
+    path = segment(project, "000000010000000000000005", os.urandom(64))
+    res = drkit("wal", "push", "--wait", "0.5", str(path))
+    assert res.exit_code != 0 and "still running on this host" in res.stderr
+    releaser = threading.Timer(1.5, lock.unlink)
+    releaser.start()
+    try:
+        res = drkit("--json", "wal", "push", "--wait", "60", str(path))
+    finally:
+        releaser.join()
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["written"] is True

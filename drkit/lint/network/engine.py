@@ -28,6 +28,7 @@ from drkit.lint.network.model import NetworkModel
 from drkit.lint.network.source import discover, read_files, read_response
 from drkit.lint.registry import rule_from_module
 from drkit.lint.suppressions import load_suppressions
+from drkit.numbers import count
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,6 @@ def lint_network(paths: Sequence[Path], *, now: datetime, threshold: str = "low"
 
 def render_network_text(report: NetworkReport) -> str:
     from drkit.lint.output import printable, summary_tail
-    from drkit.numbers import count
 
     lines = [f"{e.file}:{e.line}: INPUT ERROR: {e.message} (file not checked)"
              for e in report.input_errors]
@@ -171,6 +171,4 @@ def _resource_count(n: int, key: str) -> str:
     """``1 database``, ``2 security groups`` (the counts are keyed by plural names)."""
     plural = key.replace("_", " ")
     singular = plural[:-1] if plural.endswith("s") else plural
-    from drkit.numbers import count
-
     return count(n, singular, plural)
